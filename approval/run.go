@@ -212,6 +212,24 @@ func NewRun(p NewRunParams, now time.Time) Run {
 	return r
 }
 
+// Clone returns a deep copy, so a snapshot handed out (an Update's answer)
+// does not change when the run moves on.
+func (r *Run) Clone() Run {
+	c := *r
+	c.Plan.Resources = slices.Clone(r.Plan.Resources)
+	c.Reasons = slices.Clone(r.Reasons)
+	for i := range c.Reasons {
+		c.Reasons[i].Eligible = slices.Clone(c.Reasons[i].Eligible)
+		c.Reasons[i].Approvals = slices.Clone(c.Reasons[i].Approvals)
+	}
+	c.Decisions = slices.Clone(r.Decisions)
+	if r.Apply != nil {
+		a := *r.Apply
+		c.Apply = &a
+	}
+	return c
+}
+
 // Satisfied reports whether every reason is approved.
 func (r *Run) Satisfied() bool {
 	for _, reason := range r.Reasons {
@@ -389,6 +407,18 @@ func (r *Run) Cancel(req Request, now time.Time) error {
 	r.closeOpenReasons()
 	r.Status = StatusCancelled
 	return nil
+}
+
+// SystemActor is the actor recorded for decisions no person made.
+const SystemActor UserID = "system"
+
+// CancelBySystem ends a waiting run as cancelled when no person asked for it,
+// for example when an operator cancels the workflow in Temporal itself. The
+// decision is recorded under SystemActor so the trail says why the run ended.
+func (r *Run) CancelBySystem(message string, now time.Time) {
+	r.record(Request{ID: "system-cancel", Actor: Identity{ID: SystemActor}, Comment: message}, DecisionCancel, r.openReasonIDs(), now)
+	r.closeOpenReasons()
+	r.Status = StatusCancelled
 }
 
 // TimeOut ends a run that waited past its deadline. It never applies.

@@ -1,0 +1,66 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// EventKind names something people should hear about.
+type EventKind string
+
+// The event kinds.
+const (
+	EventApprovalRequested EventKind = "approval_requested"
+	EventFinished          EventKind = "finished"
+)
+
+// Event is one notification about a run. It carries what a message needs and
+// nothing secret.
+type Event struct {
+	Kind             EventKind         `json:"kind"`
+	RunID            string            `json:"run_id"`
+	Workspace        string            `json:"workspace"`
+	Status           approval.Status   `json:"status"`
+	RequestedBy      approval.UserID   `json:"requested_by"`
+	PendingApprovers []approval.UserID `json:"pending_approvers,omitempty"`
+	Deadline         time.Time         `json:"deadline"`
+}
+
+// Notifier delivers events to people or systems. Implementations return an
+// error when delivery failed, so Temporal can retry the activity.
+type Notifier interface {
+	Notify(ctx context.Context, e Event) error
+}
+
+// LogNotifier writes events as structured log lines: the notifier every
+// deployment has, and the trail of what others would have been sent.
+type LogNotifier struct {
+	Logger *zap.Logger
+}
+
+// Notify logs the event.
+func (n LogNotifier) Notify(_ context.Context, e Event) error {
+	n.Logger.Info("run event",
+		zap.String("event", string(e.Kind)),
+		zap.String("run_id", e.RunID),
+		zap.String("workspace", e.Workspace),
+		zap.String("status", string(e.Status)),
+		zap.String("requested_by", string(e.RequestedBy)),
+		zap.Any("pending_approvers", e.PendingApprovers),
+		zap.Time("deadline", e.Deadline),
+	)
+	return nil
+}
+
+// Notify is the activity that hands an event to the configured notifier.
+func (a *Activities) Notify(ctx context.Context, e Event) error {
+	if err := a.Notifier.Notify(ctx, e); err != nil {
+		return fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
+	}
+	return nil
+}

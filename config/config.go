@@ -1,0 +1,347 @@
+// Package config loads Gatehouse's YAML configuration (its users and the
+// approval policy of each workspace) into the approval domain's types. Every
+// problem of a file is reported at once, each at its field path, so an
+// operator fixes a configuration in one pass instead of one error at a time.
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// DefaultApplyTimeout is how long an apply command may run when a workspace's
+// apply section does not say.
+const DefaultApplyTimeout = time.Hour
+
+// Config is a loaded, validated configuration. Treat it as read-only: the
+// values its methods return share memory with it.
+type Config struct {
+	Users      []User
+	Workspaces []Workspace
+	// Version is the hex SHA-256 of the configuration's canonical form. It
+	// changes with any change of meaning and with nothing else (not with key
+	// order, comments or YAML style), so runs can record which policy they
+	// were evaluated against. Apply dirs are part of it as stored, so a file
+	// loaded from another directory (whose commands then run elsewhere) has
+	// another version.
+	Version string
+
+	warnings []Problem
+}
+
+// User is a configured user: their identity and how they authenticate.
+type User struct {
+	approval.Identity
+	// Token is the plain token, given in development configs only; "" when
+	// the config gives token_sha256 instead.
+	Token string
+	// TokenSHA256 is the lower-case hex SHA-256 of the user's token, computed
+	// from Token when that is given. "" means the user has no token and
+	// cannot log in with one.
+	TokenSHA256 string
+}
+
+// Workspace is one workspace's approval policy and how to apply its plans.
+type Workspace struct {
+	approval.Workspace
+	// Apply is nil when the workspace has no apply section: approved runs
+	// then finish without executing anything.
+	Apply *Apply
+}
+
+// Apply says how to apply an approved plan.
+type Apply struct {
+	// Command is the program and its arguments; Command[0] is never empty.
+	Command []string
+	// Dir is the working directory of the command. Load resolves a relative
+	// dir against the config file's directory and stores the absolute path;
+	// Parse, having no file, keeps it as written. Default ".".
+	Dir string
+	// Timeout bounds one execution of the command. Default DefaultApplyTimeout.
+	Timeout time.Duration
+}
+
+// Problem is one thing wrong with a configuration.
+type Problem struct {
+	// Path locates the field, like "workspaces[0].rules[1].approvers.users[0]";
+	// "" is the document as a whole.
+	Path    string
+	Message string
+}
+
+// String renders the problem as "path: message", naming the document as a
+// whole "config".
+func (p Problem) String() string {
+	path := p.Path
+	if path == "" {
+		path = "config"
+	}
+	return path + ": " + p.Message
+}
+
+// ValidationError lists every problem found in a configuration.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error renders every problem on its own line as "path: message".
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Load reads and validates the configuration file at path. Relative apply
+// directories are resolved against the file's directory, so a config means the
+// same thing whatever directory Gatehouse is started from.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", path, err)
+	}
+	base, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", path, err)
+	}
+	c, err := parse(data, base)
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse validates a configuration given as YAML. Problems with it come back as
+// a *ValidationError. Apply directories are kept as written.
+func Parse(data []byte) (*Config, error) {
+	return parse(data, "")
+}
+
+// parse is Parse with the directory relative apply dirs resolve against; ""
+// leaves them as written.
+func parse(data []byte, baseDir string) (*Config, error) {
+	v := &validator{}
+	root := decodeDocument(data, v)
+	if root == nil {
+		return nil, v.err()
+	}
+	checkShape(root, reflect.TypeFor[rawConfig](), "", v)
+	if len(v.problems) > 0 {
+		// Decoding a tree of the wrong shape would only repeat (or, for
+		// unknown keys, hide) what the walk already reported.
+		return nil, v.err()
+	}
+	var raw rawConfig
+	if err := root.Decode(&raw); err != nil {
+		v.add("", "%v", err)
+		return nil, v.err()
+	}
+	c := v.build(raw, baseDir)
+	if len(v.problems) > 0 {
+		return nil, v.err()
+	}
+	c.warnings = warnings(c)
+	version, err := canonicalVersion(c)
+	if err != nil {
+		return nil, fmt.Errorf("config version: %w", err)
+	}
+	c.Version = version
+	return c, nil
+}
+
+// decodeDocument parses data as a single YAML document whose root is a
+// mapping, returning that mapping, or nil after recording why not.
+func decodeDocument(data []byte, v *validator) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			v.add("", "expected a mapping, got an empty document")
+		} else {
+			v.add("", "%v", err)
+		}
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		// A second document would be silently ignored; say so instead.
+		v.add("", "expected a single YAML document")
+		return nil
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		v.add("", "expected a mapping, got %s", describe(root))
+		return nil
+	}
+	return root
+}
+
+// Workspace returns the workspace named name.
+func (c *Config) Workspace(name string) (Workspace, bool) {
+	for _, w := range c.Workspaces {
+		if w.Name == name {
+			return w, true
+		}
+	}
+	return Workspace{}, false
+}
+
+// User returns the user with the given id.
+func (c *Config) User(id approval.UserID) (User, bool) {
+	for _, u := range c.Users {
+		if u.ID == id {
+			return u, true
+		}
+	}
+	return User{}, false
+}
+
+// Authenticate returns the user whose token is token. It compares digests in
+// constant time and visits every user whatever matches, so response timing
+// tells nothing about tokens. An empty token never matches.
+func (c *Config) Authenticate(token string) (User, bool) {
+	if token == "" {
+		return User{}, false
+	}
+	want := []byte(hashToken(token))
+	var (
+		found User
+		ok    bool
+	)
+	for _, u := range c.Users {
+		if u.TokenSHA256 == "" {
+			continue
+		}
+		if subtle.ConstantTimeCompare([]byte(u.TokenSHA256), want) == 1 && !ok {
+			found, ok = u, true
+		}
+	}
+	return found, ok
+}
+
+// Directory lists the users' identities, without secrets, in config order:
+// what rules are expanded against to find eligible approvers.
+func (c *Config) Directory() []approval.Identity {
+	out := make([]approval.Identity, len(c.Users))
+	for i, u := range c.Users {
+		id := u.Identity
+		id.Groups = slices.Clone(id.Groups)
+		id.Roles = slices.Clone(id.Roles)
+		out[i] = id
+	}
+	return out
+}
+
+// Warnings lists what is legal but almost certainly a mistake, such as a rule
+// that asks for more approvals than there are people to give them.
+func (c *Config) Warnings() []Problem {
+	return slices.Clone(c.warnings)
+}
+
+// warnings finds the rules that can never be satisfied because fewer users
+// match their approvers than they require. Viewers are left out: they match a
+// spec by group like anyone else but may never approve.
+func warnings(c *Config) []Problem {
+	var approvers []approval.Identity
+	for _, id := range c.Directory() {
+		if !id.HasRole(approval.RoleViewer) {
+			approvers = append(approvers, id)
+		}
+	}
+	var out []Problem
+	for i, w := range c.Workspaces {
+		for j, r := range w.Rules {
+			eligible := len(r.Approvers.Expand(approvers))
+			if r.MinApprovals <= eligible {
+				continue
+			}
+			users := "users are"
+			if eligible == 1 {
+				users = "user is"
+			}
+			out = append(out, Problem{
+				Path: indexPath(indexPath("workspaces", i)+".rules", j) + ".min_approvals",
+				Message: fmt.Sprintf("min_approvals %d but only %d %s eligible: the rule can never be satisfied",
+					r.MinApprovals, eligible, users),
+			})
+		}
+	}
+	return out
+}
+
+// hashToken returns the lower-case hex SHA-256 of a token.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// The canonical form is what Version hashes: the normalized configuration
+// with defaults filled in and tokens only as digests, so that a plain dev
+// token and its digest give the same version. The types are separate from
+// Config's so that adding a field there cannot change versions unnoticed.
+type (
+	canonicalConfig struct {
+		Users      []canonicalUser      `json:"users"`
+		Workspaces []canonicalWorkspace `json:"workspaces"`
+	}
+
+	canonicalUser struct {
+		approval.Identity
+		TokenSHA256 string `json:"token_sha256,omitempty"`
+	}
+
+	canonicalWorkspace struct {
+		approval.Workspace
+		Apply *canonicalApply `json:"apply,omitempty"`
+	}
+
+	canonicalApply struct {
+		Command []string      `json:"command"`
+		Dir     string        `json:"dir"`
+		Timeout time.Duration `json:"timeout"`
+	}
+)
+
+// canonicalVersion returns the hex SHA-256 of c's canonical form.
+func canonicalVersion(c *Config) (string, error) {
+	canon := canonicalConfig{
+		Users:      make([]canonicalUser, len(c.Users)),
+		Workspaces: make([]canonicalWorkspace, len(c.Workspaces)),
+	}
+	for i, u := range c.Users {
+		canon.Users[i] = canonicalUser{Identity: u.Identity, TokenSHA256: u.TokenSHA256}
+	}
+	for i, w := range c.Workspaces {
+		cw := canonicalWorkspace{Workspace: w.Workspace}
+		if w.Apply != nil {
+			cw.Apply = &canonicalApply{Command: w.Apply.Command, Dir: w.Apply.Dir, Timeout: w.Apply.Timeout}
+		}
+		canon.Workspaces[i] = cw
+	}
+	data, err := json.Marshal(canon)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}

@@ -1,0 +1,625 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// baseUsers is a valid users section for tests about other parts.
+const baseUsers = `users:
+  - {id: alice, email: alice@example.com, groups: [platform], roles: [approver], token: dev-alice}
+  - {id: bob, email: bob@example.com, groups: [platform], roles: [approver], token: dev-bob}
+  - {id: vic, email: vic@example.com, groups: [audit], roles: [viewer], token: dev-vic}
+`
+
+// baseWorkspaces is a valid workspaces section for tests about users.
+const baseWorkspaces = `workspaces:
+  - name: ws
+`
+
+// ws builds a config of the base users and one workspace whose body (indented
+// under the list item) is given.
+func ws(body string) string {
+	return baseUsers + "workspaces:\n  - name: ws\n" + body
+}
+
+// rule builds a config whose only workspace has one rule with the given body.
+func rule(body string) string {
+	return ws("    rules:\n      - name: r\n" + body)
+}
+
+func intp(n int) *int { return &n }
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func mustParse(t *testing.T, src string) *Config {
+	t.Helper()
+	c, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatalf("Parse: unexpected error:\n%v\nconfig:\n%s", err, src)
+	}
+	return c
+}
+
+// problemsOf parses src, which must be invalid, and returns its problems.
+func problemsOf(t *testing.T, src string) []Problem {
+	t.Helper()
+	c, err := Parse([]byte(src))
+	if err == nil {
+		t.Fatalf("Parse = %+v, nil; want a *ValidationError\nconfig:\n%s", c, src)
+	}
+	var verr *ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("Parse error = %T %v; want *ValidationError", err, err)
+	}
+	return verr.Problems
+}
+
+// checkProblems asserts that got has exactly want's paths, in order, and that
+// each message contains want's message.
+func checkProblems(t *testing.T, got, want []Problem) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d problems %q; want %d %q", len(got), got, len(want), want)
+	}
+	for i := range want {
+		if got[i].Path != want[i].Path {
+			t.Errorf("problem %d: got path %q (%s); want %q", i, got[i].Path, got[i].Message, want[i].Path)
+		}
+		if !strings.Contains(got[i].Message, want[i].Message) {
+			t.Errorf("problem %d at %q: got message %q; want it to contain %q", i, got[i].Path, got[i].Message, want[i].Message)
+		}
+	}
+}
+
+func TestParseFullConfigAppliesDefaults(t *testing.T) {
+	c := mustParse(t, readFile(t, "testdata/full.yaml"))
+
+	wantUsers := []User{
+		{
+			Identity: approval.Identity{ID: "alice", Email: "alice@example.com", Source: approval.SourceSSO,
+				Groups: []string{"platform"}, Roles: []approval.Role{approval.RoleApprover}},
+			Token:       "dev-alice",
+			TokenSHA256: sha("dev-alice"),
+		},
+		{
+			Identity: approval.Identity{ID: "bob", Email: "bob@example.com", Source: approval.SourceLocal,
+				Groups: []string{"platform", "security"}, Roles: []approval.Role{approval.RoleApprover, approval.RoleAdmin}},
+			TokenSHA256: sha("secret-bob"),
+		},
+		{
+			Identity: approval.Identity{ID: "carol", Email: "carol@example.com", Source: approval.SourceSSO,
+				Groups: []string{"security"}, Roles: []approval.Role{approval.RoleViewer}},
+		},
+	}
+	if !reflect.DeepEqual(c.Users, wantUsers) {
+		t.Errorf("got users\n%+v\nwant\n%+v", c.Users, wantUsers)
+	}
+
+	wantWorkspaces := []Workspace{
+		{
+			Workspace: approval.Workspace{
+				Name: "prod-network", Environment: "production", Timeout: 2 * time.Hour, OnTimeout: approval.OutcomeCancel,
+				Rules: []approval.Rule{
+					{
+						Name:              "destroys-need-two",
+						Stage:             approval.StagePostPlan,
+						When:              approval.Conditions{DestroysGT: intp(0), Environment: "production"},
+						Approvers:         approval.Approvers{Users: []approval.UserID{"bob"}, Groups: []string{"platform"}, Roles: []approval.Role{approval.RoleApprover}},
+						MinApprovals:      2,
+						AllowSelfApproval: true,
+					},
+					{
+						Name:         "adds",
+						Stage:        approval.StagePostPlan, // default
+						When:         approval.Conditions{AddsGT: intp(5), ChangesGT: intp(0)},
+						Approvers:    approval.Approvers{Groups: []string{"security"}},
+						MinApprovals: 1, // default
+					},
+				},
+			},
+			// Parse keeps dir as written: there is no file to resolve it against.
+			Apply: &Apply{Command: []string{"./apply.sh", "--yes"}, Dir: "scripts", Timeout: 10 * time.Minute},
+		},
+		{
+			// Every default: timeout, on_timeout, no apply, no rules.
+			Workspace: approval.Workspace{Name: "staging", Timeout: approval.DefaultTimeout, OnTimeout: approval.OutcomeReject},
+		},
+	}
+	if !reflect.DeepEqual(c.Workspaces, wantWorkspaces) {
+		t.Errorf("got workspaces\n%+v\nwant\n%+v", c.Workspaces, wantWorkspaces)
+	}
+	if len(c.Version) != 64 || strings.Trim(c.Version, "0123456789abcdef") != "" {
+		t.Errorf("got Version %q; want 64 lower-case hex digits", c.Version)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("got warnings %q; want none", w)
+	}
+}
+
+func TestParseApplyDefaults(t *testing.T) {
+	c := mustParse(t, ws("    apply: {command: [make, apply]}\n"))
+	want := &Apply{Command: []string{"make", "apply"}, Dir: ".", Timeout: time.Hour}
+	if got := c.Workspaces[0].Apply; !reflect.DeepEqual(got, want) {
+		t.Errorf("got apply %+v; want %+v", got, want)
+	}
+}
+
+func TestParseProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []Problem
+	}{
+		// The document.
+		{"empty file", "", []Problem{{"", "expected a mapping"}}},
+		{"only a comment", "# nothing here\n", []Problem{{"", "expected a mapping"}}},
+		{"list at the root", "- users\n", []Problem{{"", "expected a mapping, got a list"}}},
+		{"scalar at the root", "gatehouse\n", []Problem{{"", "expected a mapping"}}},
+		{"syntax error", "users: [alice\n", []Problem{{"", "yaml:"}}},
+		{"two documents", baseUsers + baseWorkspaces + "---\n" + baseWorkspaces, []Problem{{"", "single YAML document"}}},
+
+		// Shape: unknown keys, duplicate keys, kinds.
+		{"unknown top-level key", baseUsers + baseWorkspaces + "user: []\n", []Problem{{"user", "unknown field"}}},
+		{"unknown user key", "users:\n  - {id: a, email: a@x, group: [x]}\n" + baseWorkspaces, []Problem{{"users[0].group", "unknown field"}}},
+		{"unknown key at depth", rule("        when: {destroys_gtt: 0}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.destroys_gtt", "unknown field"}}},
+		{"duplicate key", "users:\n  - id: a\n    email: a@x\n    id: b\n" + baseWorkspaces, []Problem{{"users[0].id", "duplicate key (first given on line 2)"}}},
+		{"duplicate top-level key", baseUsers + baseWorkspaces + baseWorkspaces, []Problem{{"workspaces", "duplicate key"}}},
+		{"string for an int", rule("        approvers: {users: [bob]}\n        min_approvals: \"two\"\n"),
+			[]Problem{{"workspaces[0].rules[0].min_approvals", `expected an integer, got "two"`}}},
+		{"float for an int", rule("        approvers: {users: [bob]}\n        min_approvals: 1.5\n"),
+			[]Problem{{"workspaces[0].rules[0].min_approvals", "expected an integer"}}},
+		{"quoted number for an int", rule("        when: {adds_gt: \"3\"}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.adds_gt", "expected an integer"}}},
+		{"scalar for a list", "users:\n  - {id: a, email: a@x, groups: platform}\n" + baseWorkspaces,
+			[]Problem{{"users[0].groups", `expected a list, got "platform"`}}},
+		{"mapping for a list", "users: {alice: {email: a@x}}\n" + baseWorkspaces, []Problem{{"users", "expected a list, got a mapping"}}},
+		{"list for a mapping", ws("    apply: [make]\n"), []Problem{{"workspaces[0].apply", "expected a mapping, got a list"}}},
+		{"scalar for a struct", rule("        approvers: bob\n"), []Problem{{"workspaces[0].rules[0].approvers", "expected a mapping"}}},
+		{"mapping for a string", "users:\n  - {id: {name: a}, email: a@x}\n" + baseWorkspaces, []Problem{{"users[0].id", "expected a string, got a mapping"}}},
+		{"string for a bool", rule("        approvers: {users: [bob]}\n        allow_self_approval: \"yes\"\n"),
+			[]Problem{{"workspaces[0].rules[0].allow_self_approval", "expected a boolean"}}},
+		{"merge key", baseUsers + "defaults: &d {timeout: 1h}\nworkspaces:\n  - {<<: *d, name: ws}\n",
+			[]Problem{{"defaults", "unknown field"}, {"workspaces[0].<<", "merge keys are not supported"}}},
+
+		// Users.
+		{"user id missing", "users:\n  - {email: a@x}\n" + baseWorkspaces, []Problem{{"users[0].id", "required"}}},
+		{"user id malformed", "users:\n  - {id: Alice, email: a@x}\n" + baseWorkspaces, []Problem{{"users[0].id", "must match"}}},
+		{"user id duplicate", "users:\n  - {id: a, email: a@x}\n  - {id: a, email: b@x}\n" + baseWorkspaces,
+			[]Problem{{"users[1].id", `duplicate user id "a" (also users[0])`}}},
+		{"email missing", "users:\n  - {id: a}\n" + baseWorkspaces, []Problem{{"users[0].email", "required"}}},
+		{"email without @", "users:\n  - {id: a, email: alice}\n" + baseWorkspaces, []Problem{{"users[0].email", "not an email address"}}},
+		{"same email same source", "users:\n  - {id: a, email: a@x}\n  - {id: b, email: A@x, source: sso}\n" + baseWorkspaces,
+			[]Problem{{"users[1].email", "already used by users[0] with source sso"}}},
+		{"source unknown", "users:\n  - {id: a, email: a@x, source: ldap}\n" + baseWorkspaces, []Problem{{"users[0].source", `unknown source "ldap"`}}},
+		{"role unknown", "users:\n  - {id: a, email: a@x, roles: [approver, owner]}\n" + baseWorkspaces, []Problem{{"users[0].roles[1]", `unknown role "owner"`}}},
+		{"viewer combined", "users:\n  - {id: a, email: a@x, roles: [viewer, approver]}\n" + baseWorkspaces,
+			[]Problem{{"users[0].roles", "viewer cannot be combined with another role"}}},
+		{"group empty", "users:\n  - {id: a, email: a@x, groups: [\"\"]}\n" + baseWorkspaces, []Problem{{"users[0].groups[0]", "must not be empty"}}},
+		{"token and token_sha256", "users:\n  - {id: a, email: a@x, token: t, token_sha256: " + sha("t") + "}\n" + baseWorkspaces,
+			[]Problem{{"users[0]", "only one of token and token_sha256"}}},
+		{"token_sha256 not hex", "users:\n  - {id: a, email: a@x, token_sha256: " + strings.Repeat("g", 64) + "}\n" + baseWorkspaces,
+			[]Problem{{"users[0].token_sha256", "64 hexadecimal characters"}}},
+		{"token_sha256 too short", "users:\n  - {id: a, email: a@x, token_sha256: abc}\n" + baseWorkspaces,
+			[]Problem{{"users[0].token_sha256", "64 hexadecimal characters"}}},
+		{"plain tokens repeated", "users:\n  - {id: a, email: a@x, token: t}\n  - {id: b, email: b@x, token: t}\n" + baseWorkspaces,
+			[]Problem{{"users[1].token", "same token as users[0]"}}},
+		{"token repeated as digest", "users:\n  - {id: a, email: a@x, token: t}\n  - {id: b, email: b@x, token_sha256: " + strings.ToUpper(sha("t")) + "}\n" + baseWorkspaces,
+			[]Problem{{"users[1].token_sha256", "same token as users[0]"}}},
+
+		// Workspaces.
+		{"workspaces missing", baseUsers, []Problem{{"workspaces", "at least one workspace is required"}}},
+		{"workspaces empty", baseUsers + "workspaces: []\n", []Problem{{"workspaces", "at least one workspace is required"}}},
+		{"workspace name missing", baseUsers + "workspaces:\n  - environment: prod\n", []Problem{{"workspaces[0].name", "required"}}},
+		{"workspace name malformed", baseUsers + "workspaces:\n  - name: Prod Network\n", []Problem{{"workspaces[0].name", "must match"}}},
+		{"workspace name with slash", baseUsers + "workspaces:\n  - name: prod/network\n", []Problem{{"workspaces[0].name", "must match"}}},
+		{"workspace name duplicate", baseUsers + "workspaces:\n  - name: a\n  - name: b\n  - name: a\n",
+			[]Problem{{"workspaces[2].name", `duplicate workspace name "a" (also workspaces[0])`}}},
+		{"timeout not a duration", ws("    timeout: 4 hours\n"), []Problem{{"workspaces[0].timeout", "not a duration"}}},
+		{"timeout without unit", ws("    timeout: 3600\n"), []Problem{{"workspaces[0].timeout", "not a duration"}}},
+		{"timeout zero", ws("    timeout: 0s\n"), []Problem{{"workspaces[0].timeout", "must be positive"}}},
+		{"timeout negative", ws("    timeout: -1h\n"), []Problem{{"workspaces[0].timeout", "must be positive"}}},
+		{"on_timeout unknown", ws("    on_timeout: approve\n"), []Problem{{"workspaces[0].on_timeout", `unknown outcome "approve"`}}},
+		{"apply without command", ws("    apply: {dir: .}\n"), []Problem{{"workspaces[0].apply.command", "required"}}},
+		{"apply with empty command", ws("    apply: {command: []}\n"), []Problem{{"workspaces[0].apply.command", "required"}}},
+		{"apply with empty program", ws("    apply: {command: [\"\", x]}\n"), []Problem{{"workspaces[0].apply.command[0]", "must not be empty"}}},
+		{"apply timeout zero", ws("    apply: {command: [x], timeout: 0s}\n"), []Problem{{"workspaces[0].apply.timeout", "must be positive"}}},
+		{"apply timeout malformed", ws("    apply: {command: [x], timeout: soon}\n"), []Problem{{"workspaces[0].apply.timeout", "not a duration"}}},
+
+		// Rules.
+		{"rule name missing", ws("    rules:\n      - approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].name", "required"}}},
+		{"rule name malformed", ws("    rules:\n      - {name: Needs Two, approvers: {users: [bob]}}\n"), []Problem{{"workspaces[0].rules[0].name", "must match"}}},
+		{"rule name duplicate", ws("    rules:\n      - {name: r, approvers: {users: [bob]}}\n      - {name: r, approvers: {users: [alice]}}\n"),
+			[]Problem{{"workspaces[0].rules[1].name", `duplicate rule name "r" (also workspaces[0].rules[0])`}}},
+		{"stage unknown", rule("        stage: pre_apply\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].stage", `unknown stage "pre_apply"`}}},
+		{"adds_gt negative", rule("        when: {adds_gt: -1}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.adds_gt", "must be >= 0"}}},
+		{"changes_gt negative", rule("        when: {changes_gt: -2}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.changes_gt", "must be >= 0"}}},
+		{"destroys_gt negative", rule("        when: {destroys_gt: -1}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.destroys_gt", "must be >= 0"}}},
+		{"approvers missing", rule("        min_approvals: 1\n"), []Problem{{"workspaces[0].rules[0].approvers", "required"}}},
+		{"approvers empty", rule("        approvers: {users: [], groups: []}\n"), []Problem{{"workspaces[0].rules[0].approvers", "required"}}},
+		{"approver user dangling", rule("        approvers: {users: [bob, zed]}\n"), []Problem{{"workspaces[0].rules[0].approvers.users[1]", `unknown user "zed"`}}},
+		{"approver group without members", rule("        approvers: {groups: [platform, secops]}\n"), []Problem{{"workspaces[0].rules[0].approvers.groups[1]", `no user is in group "secops"`}}},
+		{"approver role viewer", rule("        approvers: {roles: [viewer]}\n"), []Problem{{"workspaces[0].rules[0].approvers.roles[0]", "viewers may not approve"}}},
+		{"approver role unknown", rule("        approvers: {roles: [approver, owner]}\n"), []Problem{{"workspaces[0].rules[0].approvers.roles[1]", `unknown role "owner"`}}},
+		{"min_approvals zero", rule("        approvers: {users: [bob]}\n        min_approvals: 0\n"), []Problem{{"workspaces[0].rules[0].min_approvals", "must be >= 1"}}},
+		{"min_approvals negative", rule("        approvers: {users: [bob]}\n        min_approvals: -3\n"), []Problem{{"workspaces[0].rules[0].min_approvals", "must be >= 1"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkProblems(t, problemsOf(t, tt.src), tt.want)
+		})
+	}
+}
+
+func TestParseAcceptsEdgeCases(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+	}{
+		{"same email across sso and local", "users:\n  - {id: a, email: a@x, source: sso}\n  - {id: b, email: a@x, source: local}\n" + baseWorkspaces},
+		{"user without token", "users:\n  - {id: a, email: a@x}\n" + baseWorkspaces},
+		{"email-like user id", "users:\n  - {id: a.b@example.com, email: a.b@example.com}\n" + baseWorkspaces},
+		{"numeric-looking user id", "users:\n  - {id: \"007\", email: bond@x}\n  - {id: 42, email: h2g2@x}\n" + baseWorkspaces},
+		{"no users", baseWorkspaces},
+		{"same rule name in two workspaces", baseUsers + "workspaces:\n  - {name: a, rules: [{name: r, approvers: {users: [bob]}}]}\n  - {name: b, rules: [{name: r, approvers: {users: [bob]}}]}\n"},
+		{"null values mean absent", ws("    apply: ~\n    timeout:\n    rules:\n      - name: r\n        approvers: {roles: [approver]}\n        min_approvals: null\n")},
+		{"anchors and aliases", baseUsers + "workspaces:\n  - name: a\n    apply: &apply {command: [make, apply]}\n  - name: b\n    apply: *apply\n"},
+		{"conditions of zero", rule("        when: {adds_gt: 0, changes_gt: 0, destroys_gt: 0, environment: prod}\n        approvers: {roles: [admin]}\n")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mustParse(t, tt.src)
+		})
+	}
+}
+
+func TestParseReportsAllProblems(t *testing.T) {
+	src := `users:
+  - {id: alice, email: alice@example.com, groups: [platform], roles: [approver], token: t}
+  - {id: Bob, email: bob, roles: [viewer, admin], token: t}
+workspaces:
+  - name: prod
+    timeout: forever
+    rules:
+      - name: r1
+        approvers: {users: [zed], roles: [viewer]}
+        min_approvals: 0
+  - name: prod
+    on_timeout: shrug
+`
+	checkProblems(t, problemsOf(t, src), []Problem{
+		{"users[1].id", "must match"},
+		{"users[1].email", "not an email address"},
+		{"users[1].roles", "viewer cannot be combined"},
+		{"users[1].token", "same token as users[0]"},
+		{"workspaces[0].timeout", "not a duration"},
+		{"workspaces[0].rules[0].approvers.users[0]", `unknown user "zed"`},
+		{"workspaces[0].rules[0].approvers.roles[0]", "viewers may not approve"},
+		{"workspaces[0].rules[0].min_approvals", "must be >= 1"},
+		{"workspaces[1].name", "duplicate workspace name"},
+		{"workspaces[1].on_timeout", "unknown outcome"},
+	})
+}
+
+func TestParseReportsAllShapeProblems(t *testing.T) {
+	src := `users:
+  - {id: alice, email: alice@example.com, groups: platform, role: admin}
+workspaces:
+  - name: prod
+    rules:
+      - name: r
+        when: {destroys_gtt: 1}
+        approvers: {users: [alice]}
+        min_approvals: "two"
+`
+	checkProblems(t, problemsOf(t, src), []Problem{
+		{"users[0].groups", "expected a list"},
+		{"users[0].role", "unknown field"},
+		{"workspaces[0].rules[0].when.destroys_gtt", "unknown field"},
+		{"workspaces[0].rules[0].min_approvals", "expected an integer"},
+	})
+}
+
+func TestValidationErrorString(t *testing.T) {
+	err := &ValidationError{Problems: []Problem{
+		{Path: "", Message: "expected a mapping"},
+		{Path: "users[0].id", Message: "required"},
+		{Path: "workspaces", Message: "at least one workspace is required"},
+	}}
+	want := "config: expected a mapping\nusers[0].id: required\nworkspaces: at least one workspace is required"
+	if got := err.Error(); got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	abs, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("testdata/full.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	w, _ := c.Workspace("prod-network")
+	if got, want := w.Apply.Dir, filepath.Join(abs, "scripts"); got != want {
+		t.Errorf("got apply dir %q; want %q (relative to the config file)", got, want)
+	}
+
+	t.Run("dir defaults to the file's directory; absolute dirs are kept", func(t *testing.T) {
+		dir := t.TempDir()
+		src := baseUsers + "workspaces:\n  - {name: a, apply: {command: [x]}}\n  - {name: b, apply: {command: [x], dir: /opt/tf}}\n  - {name: c, apply: {command: [x], dir: ../up}}\n"
+		path := filepath.Join(dir, "gatehouse.yaml")
+		if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(path)
+		if err != nil {
+			t.Fatalf("Load: %v", err)
+		}
+		for i, want := range []string{dir, "/opt/tf", filepath.Join(filepath.Dir(dir), "up")} {
+			if got := c.Workspaces[i].Apply.Dir; got != want {
+				t.Errorf("workspace %s: got apply dir %q; want %q", c.Workspaces[i].Name, got, want)
+			}
+		}
+	})
+
+	t.Run("missing file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "missing.yaml")
+		_, err := Load(path)
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("got error %v; want one wrapping fs.ErrNotExist", err)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "load config "+path+": ") {
+			t.Errorf("got error %q; want it prefixed with %q", err, "load config "+path+": ")
+		}
+	})
+
+	t.Run("invalid file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "bad.yaml")
+		if err := os.WriteFile(path, []byte(baseUsers), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(path)
+		var verr *ValidationError
+		if !errors.As(err, &verr) {
+			t.Fatalf("got error %T %v; want one wrapping *ValidationError", err, err)
+		}
+		checkProblems(t, verr.Problems, []Problem{{"workspaces", "at least one workspace"}})
+		if want := "load config " + path + ": workspaces: at least one workspace is required"; err.Error() != want {
+			t.Errorf("got error %q; want %q", err, want)
+		}
+	})
+}
+
+func TestAuthenticate(t *testing.T) {
+	c := mustParse(t, readFile(t, "testdata/full.yaml"))
+	tests := []struct {
+		name   string
+		token  string
+		wantID approval.UserID // "" means no match
+	}{
+		{"plain token", "dev-alice", "alice"},
+		{"token given as token_sha256", "secret-bob", "bob"},
+		{"wrong token", "dev-bob", ""},
+		{"empty token", "", ""},
+		{"token with extra whitespace", "dev-alice ", ""},
+		{"the digest itself is not a token", sha("secret-bob"), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, ok := c.Authenticate(tt.token)
+			if ok != (tt.wantID != "") || u.ID != tt.wantID {
+				t.Errorf("Authenticate(%q) = %q, %v; want %q, %v", tt.token, u.ID, ok, tt.wantID, tt.wantID != "")
+			}
+		})
+	}
+}
+
+func TestLookups(t *testing.T) {
+	c := mustParse(t, readFile(t, "testdata/full.yaml"))
+
+	if w, ok := c.Workspace("staging"); !ok || w.Name != "staging" {
+		t.Errorf("Workspace(staging) = %q, %v; want staging, true", w.Name, ok)
+	}
+	if w, ok := c.Workspace("nope"); ok {
+		t.Errorf("Workspace(nope) = %q, true; want false", w.Name)
+	}
+	if u, ok := c.User("bob"); !ok || u.Email != "bob@example.com" {
+		t.Errorf("User(bob) = %q, %v; want bob@example.com, true", u.Email, ok)
+	}
+	if u, ok := c.User("zed"); ok {
+		t.Errorf("User(zed) = %q, true; want false", u.ID)
+	}
+
+	dir := c.Directory()
+	var ids []approval.UserID
+	for _, id := range dir {
+		ids = append(ids, id.ID)
+	}
+	if want := []approval.UserID{"alice", "bob", "carol"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("got directory %v; want %v", ids, want)
+	}
+	if !reflect.DeepEqual(dir[1], c.Users[1].Identity) {
+		t.Errorf("got directory entry %+v; want %+v", dir[1], c.Users[1].Identity)
+	}
+	// The directory is handed to other packages: changing it must not change
+	// the configuration.
+	dir[0].Groups[0] = "changed"
+	if got := c.Users[0].Groups[0]; got != "platform" {
+		t.Errorf("after changing the directory, got user group %q; want %q", got, "platform")
+	}
+}
+
+func TestVersion(t *testing.T) {
+	full := readFile(t, "testdata/full.yaml")
+	base := mustParse(t, full).Version
+
+	t.Run("same semantics, other layout", func(t *testing.T) {
+		if got := mustParse(t, readFile(t, "testdata/full-reformatted.yaml")).Version; got != base {
+			t.Errorf("got version %s for the reformatted config; want %s", got, base)
+		}
+	})
+	t.Run("plain token and its digest", func(t *testing.T) {
+		src := strings.Replace(full, "token: dev-alice", "token_sha256: "+sha("dev-alice"), 1)
+		if got := mustParse(t, src).Version; got != base {
+			t.Errorf("got version %s with alice's token as a digest; want %s", got, base)
+		}
+	})
+
+	changes := []struct {
+		name, old, new string
+	}{
+		{"workspace timeout", "timeout: 2h", "timeout: 3h"},
+		{"on_timeout", "on_timeout: cancel", "on_timeout: reject"},
+		{"min_approvals", "min_approvals: 2", "min_approvals: 1"},
+		{"condition", "destroys_gt: 0", "destroys_gt: 1"},
+		{"condition added", "when: {adds_gt: 5, changes_gt: 0}", "when: {adds_gt: 5, changes_gt: 0, destroys_gt: 0}"},
+		{"self-approval", "allow_self_approval: true", "allow_self_approval: false"},
+		{"approvers", "users: [bob]", "users: [alice]"},
+		{"group membership", "groups: [platform, security]", "groups: [platform]"},
+		{"role", "roles: [approver, admin]", "roles: [approver]"},
+		{"source", "source: local", "source: sso"},
+		{"email", "email: carol@example.com", "email: carol@example.org"},
+		{"token", "token: dev-alice", "token: dev-alice2"},
+		{"apply command", `["./apply.sh", "--yes"]`, `["./apply.sh"]`},
+		{"apply dir", "dir: scripts", "dir: other"},
+		{"apply timeout", "timeout: 10m", "timeout: 11m"},
+		{"environment", "environment: production\n    timeout", "environment: prod\n    timeout"},
+		{"rule name", "name: adds", "name: adds-many"},
+		{"workspace added", "  - name: staging\n", "  - name: staging\n  - name: dev\n"},
+	}
+	for _, tt := range changes {
+		t.Run(tt.name, func(t *testing.T) {
+			src := strings.Replace(full, tt.old, tt.new, 1)
+			if src == full {
+				t.Fatalf("test setup: %q not found in testdata/full.yaml", tt.old)
+			}
+			if got := mustParse(t, src).Version; got == base {
+				t.Errorf("got unchanged version %s after changing %s; want a different one", got, tt.name)
+			}
+		})
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	users := `users:
+  - {id: alice, email: alice@x, groups: [platform], roles: [approver]}
+  - {id: bob, email: bob@x, groups: [platform], roles: [approver]}
+  - {id: vic, email: vic@x, groups: [platform], roles: [viewer]}
+  - {id: erin, email: erin@x, roles: [admin]}
+`
+	tests := []struct {
+		name      string
+		approvers string
+		min       int
+		want      []Problem
+	}{
+		{"enough approvers", "{groups: [platform]}", 2, nil},
+		{"viewers do not count", "{groups: [platform]}", 3, []Problem{{
+			"workspaces[0].rules[0].min_approvals",
+			"min_approvals 3 but only 2 users are eligible: the rule can never be satisfied",
+		}}},
+		{"a person named twice counts once", "{users: [alice], groups: [platform]}", 3, []Problem{{
+			"workspaces[0].rules[0].min_approvals",
+			"min_approvals 3 but only 2 users are eligible",
+		}}},
+		{"one eligible user", "{roles: [admin]}", 2, []Problem{{
+			"workspaces[0].rules[0].min_approvals",
+			"min_approvals 2 but only 1 user is eligible: the rule can never be satisfied",
+		}}},
+		{"by role and user", "{users: [erin], roles: [approver]}", 3, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := users + "workspaces:\n  - name: ws\n    rules:\n      - name: r\n        approvers: " + tt.approvers +
+				"\n        min_approvals: " + strconv.Itoa(tt.min) + "\n"
+			checkProblems(t, mustParse(t, src).Warnings(), tt.want)
+		})
+	}
+}
+
+func TestExampleConfig(t *testing.T) {
+	path := filepath.Join("..", "examples", "gatehouse.yaml")
+	c, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load(%s): %v", path, err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Errorf("got warnings %q; want none", w)
+	}
+
+	var ids []approval.UserID
+	for _, u := range c.Users {
+		ids = append(ids, u.ID)
+	}
+	if want := []approval.UserID{"alice", "bob", "carol", "dave", "erin", "victor"}; !reflect.DeepEqual(ids, want) {
+		t.Errorf("got users %v; want %v", ids, want)
+	}
+	for _, id := range ids {
+		if u, ok := c.Authenticate("dev-" + string(id)); !ok || u.ID != id {
+			t.Errorf("Authenticate(dev-%s) = %q, %v; want %s, true", id, u.ID, ok, id)
+		}
+	}
+
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRules := map[string][]string{
+		"prod-network": {"destroys-need-two", "changes-need-one"},
+		"staging-app":  nil,
+	}
+	if len(c.Workspaces) != len(wantRules) {
+		t.Errorf("got %d workspaces; want %d", len(c.Workspaces), len(wantRules))
+	}
+	for name, want := range wantRules {
+		w, ok := c.Workspace(name)
+		if !ok {
+			t.Errorf("workspace %s missing", name)
+			continue
+		}
+		var got []string
+		for _, r := range w.Rules {
+			got = append(got, r.Name)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("workspace %s: got rules %v; want %v", name, got, want)
+		}
+		if w.Apply == nil {
+			t.Errorf("workspace %s: got no apply section; want one", name)
+			continue
+		}
+		if w.Apply.Dir != root {
+			t.Errorf("workspace %s: got apply dir %q; want the repository root %q", name, w.Apply.Dir, root)
+		}
+		script := filepath.Join(w.Apply.Dir, w.Apply.Command[0])
+		if info, err := os.Stat(script); err != nil || info.Mode()&0o111 == 0 {
+			t.Errorf("workspace %s: apply command %s is not an executable file (stat: %v)", name, script, err)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// The raw types mirror the YAML layout exactly, field for field. They exist so
+// that the shape check below can walk them by reflection: adding a key to the
+// format means adding a field here, and the unknown-key and kind checks follow
+// without further code. Values stay as written (durations as strings, optional
+// numbers as pointers) so that validation can tell "absent" from "zero" and
+// report the problem at the right path.
+type (
+	rawConfig struct {
+		Users      []rawUser      `yaml:"users"`
+		Workspaces []rawWorkspace `yaml:"workspaces"`
+	}
+
+	rawUser struct {
+		ID          string   `yaml:"id"`
+		Email       string   `yaml:"email"`
+		Source      string   `yaml:"source"`
+		Groups      []string `yaml:"groups"`
+		Roles       []string `yaml:"roles"`
+		Token       string   `yaml:"token"`
+		TokenSHA256 string   `yaml:"token_sha256"`
+	}
+
+	rawWorkspace struct {
+		Name        string    `yaml:"name"`
+		Environment string    `yaml:"environment"`
+		Timeout     string    `yaml:"timeout"`
+		OnTimeout   string    `yaml:"on_timeout"`
+		Apply       *rawApply `yaml:"apply"`
+		Rules       []rawRule `yaml:"rules"`
+	}
+
+	rawApply struct {
+		Command []string `yaml:"command"`
+		Dir     string   `yaml:"dir"`
+		Timeout string   `yaml:"timeout"`
+	}
+
+	rawRule struct {
+		Name              string        `yaml:"name"`
+		Stage             string        `yaml:"stage"`
+		When              rawConditions `yaml:"when"`
+		Approvers         rawApprovers  `yaml:"approvers"`
+		MinApprovals      *int          `yaml:"min_approvals"`
+		AllowSelfApproval bool          `yaml:"allow_self_approval"`
+	}
+
+	rawConditions struct {
+		AddsGT      *int   `yaml:"adds_gt"`
+		ChangesGT   *int   `yaml:"changes_gt"`
+		DestroysGT  *int   `yaml:"destroys_gt"`
+		Environment string `yaml:"environment"`
+	}
+
+	rawApprovers struct {
+		Users  []string `yaml:"users"`
+		Groups []string `yaml:"groups"`
+		Roles  []string `yaml:"roles"`
+	}
+)
+
+// YAML core-schema tags as yaml.Node.ShortTag reports them.
+const (
+	tagNull  = "!!null"
+	tagInt   = "!!int"
+	tagBool  = "!!bool"
+	tagMerge = "!!merge"
+)
+
+// checkShape walks the YAML node tree alongside the Go type t, reporting every
+// unknown or duplicate key and every value of the wrong kind. yaml.v3's own
+// decoder stops at the first type error and ignores unknown keys unless told
+// otherwise (and then also stops at the first), so this walk is what lets Parse
+// report all problems of a file at once, each at its path.
+func checkShape(n *yaml.Node, t reflect.Type, path string, v *validator) {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	// An explicit null ("key:" or "key: ~") decodes to the zero value, which
+	// is "absent" for every field; validation then says what is missing.
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == tagNull {
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			v.add(path, "expected a mapping, got %s", describe(n))
+			return
+		}
+		fields := yamlFields(t)
+		seen := make(map[string]int, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				v.add(path, "expected a string key, got %s", describe(k))
+				continue
+			}
+			p := joinPath(path, k.Value)
+			if k.ShortTag() == tagMerge {
+				// Merged keys would have to be checked against the keys they
+				// override; the format is small enough to do without them.
+				v.add(p, "merge keys are not supported")
+				continue
+			}
+			if line, dup := seen[k.Value]; dup {
+				v.add(p, "duplicate key (first given on line %d)", line)
+				continue
+			}
+			seen[k.Value] = k.Line
+			f, ok := fields[k.Value]
+			if !ok {
+				v.add(p, "unknown field")
+				continue
+			}
+			checkShape(val, f.Type, p, v)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			v.add(path, "expected a list, got %s", describe(n))
+			return
+		}
+		for i, e := range n.Content {
+			checkShape(e, t.Elem(), indexPath(path, i), v)
+		}
+	case reflect.String:
+		// Any scalar is a fine string: yaml.v3 keeps the text as written, so
+		// "id: 007" stays "007".
+		if n.Kind != yaml.ScalarNode {
+			v.add(path, "expected a string, got %s", describe(n))
+		}
+	case reflect.Int:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagInt {
+			v.add(path, "expected an integer, got %s", describe(n))
+		}
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagBool {
+			v.add(path, "expected a boolean (true or false), got %s", describe(n))
+		}
+	default:
+		// Only reachable if a raw type gains a field of a kind not handled
+		// above: a programming error, caught by the tests.
+		panic(fmt.Sprintf("config: checkShape: unsupported type %s at %q", t, path))
+	}
+}
+
+// yamlFields maps each yaml key of struct type t to its field.
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	fields := make(map[string]reflect.StructField, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		fields[name] = f
+	}
+	return fields
+}
+
+// describe names what a node is, for "expected X, got Y" messages.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return "nothing"
+}
+
+// joinPath appends a key to a path; the root path is "".
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// indexPath appends a list index to a path.
+func indexPath(path string, i int) string {
+	return fmt.Sprintf("%s[%d]", path, i)
+}

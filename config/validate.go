@@ -1,0 +1,345 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+var (
+	// userIDPattern admits email-like ids so SSO subjects can be used as is.
+	userIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]*$`)
+	// namePattern keeps workspace and rule names safe in URLs and reason IDs.
+	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	// sha256Pattern is a hex SHA-256 digest in either case.
+	sha256Pattern = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+)
+
+// validator collects problems; it never stops at the first.
+type validator struct {
+	problems []Problem
+}
+
+// add records a problem at path.
+func (v *validator) add(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{Path: path, Message: fmt.Sprintf(format, args...)})
+}
+
+// err returns the problems found so far as a *ValidationError.
+func (v *validator) err() error {
+	return &ValidationError{Problems: slices.Clone(v.problems)}
+}
+
+// directory is what rule validation needs to know about the users.
+type directory struct {
+	ids    map[approval.UserID]bool
+	groups map[string]bool
+}
+
+// build turns the raw configuration into a Config, filling in defaults and
+// recording every problem. baseDir, when not "", is what relative apply
+// directories are resolved against.
+func (v *validator) build(raw rawConfig, baseDir string) *Config {
+	c := &Config{}
+	dir := directory{ids: map[approval.UserID]bool{}, groups: map[string]bool{}}
+	c.Users = v.users(raw.Users, dir)
+	if len(raw.Workspaces) == 0 {
+		v.add("workspaces", "at least one workspace is required")
+	}
+	names := map[string]string{}
+	for i, rw := range raw.Workspaces {
+		c.Workspaces = append(c.Workspaces, v.workspace(indexPath("workspaces", i), rw, names, dir, baseDir))
+	}
+	return c
+}
+
+// users validates the users and records their ids and groups in dir.
+func (v *validator) users(raws []rawUser, dir directory) []User {
+	type emailKey struct {
+		email  string
+		source approval.Source
+	}
+	ids := map[approval.UserID]int{}
+	emails := map[emailKey]int{}
+	tokens := map[string]int{}
+	out := make([]User, 0, len(raws))
+	for i, ru := range raws {
+		p := indexPath("users", i)
+		u := User{
+			Identity: approval.Identity{
+				ID:     approval.UserID(ru.ID),
+				Email:  ru.Email,
+				Source: approval.SourceSSO,
+				Groups: ru.Groups,
+			},
+			Token: ru.Token,
+		}
+
+		switch {
+		case ru.ID == "":
+			v.add(p+".id", "required")
+		case !userIDPattern.MatchString(ru.ID):
+			v.add(p+".id", "%q must match %s", ru.ID, userIDPattern)
+		default:
+			if j, dup := ids[u.ID]; dup {
+				v.add(p+".id", "duplicate user id %q (also users[%d])", ru.ID, j)
+			} else {
+				ids[u.ID] = i
+			}
+		}
+		if ru.ID != "" {
+			// Record even malformed ids so that rules naming them are not
+			// also reported as dangling: one mistake, one problem.
+			dir.ids[u.ID] = true
+		}
+
+		emailOK := true
+		switch {
+		case ru.Email == "":
+			v.add(p+".email", "required")
+			emailOK = false
+		case !strings.Contains(ru.Email, "@"):
+			v.add(p+".email", "%q is not an email address", ru.Email)
+			emailOK = false
+		}
+
+		sourceOK := true
+		if ru.Source != "" {
+			u.Source = approval.Source(ru.Source)
+			if !u.Source.Valid() {
+				v.add(p+".source", "unknown source %q (want sso or local)", ru.Source)
+				sourceOK = false
+			}
+		}
+
+		// An SSO account and a local account with the same address are
+		// different people; two accounts from one source are a mistake.
+		if emailOK && sourceOK {
+			key := emailKey{strings.ToLower(ru.Email), u.Source}
+			if j, dup := emails[key]; dup {
+				v.add(p+".email", "%q is already used by users[%d] with source %s", ru.Email, j, u.Source)
+			} else {
+				emails[key] = i
+			}
+		}
+
+		for j, g := range ru.Groups {
+			if strings.TrimSpace(g) == "" {
+				v.add(indexPath(p+".groups", j), "must not be empty")
+				continue
+			}
+			dir.groups[g] = true
+		}
+
+		for j, r := range ru.Roles {
+			role := approval.Role(r)
+			if !role.Valid() {
+				v.add(indexPath(p+".roles", j), "unknown role %q (want approver, admin or viewer)", r)
+			}
+			u.Roles = append(u.Roles, role)
+		}
+		// A viewer who is also an approver or admin would be refused by the
+		// domain's viewer check anyway; say so here rather than at decision
+		// time.
+		if slices.Contains(u.Roles, approval.RoleViewer) &&
+			slices.ContainsFunc(u.Roles, func(r approval.Role) bool { return r != approval.RoleViewer }) {
+			v.add(p+".roles", "viewer cannot be combined with another role")
+		}
+
+		tokenPath := p + ".token"
+		switch {
+		case ru.Token != "" && ru.TokenSHA256 != "":
+			v.add(p, "only one of token and token_sha256 may be given")
+		case ru.Token != "":
+			u.TokenSHA256 = hashToken(ru.Token)
+		case ru.TokenSHA256 != "":
+			tokenPath = p + ".token_sha256"
+			if sha256Pattern.MatchString(ru.TokenSHA256) {
+				u.TokenSHA256 = strings.ToLower(ru.TokenSHA256)
+			} else {
+				v.add(tokenPath, "must be a SHA-256 digest: 64 hexadecimal characters")
+			}
+		}
+		// Comparing digests catches a plain token repeated as another
+		// user's token_sha256 too. A shared token would log in as whichever
+		// user comes first.
+		if u.TokenSHA256 != "" {
+			if j, dup := tokens[u.TokenSHA256]; dup {
+				v.add(tokenPath, "same token as users[%d]: tokens must be unique", j)
+			} else {
+				tokens[u.TokenSHA256] = i
+			}
+		}
+
+		out = append(out, u)
+	}
+	return out
+}
+
+// workspace validates one workspace; names maps the workspace names seen so
+// far to their paths.
+func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string, dir directory, baseDir string) Workspace {
+	w := Workspace{Workspace: approval.Workspace{
+		Name:        rw.Name,
+		Environment: rw.Environment,
+		Timeout:     approval.DefaultTimeout,
+		OnTimeout:   approval.OutcomeReject,
+	}}
+	if v.name(p+".name", rw.Name) {
+		if other, dup := names[rw.Name]; dup {
+			v.add(p+".name", "duplicate workspace name %q (also %s)", rw.Name, other)
+		} else {
+			names[rw.Name] = p
+		}
+	}
+	if rw.Timeout != "" {
+		if d, ok := v.duration(p+".timeout", rw.Timeout); ok {
+			w.Timeout = d
+		}
+	}
+	if rw.OnTimeout != "" {
+		w.OnTimeout = approval.Outcome(rw.OnTimeout)
+		if !w.OnTimeout.Valid() {
+			v.add(p+".on_timeout", "unknown outcome %q (want reject or cancel)", rw.OnTimeout)
+		}
+	}
+	if rw.Apply != nil {
+		w.Apply = v.apply(p+".apply", *rw.Apply, baseDir)
+	}
+	rules := map[string]string{}
+	for j, rr := range rw.Rules {
+		w.Rules = append(w.Rules, v.rule(indexPath(p+".rules", j), rr, rules, dir))
+	}
+	return w
+}
+
+// apply validates an apply section and fills in its defaults.
+func (v *validator) apply(p string, ra rawApply, baseDir string) *Apply {
+	a := &Apply{Command: ra.Command, Dir: ra.Dir, Timeout: DefaultApplyTimeout}
+	switch {
+	case len(ra.Command) == 0:
+		v.add(p+".command", "required: the program to run and its arguments")
+	case ra.Command[0] == "":
+		v.add(p+".command[0]", "must not be empty: it names the program to run")
+	}
+	if a.Dir == "" {
+		a.Dir = "."
+	}
+	if baseDir != "" && !filepath.IsAbs(a.Dir) {
+		a.Dir = filepath.Join(baseDir, a.Dir)
+	}
+	if ra.Timeout != "" {
+		if d, ok := v.duration(p+".timeout", ra.Timeout); ok {
+			a.Timeout = d
+		}
+	}
+	return a
+}
+
+// rule validates one rule; names maps the rule names seen so far in the
+// workspace to their paths.
+func (v *validator) rule(p string, rr rawRule, names map[string]string, dir directory) approval.Rule {
+	r := approval.Rule{
+		Name:  rr.Name,
+		Stage: approval.StagePostPlan,
+		When: approval.Conditions{
+			AddsGT:      rr.When.AddsGT,
+			ChangesGT:   rr.When.ChangesGT,
+			DestroysGT:  rr.When.DestroysGT,
+			Environment: rr.When.Environment,
+		},
+		MinApprovals:      1,
+		AllowSelfApproval: rr.AllowSelfApproval,
+	}
+	if v.name(p+".name", rr.Name) {
+		if other, dup := names[rr.Name]; dup {
+			v.add(p+".name", "duplicate rule name %q (also %s)", rr.Name, other)
+		} else {
+			names[rr.Name] = p
+		}
+	}
+	if rr.Stage != "" {
+		r.Stage = approval.Stage(rr.Stage)
+		if r.Stage != approval.StagePostPlan {
+			v.add(p+".stage", "unknown stage %q (want post_plan)", rr.Stage)
+		}
+	}
+
+	for _, c := range []struct {
+		key string
+		n   *int
+	}{{"adds_gt", rr.When.AddsGT}, {"changes_gt", rr.When.ChangesGT}, {"destroys_gt", rr.When.DestroysGT}} {
+		if c.n != nil && *c.n < 0 {
+			v.add(p+".when."+c.key, "must be >= 0, got %d", *c.n)
+		}
+	}
+
+	ap := p + ".approvers"
+	for k, id := range rr.Approvers.Users {
+		r.Approvers.Users = append(r.Approvers.Users, approval.UserID(id))
+		if !dir.ids[approval.UserID(id)] {
+			v.add(indexPath(ap+".users", k), "unknown user %q", id)
+		}
+	}
+	for k, g := range rr.Approvers.Groups {
+		r.Approvers.Groups = append(r.Approvers.Groups, g)
+		if !dir.groups[g] {
+			v.add(indexPath(ap+".groups", k), "no user is in group %q", g)
+		}
+	}
+	for k, s := range rr.Approvers.Roles {
+		role := approval.Role(s)
+		r.Approvers.Roles = append(r.Approvers.Roles, role)
+		switch {
+		case role == approval.RoleViewer:
+			v.add(indexPath(ap+".roles", k), "viewers may not approve")
+		case !role.Valid():
+			v.add(indexPath(ap+".roles", k), "unknown role %q (want approver or admin)", s)
+		}
+	}
+	if r.Approvers.Empty() {
+		// A rule nobody can approve would hold every matching run until it
+		// times out.
+		v.add(ap, "required: at least one of users, groups or roles")
+	}
+
+	if rr.MinApprovals != nil {
+		r.MinApprovals = *rr.MinApprovals
+		if r.MinApprovals < 1 {
+			v.add(p+".min_approvals", "must be >= 1, got %d", r.MinApprovals)
+		}
+	}
+	return r
+}
+
+// name checks a workspace or rule name and reports whether it is well formed.
+func (v *validator) name(p, name string) bool {
+	switch {
+	case name == "":
+		v.add(p, "required")
+		return false
+	case !namePattern.MatchString(name):
+		v.add(p, "%q must match %s", name, namePattern)
+		return false
+	}
+	return true
+}
+
+// duration parses a positive Go duration.
+func (v *validator) duration(p, s string) (time.Duration, bool) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		v.add(p, "%q is not a duration (want a Go duration such as 4h or 90m)", s)
+		return 0, false
+	}
+	if d <= 0 {
+		v.add(p, "must be positive, got %s", s)
+		return 0, false
+	}
+	return d, true
+}

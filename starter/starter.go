@@ -1,0 +1,258 @@
+// Package starter is Gatehouse's client side of Temporal: it starts runs,
+// reads them, and carries every person's decision to the run workflow as an
+// Update. Every channel (REST today; Slack and ITSM callbacks later) decides
+// through Decide, so a decision means the same wherever it comes from.
+package starter
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/workflows"
+)
+
+// Client starts and decides runs.
+type Client struct {
+	temporal  client.Client
+	namespace string
+	taskQueue string
+	config    *config.Config
+}
+
+// New returns a Client for runs on taskQueue in namespace.
+func New(c client.Client, namespace, taskQueue string, cfg *config.Config) *Client {
+	return &Client{temporal: c, namespace: namespace, taskQueue: taskQueue, config: cfg}
+}
+
+// StartRequest asks for a new run.
+type StartRequest struct {
+	Workspace   string
+	RequestedBy approval.Identity
+	Message     string
+	Plan        approval.PlanSummary
+	// IdempotencyKey, when set, makes a retried start return the run the
+	// first attempt created instead of creating another.
+	IdempotencyKey string
+}
+
+// StartRun starts a run and returns its state as the workflow first
+// evaluated it.
+func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, error) {
+	ws, ok := c.config.Workspace(req.Workspace)
+	if !ok {
+		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "workspace %q not found", req.Workspace)
+	}
+	in := workflows.RunInput{
+		Workspace:     ws.Workspace,
+		RequestedBy:   req.RequestedBy,
+		Message:       req.Message,
+		Plan:          req.Plan,
+		Directory:     c.config.Directory(),
+		ConfigVersion: c.config.Version,
+	}
+	if ws.Apply != nil {
+		in.ApplyTimeout = ws.Apply.Timeout
+	}
+	opts := client.StartWorkflowOptions{
+		ID:        runID(req),
+		TaskQueue: c.taskQueue,
+		// A retried start with the same key finds the run it already made,
+		// running or finished, rather than starting a second one.
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.WorkspaceKey.ValueSet(req.Workspace),
+		),
+		StaticSummary: fmt.Sprintf("%s: plan by %s (+%d ~%d -%d)",
+			req.Workspace, req.RequestedBy.ID, req.Plan.Adds, req.Plan.Changes, req.Plan.Destroys),
+	}
+	wr, err := c.temporal.ExecuteWorkflow(ctx, opts, workflows.RunWorkflowName, in)
+	if err != nil {
+		return approval.Run{}, fmt.Errorf("start run: %w", err)
+	}
+	run, err := c.queryState(ctx, wr.GetID())
+	if err != nil {
+		return approval.Run{}, fmt.Errorf("read new run %s: %w", wr.GetID(), err)
+	}
+	return run, nil
+}
+
+// runID is a new, time-ordered id, or one derived from the idempotency key so
+// retries land on the same workflow.
+func runID(req StartRequest) string {
+	if req.IdempotencyKey == "" {
+		return "run-" + uuid.Must(uuid.NewV7()).String()
+	}
+	sum := sha256.Sum256([]byte(req.Workspace + "\x00" + string(req.RequestedBy.ID) + "\x00" + req.IdempotencyKey))
+	return "run-" + hex.EncodeToString(sum[:16])
+}
+
+// GetRun returns the run with id in workspace ws. A run of another workspace
+// is reported as not found, like one that does not exist.
+func (c *Client) GetRun(ctx context.Context, ws, id string) (approval.Run, error) {
+	desc, err := c.temporal.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", id, ws)
+	}
+	if err != nil {
+		return approval.Run{}, fmt.Errorf("describe run %s: %w", id, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetType().GetName() != workflows.RunWorkflowName || searchAttrWorkspace(info.GetSearchAttributes()) != ws {
+		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", id, ws)
+	}
+	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		// A finished run is read from its result, which needs no worker.
+		var run approval.Run
+		if err := c.temporal.GetWorkflow(ctx, id, "").Get(ctx, &run); err != nil {
+			return approval.Run{}, fmt.Errorf("read result of run %s: %w", id, err)
+		}
+		return run, nil
+	}
+	return c.queryState(ctx, id)
+}
+
+func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error) {
+	v, err := c.temporal.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	if err != nil {
+		return approval.Run{}, fmt.Errorf("query run %s: %w", id, err)
+	}
+	var run approval.Run
+	if err := v.Get(&run); err != nil {
+		return approval.Run{}, fmt.Errorf("decode run %s: %w", id, err)
+	}
+	return run, nil
+}
+
+// RunSummary is what the run list shows of a run, read from Temporal's
+// visibility store without touching the run itself.
+type RunSummary struct {
+	ID        string          `json:"id"`
+	Workspace string          `json:"workspace"`
+	Status    approval.Status `json:"status"`
+	CreatedAt time.Time       `json:"created_at"`
+	Summary   string          `json:"summary,omitempty"`
+}
+
+// ListRuns lists the runs of workspace ws, newest first, optionally only
+// those in status.
+func (c *Client) ListRuns(ctx context.Context, ws string, status approval.Status) ([]RunSummary, error) {
+	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s'", workflows.RunWorkflowName, workflows.WorkspaceKey.GetName(), ws)
+	if status != "" {
+		query += fmt.Sprintf(" AND %s = '%s'", workflows.StatusKey.GetName(), status)
+	}
+	var out []RunSummary
+	var token []byte
+	for {
+		resp, err := c.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: c.namespace, Query: query, NextPageToken: token, PageSize: 100,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list runs of %s: %w", ws, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			out = append(out, RunSummary{
+				ID:        e.GetExecution().GetWorkflowId(),
+				Workspace: ws,
+				Status:    approval.Status(searchAttrString(e.GetSearchAttributes(), workflows.StatusKey.GetName())),
+				CreatedAt: e.GetStartTime().AsTime(),
+			})
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 || len(out) >= 1000 {
+			return out, nil
+		}
+	}
+}
+
+// DecisionRequest is a person's decision on a run, from any channel.
+type DecisionRequest struct {
+	Workspace      string
+	RunID          string
+	Kind           approval.DecisionKind
+	Actor          approval.Identity
+	Comment        string
+	IdempotencyKey string // becomes the Update ID; generated when empty
+}
+
+// Decide carries a decision to the run. It first checks the decision against
+// the run's current state with the same rules the workflow's validator uses,
+// so callers get "not found", "invalid" and "forbidden" answers in that order
+// and before anything is sent; the workflow then decides for real. A finished
+// run cannot take Updates: that is a conflict.
+func (c *Client) Decide(ctx context.Context, d DecisionRequest) (approval.Run, error) {
+	run, err := c.GetRun(ctx, d.Workspace, d.RunID)
+	if err != nil {
+		return approval.Run{}, err
+	}
+	req := approval.Request{ID: d.IdempotencyKey, Actor: d.Actor, Comment: d.Comment}
+	if req.ID == "" {
+		req.ID = uuid.NewString()
+	}
+	var check func(approval.Request) error
+	var update string
+	switch d.Kind {
+	case approval.DecisionApprove:
+		check, update = run.CheckApprove, workflows.UpdateApprove
+	case approval.DecisionReject:
+		check, update = run.CheckReject, workflows.UpdateReject
+	case approval.DecisionCancel:
+		check, update = run.CheckCancel, workflows.UpdateCancel
+	default:
+		return approval.Run{}, approval.Errorf(approval.CodeInvalid, "decision: unknown kind %q", d.Kind)
+	}
+	// Conflicts are left to the workflow: a retry of an Update that already
+	// moved the run on must get that Update's original answer.
+	if err := check(req); err != nil && approval.ErrorCode(err) != approval.CodeConflict {
+		return approval.Run{}, err
+	}
+	if run.Status.Final() {
+		return approval.Run{}, approval.Errorf(approval.CodeConflict, "run is %s: it takes no more decisions", run.Status)
+	}
+	h, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   d.RunID,
+		UpdateID:     req.ID,
+		UpdateName:   update,
+		Args:         []any{req},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return approval.Run{}, updateError(d.RunID, err)
+	}
+	var out approval.Run
+	if err := h.Get(ctx, &out); err != nil {
+		return approval.Run{}, updateError(d.RunID, err)
+	}
+	return out, nil
+}
+
+// updateError maps what Temporal says about an Update back to domain errors.
+func updateError(id string, err error) error {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		switch code := approval.Code(appErr.Type()); code {
+		case approval.CodeInvalid, approval.CodeForbidden, approval.CodeConflict, approval.CodeNotFound:
+			return &approval.Error{Code: code, Message: appErr.Message()}
+		}
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed") {
+		return approval.Errorf(approval.CodeConflict, "run %s is finished: it takes no more decisions", id)
+	}
+	return fmt.Errorf("update run %s: %w", id, err)
+}
