@@ -190,16 +190,21 @@ type DecisionRequest struct {
 	IdempotencyKey string // becomes the Update ID; generated when empty
 }
 
-// Decide carries a decision to the run. It first checks the decision against
-// the run's current state with the same rules the workflow's validator uses,
-// so callers get "not found", "invalid" and "forbidden" answers in that order
-// and before anything is sent; the workflow then decides for real. A finished
-// run cannot take Updates: that is a conflict.
+// Decide carries a decision to the run: GetRun, then DecideOn.
 func (c *Client) Decide(ctx context.Context, d DecisionRequest) (approval.Run, error) {
 	run, err := c.GetRun(ctx, d.Workspace, d.RunID)
 	if err != nil {
 		return approval.Run{}, err
 	}
+	return c.DecideOn(ctx, run, d)
+}
+
+// DecideOn carries a decision to a run the caller has just read. It first
+// checks the decision against that state with the same rules the workflow's
+// validator uses, so callers get "invalid" and "forbidden" answers before
+// anything is sent; the workflow then decides for real. A finished run cannot
+// take Updates: that is a conflict.
+func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionRequest) (approval.Run, error) {
 	req := approval.Request{ID: d.IdempotencyKey, Actor: d.Actor, Comment: d.Comment}
 	if req.ID == "" {
 		req.ID = uuid.NewString()

@@ -1,0 +1,508 @@
+// Package devserver runs a single-process Temporal server, persisted in a
+// SQLite file, plus the Temporal Web UI. It backs `gatehouse dev` and the
+// end-to-end tests; it is not meant for production.
+package devserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+const (
+	dbFileName       = "temporal.db"
+	defaultNamespace = "default"
+	defaultRetention = 30 * 24 * time.Hour
+	clusterName      = "active"
+
+	// readyTimeout bounds Start when ctx has no deadline of its own, so a
+	// server that never becomes healthy cannot hang the caller.
+	readyTimeout = time.Minute
+
+	// The frontend reports this gRPC health service as SERVING once the
+	// workflow API accepts calls.
+	workflowServiceHealthName = "temporal.api.workflowservice.v1.WorkflowService"
+)
+
+// Options configures the embedded server. Start validates it up front.
+type Options struct {
+	// DataDir holds the SQLite file, DataDir/temporal.db. It is created
+	// (mode 0700) if missing. Required.
+	DataDir string
+	// FrontendAddr is the gRPC ip:port, e.g. "127.0.0.1:7233"; port "0" picks
+	// a free port. "localhost" is accepted for 127.0.0.1. Required.
+	FrontendAddr string
+	// UIAddr is the Web UI ip:port, e.g. "127.0.0.1:8233"; "" disables the UI;
+	// port "0" picks a free port.
+	UIAddr string
+	// Namespace is created on first start. Default "default".
+	Namespace string
+	// Retention of closed workflows in Namespace, applied only when the
+	// namespace is created. Default 30 days.
+	Retention time.Duration
+	// Logger receives the server's log at warn level and above. Required.
+	Logger *zap.Logger
+}
+
+// Server is a running dev server. Stop it with Stop.
+type Server struct {
+	namespace    string
+	frontendAddr string
+	uiURL        string
+	// serverLog is the floor for the Temporal server's own log.
+	serverLog zap.AtomicLevel
+
+	temporal temporal.Server
+	ui       *uiserver.Server
+	uiDone   chan struct{} // closed when the UI goroutine returns
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// startConfig is Options after validation and defaulting.
+type startConfig struct {
+	dbPath    string
+	frontend  endpoint
+	ui        *endpoint // nil: UI disabled
+	namespace string
+	retention time.Duration
+	logger    *zap.Logger
+}
+
+func (o Options) validate() (startConfig, error) {
+	var c startConfig
+	if o.Logger == nil {
+		return c, errors.New("devserver: Logger is required")
+	}
+	c.logger = o.Logger
+
+	if o.DataDir == "" {
+		return c, errors.New("devserver: DataDir is required")
+	}
+	dir, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return c, fmt.Errorf("devserver: resolve DataDir %q: %w", o.DataDir, err)
+	}
+	// The sqlite plugin builds a "file:<path>?<params>" URI without escaping
+	// the path, so these characters would be taken as URI syntax.
+	if strings.ContainsAny(dir, "?#%") {
+		return c, fmt.Errorf("devserver: DataDir %q must not contain '?', '#' or '%%'", dir)
+	}
+	c.dbPath = filepath.Join(dir, dbFileName)
+
+	if o.FrontendAddr == "" {
+		return c, errors.New("devserver: FrontendAddr is required, e.g. 127.0.0.1:7233")
+	}
+	if c.frontend, err = parseEndpoint("devserver: FrontendAddr", o.FrontendAddr); err != nil {
+		return c, err
+	}
+	if o.UIAddr != "" {
+		ui, err := parseEndpoint("devserver: UIAddr", o.UIAddr)
+		if err != nil {
+			return c, err
+		}
+		c.ui = &ui
+	}
+
+	c.namespace = o.Namespace
+	if c.namespace == "" {
+		c.namespace = defaultNamespace
+	}
+	c.retention = o.Retention
+	switch {
+	case c.retention == 0:
+		c.retention = defaultRetention
+	case c.retention < 0:
+		return c, fmt.Errorf("devserver: Retention %v must not be negative", o.Retention)
+	}
+	return c, nil
+}
+
+// Start builds and starts the server, and the UI beside it. It returns once
+// the frontend answers gRPC health checks, or with an error when ctx ends
+// first. Without a deadline on ctx it waits at most one minute.
+func Start(ctx context.Context, opts Options) (*Server, error) {
+	begin := time.Now()
+	c, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// Claim every port before touching the data dir, so a port clash fails
+	// fast and leaves no half-initialised database behind.
+	var ports portReservation
+	defer func() { _ = ports.release() }() // no-op once released below
+	if c.frontend.port, err = ports.reserve(c.frontend.ip, c.frontend.port); err != nil {
+		return nil, fmt.Errorf("devserver: frontend address %s is not available: %w", c.frontend, err)
+	}
+	if c.ui != nil {
+		if c.ui.port, err = ports.reserve(c.ui.ip, c.ui.port); err != nil {
+			return nil, fmt.Errorf("devserver: UI address %s is not available: %w", c.ui, err)
+		}
+	}
+	var internal internalPorts
+	for _, p := range []*int{&internal.frontendHTTP, &internal.history, &internal.matching, &internal.worker} {
+		if *p, err = ports.reserve(c.frontend.ip, 0); err != nil {
+			return nil, fmt.Errorf("devserver: pick a free port on %s: %w", c.frontend.ip, err)
+		}
+	}
+
+	if err := os.MkdirAll(filepath.Dir(c.dbPath), 0o700); err != nil {
+		return nil, fmt.Errorf("devserver: create data dir: %w", err)
+	}
+	sqlConf, fresh, err := prepareDatabase(c)
+	if err != nil {
+		return nil, err
+	}
+
+	serverLog := zap.NewAtomicLevelAt(serverLogLevel)
+	serverOpts := serverOptions(c, internal, sqlConf, serverLog)
+	var ui *uiserver.Server
+	if c.ui != nil {
+		if ui, err = newUIServer(c); err != nil {
+			return nil, err
+		}
+	}
+
+	// From here on the server and UI bind their own listeners.
+	if err := ports.release(); err != nil {
+		return nil, fmt.Errorf("devserver: release reserved ports: %w", err)
+	}
+	ts, err := temporal.NewServer(serverOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: build temporal server: %w", err)
+	}
+
+	s := &Server{
+		namespace:    c.namespace,
+		frontendAddr: c.frontend.dialAddr(),
+		serverLog:    serverLog,
+		temporal:     ts,
+		ui:           ui,
+	}
+	if ui != nil {
+		s.uiURL = "http://" + c.ui.dialAddr()
+		s.uiDone = make(chan struct{})
+		// The UI's Start serves until Stop, so it gets its own goroutine. It
+		// only returns an error for a config problem; a failure to bind is
+		// fatal inside the UI library (os.Exit), which the port check above
+		// is there to prevent.
+		go func() {
+			defer close(s.uiDone)
+			if err := ui.Start(); err != nil {
+				c.logger.Error("temporal UI server stopped", zap.Error(err))
+			}
+		}()
+	}
+
+	if err := ts.Start(); err != nil {
+		s.stopUI()
+		return nil, fmt.Errorf("devserver: start temporal server: %w", err)
+	}
+
+	readyCtx := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		readyCtx, cancel = context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+	}
+	if err := s.waitReady(readyCtx); err != nil {
+		if stopErr := s.Stop(); stopErr != nil {
+			c.logger.Warn("stop temporal dev server after failed start", zap.Error(stopErr))
+		}
+		return nil, err
+	}
+
+	c.logger.Info("temporal dev server started",
+		zap.String("frontend", s.frontendAddr),
+		zap.String("ui", s.uiURL),
+		zap.String("namespace", s.namespace),
+		zap.String("db", c.dbPath),
+		zap.Bool("new_db", fresh),
+		zap.Duration("took", time.Since(begin)))
+	return s, nil
+}
+
+// FrontendAddr is the host:port clients dial.
+func (s *Server) FrontendAddr() string { return s.frontendAddr }
+
+// UIURL is the Web UI base URL, or "" when the UI is disabled.
+func (s *Server) UIURL() string { return s.uiURL }
+
+// Namespace is the namespace created (or found) at start.
+func (s *Server) Namespace() string { return s.namespace }
+
+// Stop stops the UI, then the server. Calling it again returns the first
+// result.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		// Shutting down makes every service log its peers disappearing
+		// (failed polls, refused dials, cancelled calls), and a few server
+		// goroutines outlive Stop (see serverOptions) and keep retrying.
+		// None of that is actionable, and a real failure comes back as the
+		// error, so the server log goes quiet from here on.
+		s.serverLog.SetLevel(silentLevel)
+		s.stopUI()
+		if err := s.temporal.Stop(); err != nil {
+			s.stopErr = fmt.Errorf("devserver: stop temporal server: %w", err)
+		}
+	})
+	return s.stopErr
+}
+
+func (s *Server) stopUI() {
+	if s.ui == nil {
+		return
+	}
+	// Closing before the goroutine has bound is fine: the UI then sees a
+	// closed http.Server and returns at once.
+	s.ui.Stop()
+	<-s.uiDone
+}
+
+// waitReady polls the frontend's gRPC health service until the workflow API
+// is SERVING. Start() of the Temporal server returning only means every
+// service has been launched, not that the frontend handler is registered.
+func (s *Server) waitReady(ctx context.Context) error {
+	conn, err := grpc.NewClient(s.frontendAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("devserver: dial frontend %s: %w", s.frontendAddr, err)
+	}
+	defer func() { _ = conn.Close() }()
+	health := healthpb.NewHealthClient(conn)
+
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		resp, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: workflowServiceHealthName})
+		switch {
+		case err != nil:
+			lastErr = err
+		case resp.GetStatus() == healthpb.HealthCheckResponse_SERVING:
+			return nil
+		default:
+			lastErr = fmt.Errorf("health status %s", resp.GetStatus())
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("devserver: frontend %s not ready: %w (last check: %v)", s.frontendAddr, ctx.Err(), lastErr)
+		case <-tick.C:
+		}
+	}
+}
+
+type internalPorts struct {
+	frontendHTTP, history, matching, worker int
+}
+
+// prepareDatabase returns the persistence config for the SQLite file, first
+// creating the schema if the file is new and the namespace if it is missing.
+func prepareDatabase(c startConfig) (*config.SQL, bool, error) {
+	sqlConf := &config.SQL{
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: c.dbPath,
+		// The plugin copies the SQLite URI parameters it knows (mode, cache,
+		// ...) into the DSN as they are and turns every other key into a
+		// "_pragma=key=value" parameter, which the modernc driver runs on
+		// each new connection.
+		ConnectAttributes: map[string]string{
+			// Create the file if missing.
+			"mode": "rwc",
+			// WAL with synchronous=NORMAL syncs only at checkpoints instead of
+			// on every commit: about 3x faster than the default rollback
+			// journal. A power cut can lose the last commits, never corrupt
+			// the file, which is fine for a dev server. The plugin also looks
+			// at journal_mode to decide whether more than one connection is
+			// safe; we keep its default of one.
+			"journal_mode": "wal",
+			"synchronous":  "normal",
+			// Wait instead of failing at once if something else (e.g. a
+			// sqlite3 shell) holds a lock on the file.
+			"busy_timeout": "5000",
+		},
+	}
+
+	_, statErr := os.Stat(c.dbPath)
+	fresh := errors.Is(statErr, os.ErrNotExist)
+	if statErr != nil && !fresh {
+		return nil, false, fmt.Errorf("devserver: stat database: %w", statErr)
+	}
+	if fresh {
+		if err := sqliteschema.SetupSchema(sqlConf); err != nil {
+			return nil, false, fmt.Errorf("devserver: set up sqlite schema in %s (remove the file before retrying): %w", c.dbPath, err)
+		}
+	}
+
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, c.namespace, false, nil)
+	if err != nil {
+		return nil, false, fmt.Errorf("devserver: namespace config: %w", err)
+	}
+	// NewNamespaceConfig hard-codes a one-day retention.
+	ns.Detail.Config.Retention = durationpb.New(c.retention)
+	// A no-op when the namespace exists, so its settings survive restarts.
+	if err := sqliteschema.CreateNamespaces(sqlConf, ns); err != nil {
+		return nil, false, fmt.Errorf("devserver: create namespace %q: %w", c.namespace, err)
+	}
+	return sqlConf, fresh, nil
+}
+
+func serverOptions(c startConfig, ports internalPorts, sqlConf *config.SQL, logLevel zap.AtomicLevel) []temporal.ServerOption {
+	ip := c.frontend.ip.String()
+	hostPort := func(port int) string {
+		return net.JoinHostPort(c.frontend.dialHost(), strconv.Itoa(port))
+	}
+	service := func(grpcPort int) config.Service {
+		var svc config.Service
+		svc.RPC.BindOnIP = ip
+		svc.RPC.GRPCPort = grpcPort
+		return svc
+	}
+	frontend := service(c.frontend.port)
+	frontend.RPC.HTTPPort = ports.frontendHTTP
+
+	conf := &config.Config{}
+	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
+	conf.Global.Membership.BroadcastAddress = c.frontend.dialHost()
+	conf.Persistence.DefaultStore = "sqlite"
+	conf.Persistence.VisibilityStore = "sqlite"
+	// One shard is plenty for a single developer and keeps the number of
+	// shard goroutines and database rows small. Persisted on first start.
+	conf.Persistence.NumHistoryShards = 1
+	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlConf}}
+	conf.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             hostPort(c.frontend.port),
+				HTTPAddress:            hostPort(ports.frontendHTTP),
+				// ClusterID stays empty: the server generates one on first
+				// start and keeps the persisted one afterwards.
+			},
+		},
+	}
+	conf.DCRedirectionPolicy.Policy = "noop"
+	conf.Services = map[string]config.Service{
+		string(primitives.FrontendService): frontend,
+		string(primitives.HistoryService):  service(ports.history),
+		string(primitives.MatchingService): service(ports.matching),
+		string(primitives.WorkerService):   service(ports.worker),
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	// The worker service (system workflows) reaches the frontend through this.
+	conf.PublicClient.HostPort = hostPort(c.frontend.port)
+
+	dynConf := dynamicconfig.StaticClient{
+		// Search attributes registered through the operator API at start-up
+		// must be usable by the very next StartWorkflow; without this the
+		// frontend serves them from a cache refreshed every minute or so.
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		// Workflow Updates (frontend.enableUpdateWorkflowExecution and
+		// ...AsyncAccepted) are on by default in v1.32, so not set here.
+
+		// These three background jobs run SDK workers inside the worker
+		// service that v1.32.1 never stops: after Stop their pollers keep
+		// retrying the dead frontend for the life of the process (~75
+		// goroutines per start/stop cycle, which adds up in tests; about 30
+		// more, idle gRPC client connections, leak regardless). A dev database does not need them: the scanners
+		// garbage-collect old task queues and orphaned history branches, and
+		// without the parent-close-policy worker the history service applies
+		// parent close policies inline, as it already does below the
+		// fan-out threshold.
+		dynamicconfig.TaskQueueScannerEnabled.Key():       false,
+		dynamicconfig.HistoryScannerEnabled.Key():         false,
+		dynamicconfig.EnableParentClosePolicyWorker.Key(): false,
+	}
+
+	// Static hosts replace ringpop membership: every service runs in this
+	// process at a known address.
+	hosts := map[primitives.ServiceName]static.Hosts{
+		primitives.FrontendService: static.SingleLocalHost(hostPort(c.frontend.port)),
+		primitives.HistoryService:  static.SingleLocalHost(hostPort(ports.history)),
+		primitives.MatchingService: static.SingleLocalHost(hostPort(ports.matching)),
+		primitives.WorkerService:   static.SingleLocalHost(hostPort(ports.worker)),
+	}
+
+	return []temporal.ServerOption{
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(newZapLogger(c.logger.Named("temporal"), logLevel)),
+		temporal.WithDynamicConfigClient(dynConf),
+		// Local dev: no authentication, every call allowed.
+		temporal.WithAuthorizer(authorization.NewNoopAuthorizer()),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper {
+			return authorization.NewNoopClaimMapper()
+		}),
+	}
+}
+
+// newUIServer builds the Web UI server. The UI library panics on bad config;
+// that is turned into an error so Start never panics.
+func newUIServer(c startConfig) (ui *uiserver.Server, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			ui, err = nil, fmt.Errorf("devserver: build UI server: %v", r)
+		}
+	}()
+	host := c.ui.ip.String()
+	if c.ui.ip.To4() == nil {
+		// The UI formats its listen address as host:port without brackets.
+		host = "[" + host + "]"
+	}
+	cfg := &uiconfig.Config{
+		Host:                host,
+		Port:                c.ui.port,
+		TemporalGRPCAddress: c.frontend.dialAddr(),
+		EnableUI:            true,
+		DefaultNamespace:    c.namespace,
+		// Do not call out to temporal.io from a local tool.
+		DisableNewsFetch: true,
+		// Served over plain http on localhost, so the CSRF cookie must not
+		// be marked Secure or browsers drop it and every write action fails.
+		CORS: uiconfig.CORS{CookieInsecure: true},
+		// The UI otherwise prints a banner and an access log line per request
+		// to stdout, bypassing our logger.
+		HideLogs: true,
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("devserver: UI config: %w", err)
+	}
+	return uiserver.NewServer(uiserveroptions.WithConfigProvider(cfg)), nil
+}

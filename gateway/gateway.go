@@ -1,0 +1,133 @@
+// Package gateway is Gatehouse's HTTP front: a JSON REST API over Echo that
+// turns people's requests into starter calls. Handlers are thin: they
+// authenticate, decode, call starter, and render; the decisions themselves
+// are made by package approval inside the run workflow.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/plan"
+	"github.com/gatehouse-dev/gatehouse/starter"
+)
+
+// DefaultBodyLimit bounds request bodies. Plans of large workspaces run to a
+// few megabytes; anything far beyond is refused before it is read.
+const DefaultBodyLimit = "16M"
+
+// Options configures the gateway.
+type Options struct {
+	Config *config.Config
+	Runs   *starter.Client
+	Plans  *plan.Store
+	Logger *zap.Logger
+	// Health reports whether Temporal is reachable, for /healthz.
+	Health func(ctx context.Context) error
+	// BodyLimit is an Echo size such as "16M"; DefaultBodyLimit when empty.
+	BodyLimit string
+}
+
+// server holds the handlers' dependencies.
+type server struct {
+	Options
+}
+
+// New returns the gateway's HTTP handler.
+func New(opts Options) http.Handler {
+	if opts.BodyLimit == "" {
+		opts.BodyLimit = DefaultBodyLimit
+	}
+	s := &server{Options: opts}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogMethod: true, LogURI: true, LogStatus: true, LogLatency: true, LogError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			s.Logger.Info("http request",
+				zap.String("method", v.Method), zap.String("uri", v.URI), zap.Int("status", v.Status),
+				zap.Duration("latency", v.Latency), zap.String("user", string(userOf(c).ID)))
+			return nil
+		},
+	}))
+	e.Use(middleware.Recover())
+	e.Use(middleware.BodyLimit(opts.BodyLimit))
+
+	e.GET("/healthz", s.healthz)
+	// Middleware is attached per route, not per group: Echo answers a group
+	// with middleware for every method, which would turn 405s into 404s.
+	ws := func(method, path string, h echo.HandlerFunc) {
+		e.Add(method, "/api/v1/workspaces/:ws"+path, h, s.authenticate, s.requireWorkspace)
+	}
+	ws(http.MethodPost, "/runs", s.createRun)
+	ws(http.MethodGet, "/runs", s.listRuns)
+	ws(http.MethodGet, "/runs/:id", s.getRun)
+	ws(http.MethodGet, "/runs/:id/approvals", s.getDecisions)
+	ws(http.MethodGet, "/runs/:id/approval-requirements", s.getRequirements)
+	ws(http.MethodPost, "/runs/:id/approve", s.decide(approval.DecisionApprove))
+	ws(http.MethodPost, "/runs/:id/reject", s.decide(approval.DecisionReject))
+	ws(http.MethodPost, "/runs/:id/cancel", s.decide(approval.DecisionCancel))
+	return e
+}
+
+func (s *server) healthz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	if err := s.Health(ctx); err != nil {
+		s.Logger.Warn("health check: temporal unreachable", zap.Error(err))
+		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "temporal": "unreachable"})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "temporal": "reachable"})
+}
+
+// statusOf is the one table from domain error codes to HTTP statuses.
+var statusOf = map[approval.Code]int{
+	approval.CodeInvalid:   http.StatusBadRequest,
+	approval.CodeForbidden: http.StatusForbidden,
+	approval.CodeNotFound:  http.StatusNotFound,
+	approval.CodeConflict:  http.StatusConflict,
+}
+
+// handleError renders every error, Echo's own included, as {"error": "..."}.
+// Domain errors keep their message; anything else is logged and the client
+// is told only that something went wrong inside.
+func (s *server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, msg := http.StatusInternalServerError, "internal error"
+	var de *approval.Error
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &de):
+		status, msg = statusOf[de.Code], de.Message
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+	case errors.As(err, &he):
+		status = he.Code
+		if m, ok := he.Message.(string); ok {
+			msg = m
+		} else {
+			msg = http.StatusText(he.Code)
+		}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		status, msg = http.StatusServiceUnavailable, "temporal did not answer in time"
+	}
+	if status >= 500 {
+		s.Logger.Error("request failed", zap.String("method", c.Request().Method),
+			zap.String("uri", c.Request().RequestURI), zap.Error(err))
+	}
+	if err := c.JSON(status, map[string]string{"error": msg}); err != nil {
+		s.Logger.Warn("write error response", zap.Error(err))
+	}
+}

@@ -1,0 +1,102 @@
+package gateway
+
+import (
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// RunView is the run object of the REST API. It is exported so clients in
+// this module (the `gatehouse start` command, tests) decode the same shape
+// the gateway writes.
+type RunView struct {
+	ID                  string                `json:"id"`
+	Workspace           string                `json:"workspace"`
+	Environment         string                `json:"environment,omitempty"`
+	Status              approval.Status       `json:"status"`
+	Outcome             approval.Outcome      `json:"outcome,omitempty"`
+	RequestedBy         approval.UserID       `json:"requested_by"`
+	Message             string                `json:"message"`
+	CreatedAt           time.Time             `json:"created_at"`
+	UpdatedAt           time.Time             `json:"updated_at"`
+	ApprovalRequestedAt *time.Time            `json:"approval_requested_at,omitempty"`
+	Deadline            *time.Time            `json:"deadline,omitempty"`
+	ConfigVersion       string                `json:"config_version,omitempty"`
+	Plan                approval.PlanSummary  `json:"plan"`
+	Reasons             []ReasonView          `json:"reasons"`
+	Decisions           []DecisionView        `json:"decisions"`
+	Apply               *approval.ApplyResult `json:"apply,omitempty"`
+}
+
+// ReasonView is one approval reason with its progress and approvers.
+type ReasonView struct {
+	ID        string               `json:"id"`
+	Name      string               `json:"name"`
+	Kind      approval.ReasonKind  `json:"kind"`
+	Stage     approval.Stage       `json:"stage"`
+	State     approval.ReasonState `json:"state"`
+	Required  int                  `json:"required"`
+	Approved  bool                 `json:"approved"`
+	Progress  string               `json:"progress"`
+	Eligible  approval.Approvers   `json:"eligible"`
+	Approvers []ApproverView       `json:"approvers"`
+}
+
+// ApproverView is one eligible person's standing on a reason.
+type ApproverView struct {
+	UserID  approval.UserID `json:"user_id"`
+	State   string          `json:"state"`
+	At      *time.Time      `json:"at,omitempty"`
+	Comment string          `json:"comment,omitempty"`
+}
+
+// DecisionView is one entry of a run's decision trail.
+type DecisionView struct {
+	ID        string                `json:"id"`
+	RunID     string                `json:"run_id"`
+	UserID    approval.UserID       `json:"user_id"`
+	UserEmail string                `json:"user_email"`
+	Source    approval.Source       `json:"source,omitempty"`
+	Decision  approval.DecisionKind `json:"decision"`
+	Comment   string                `json:"comment"`
+	ReasonIDs []string              `json:"reason_ids,omitempty"`
+	CreatedAt time.Time             `json:"created_at"`
+}
+
+func newRunView(r approval.Run) RunView {
+	v := RunView{
+		ID: r.ID, Workspace: r.Workspace, Environment: r.Environment, Status: r.Status, Outcome: r.Outcome,
+		RequestedBy: r.RequestedBy.ID, Message: r.Message, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		ApprovalRequestedAt: timePtr(r.ApprovalRequestedAt), Deadline: timePtr(r.Deadline),
+		ConfigVersion: r.ConfigVersion, Plan: r.Plan, Apply: r.Apply,
+		Reasons: []ReasonView{}, Decisions: []DecisionView{},
+	}
+	if v.Plan.Resources == nil {
+		v.Plan.Resources = []approval.Resource{}
+	}
+	for _, reason := range r.Reasons {
+		rv := ReasonView{
+			ID: reason.ID, Name: reason.Name, Kind: reason.Kind, Stage: reason.Stage, State: reason.State,
+			Required: reason.Required, Approved: reason.State == approval.ReasonApproved,
+			Progress: reason.Progress(), Eligible: reason.Approvers, Approvers: []ApproverView{},
+		}
+		for _, a := range reason.ApproverStates() {
+			rv.Approvers = append(rv.Approvers, ApproverView{UserID: a.UserID, State: a.State, At: timePtr(a.At), Comment: a.Comment})
+		}
+		v.Reasons = append(v.Reasons, rv)
+	}
+	for _, d := range r.Decisions {
+		v.Decisions = append(v.Decisions, DecisionView{
+			ID: d.ID, RunID: r.ID, UserID: d.UserID, UserEmail: d.Email, Source: d.Source,
+			Decision: d.Kind, Comment: d.Comment, ReasonIDs: d.ReasonIDs, CreatedAt: d.At,
+		})
+	}
+	return v
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

@@ -1,0 +1,167 @@
+package tests
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/gateway"
+)
+
+func TestTwoApprovalsApplyExactlyOnce(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	run := s.createRun("prod-network", "t-alice", "prod-network.json")
+	if run.Status != approval.StatusPendingApproval || run.RequestedBy != "alice" || run.Plan.Destroys != 2 || run.Plan.Replaces != 1 {
+		t.Fatalf("new run %+v; want pending, by alice, 2 destroys (1 replace)", run)
+	}
+	if len(run.Reasons) != 1 || run.Reasons[0].Progress != "0/2" || run.Deadline == nil {
+		t.Fatalf("reasons %+v deadline %v; want destroys-need-two at 0/2 with a deadline", run.Reasons, run.Deadline)
+	}
+
+	// The pending run shows up in the list filtered by status (visibility is
+	// eventually consistent: poll briefly).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var list struct {
+			Runs []struct{ ID, Status string } `json:"runs"`
+		}
+		s.call("GET", "/api/v1/workspaces/prod-network/runs?status=pending_approval", "t-victor", nil).decode(t, &list)
+		if len(list.Runs) == 1 && list.Runs[0].ID == run.ID && list.Runs[0].Status == "pending_approval" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list = %+v; want the pending run", list)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	var after gateway.RunView
+	s.decide(run, "approve", "t-bob", map[string]string{"comment": "checked the NAT swap"}, http.StatusOK).decode(t, &after)
+	if after.Status != approval.StatusPendingApproval || after.Reasons[0].Progress != "1/2" {
+		t.Fatalf("after bob: %s %s; want pending at 1/2", after.Status, after.Reasons[0].Progress)
+	}
+	if len(s.applied()) != 0 {
+		t.Fatal("applied after one approval")
+	}
+	s.decide(run, "approve", "t-carol", nil, http.StatusOK)
+	final := s.waitFor(run, approval.StatusApplied)
+
+	lines := s.applied()
+	if len(lines) != 1 || !strings.Contains(lines[0], run.ID) || !strings.Contains(lines[0], run.Plan.SHA256) {
+		t.Fatalf("apply log %q; want one line with run %s and plan %s", lines, run.ID, run.Plan.SHA256)
+	}
+	if final.Apply == nil || !final.Apply.Executed || final.Apply.ExitCode != 0 || !strings.Contains(final.Apply.Output, run.Plan.SHA256) {
+		t.Errorf("apply result %+v; want an executed, successful apply of the plan", final.Apply)
+	}
+
+	var decisions struct {
+		Decisions []gateway.DecisionView `json:"decisions"`
+	}
+	s.call("GET", s.runPath(run)+"/approvals", "t-alice", nil).decode(t, &decisions)
+	if len(decisions.Decisions) != 2 || decisions.Decisions[0].UserID != "bob" || decisions.Decisions[0].UserEmail != "bob@example.com" ||
+		decisions.Decisions[0].Comment != "checked the NAT swap" || decisions.Decisions[0].RunID != run.ID || decisions.Decisions[1].UserID != "carol" {
+		t.Errorf("decisions %+v; want bob's then carol's approvals", decisions.Decisions)
+	}
+	var reqs struct {
+		Reasons []gateway.ReasonView `json:"reasons"`
+	}
+	s.call("GET", s.runPath(run)+"/approval-requirements", "t-alice", nil).decode(t, &reqs)
+	if len(reqs.Reasons) != 1 || !reqs.Reasons[0].Approved || reqs.Reasons[0].Progress != "2/2" {
+		t.Errorf("requirements %+v; want the reason approved at 2/2", reqs.Reasons)
+	}
+}
+
+func TestRejectCancelAndTimeoutNeverApply(t *testing.T) {
+	s := newStack(t, stackOptions{timeout: "2s"})
+
+	rejected := s.createRun("prod-network", "t-alice", "prod-network.json")
+	s.decide(rejected, "reject", "t-bob", map[string]string{"comment": "not during the freeze"}, http.StatusOK)
+	got := s.waitFor(rejected, approval.StatusRejected)
+	if len(got.Decisions) != 1 || got.Decisions[0].Decision != approval.DecisionReject || got.Decisions[0].Comment != "not during the freeze" {
+		t.Errorf("decisions %+v; want bob's rejection with its comment", got.Decisions)
+	}
+
+	cancelled := s.createRun("prod-network", "t-alice", "prod-network.json")
+	s.decide(cancelled, "cancel", "t-erin", map[string]string{"message": "change freeze"}, http.StatusOK)
+	s.waitFor(cancelled, approval.StatusCancelled)
+
+	timedOut := s.createRun("prod-network", "t-alice", "prod-network.json")
+	s.decide(timedOut, "approve", "t-bob", nil, http.StatusOK)
+	got = s.waitFor(timedOut, approval.StatusTimedOut)
+	if got.Outcome != approval.OutcomeCancel {
+		t.Errorf("outcome %q; want cancel (the workspace's on_timeout)", got.Outcome)
+	}
+	// Fail closed: a late approval cannot revive it.
+	s.decide(timedOut, "approve", "t-carol", nil, http.StatusConflict)
+
+	if lines := s.applied(); len(lines) != 0 {
+		t.Errorf("apply ran %d times (%q); want never", len(lines), lines)
+	}
+}
+
+func TestWorkerRestartBetweenApprovals(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	run := s.createRun("prod-network", "t-alice", "prod-network.json")
+	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
+
+	s.worker.Stop()
+	s.startWorker() // a fresh worker: the run's state is rebuilt from history
+
+	var after gateway.RunView
+	s.decide(run, "approve", "t-carol", nil, http.StatusOK).decode(t, &after)
+	if after.Reasons[0].Progress != "2/2" {
+		t.Errorf("progress after restart %s; want 2/2 (bob's approval kept)", after.Reasons[0].Progress)
+	}
+	s.waitFor(run, approval.StatusApplied)
+	if lines := s.applied(); len(lines) != 1 {
+		t.Errorf("apply ran %d times; want once", len(lines))
+	}
+}
+
+func TestNoMatchingRuleAppliesAtOnce(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	run := s.createRun("staging-app", "t-alice", "add-only.json")
+	got := s.waitFor(run, approval.StatusApplied)
+	if len(got.Reasons) != 0 || len(got.Decisions) != 0 {
+		t.Errorf("reasons %v decisions %v; want none", got.Reasons, got.Decisions)
+	}
+	if lines := s.applied(); len(lines) != 1 {
+		t.Errorf("apply ran %d times; want once", len(lines))
+	}
+}
+
+func TestIdempotencyKeys(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	body := map[string]any{"plan": readPlan(t, "prod-network.json")}
+	first := s.call("POST", "/api/v1/workspaces/prod-network/runs", "t-alice", body, "Idempotency-Key", "pipeline-42")
+	again := s.call("POST", "/api/v1/workspaces/prod-network/runs", "t-alice", body, "Idempotency-Key", "pipeline-42")
+	var a, b gateway.RunView
+	first.decode(t, &a)
+	again.decode(t, &b)
+	if first.status != http.StatusCreated || again.status != http.StatusCreated || a.ID != b.ID {
+		t.Fatalf("retried create: %d %s and %d %s; want the same run twice", first.status, a.ID, again.status, b.ID)
+	}
+
+	// A retried approval (same key) counts once, even if its body differs.
+	s.decide(a, "approve", "t-bob", map[string]string{"comment": "first"}, http.StatusOK, "Idempotency-Key", "bob-click-1")
+	var retried gateway.RunView
+	s.decide(a, "approve", "t-bob", map[string]string{"comment": "retry"}, http.StatusOK, "Idempotency-Key", "bob-click-1").decode(t, &retried)
+	if retried.Reasons[0].Progress != "1/2" || len(retried.Decisions) != 1 || retried.Decisions[0].ID != "bob-click-1" || retried.Decisions[0].Comment != "first" {
+		t.Errorf("after retry: %s, decisions %+v; want 1/2 with one decision bob-click-1", retried.Reasons[0].Progress, retried.Decisions)
+	}
+	// A second click with a new key by the same person is a no-op.
+	s.decide(a, "approve", "t-bob", nil, http.StatusOK, "Idempotency-Key", "bob-click-2")
+	if got := s.get(a); got.Reasons[0].Progress != "1/2" || len(got.Decisions) != 1 {
+		t.Errorf("after a repeat approval: %s with %d decisions; want 1/2 and 1", got.Reasons[0].Progress, len(got.Decisions))
+	}
+}
+
+func TestHealthz(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	r := s.call("GET", "/healthz", "", nil)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"reachable"`) {
+		t.Errorf("healthz: %d %s; want 200 reachable", r.status, r.body)
+	}
+}

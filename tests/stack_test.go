@@ -1,0 +1,281 @@
+// Package tests runs Gatehouse end to end: a real Temporal server in process
+// (temporaltest, SQLite in memory), the real worker with the real apply
+// activity running a real script, and the gateway over real HTTP.
+package tests
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/server/temporaltest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gatehouse-dev/gatehouse/activities"
+	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/gateway"
+	"github.com/gatehouse-dev/gatehouse/plan"
+	"github.com/gatehouse-dev/gatehouse/starter"
+	"github.com/gatehouse-dev/gatehouse/worker"
+)
+
+const taskQueue = "gatehouse-e2e"
+
+// testConfig is the config of the end-to-end tests. APPLY is replaced by the
+// absolute path of the example apply script, TIMEOUT by the prod timeout.
+const testConfig = `
+users:
+  - {id: alice, email: alice@example.com, groups: [platform], roles: [approver], token: t-alice}
+  - {id: bob, email: bob@example.com, groups: [platform], roles: [approver], token: t-bob}
+  - {id: carol, email: carol@example.com, groups: [platform], roles: [approver], token: t-carol}
+  - {id: dave, email: dave@example.com, groups: [security], roles: [approver], token: t-dave}
+  - {id: erin, email: erin@example.com, roles: [admin], token: t-erin}
+  - {id: victor, email: victor@example.com, groups: [platform], roles: [viewer], token: t-victor}
+workspaces:
+  - name: prod-network
+    environment: production
+    timeout: TIMEOUT
+    on_timeout: cancel
+    apply: {command: [APPLY], dir: "."}
+    rules:
+      - name: destroys-need-two
+        when: {destroys_gt: 0}
+        approvers: {groups: [platform]}
+        min_approvals: 2
+  - name: staging-app
+    environment: staging
+    apply: {command: [APPLY], dir: "."}
+  - name: other
+    rules:
+      - {name: anything, approvers: {users: [dave]}}
+`
+
+// stack is one Gatehouse: server, worker, gateway.
+type stack struct {
+	t        *testing.T
+	temporal *temporaltest.TestServer
+	client   client.Client
+	acts     *activities.Activities
+	worker   sdkworker.Worker
+	url      string
+	applyLog string
+}
+
+type stackOptions struct {
+	timeout string // prod-network's approval timeout; default 1h
+}
+
+func newStack(t *testing.T, opts stackOptions) *stack {
+	t.Helper()
+	if opts.timeout == "" {
+		opts.timeout = "1h"
+	}
+	dir := t.TempDir()
+	script, err := filepath.Abs("../examples/apply.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyLog := filepath.Join(dir, "applied.log")
+	// The apply activity passes its environment on to the script.
+	t.Setenv("GATEHOUSE_APPLY_LOG", applyLog)
+	yaml := strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", opts.timeout).Replace(testConfig)
+	cfg, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	c := ts.GetDefaultClient()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := starter.RegisterSearchAttributes(ctx, c, ts.GetDefaultNamespace()); err != nil {
+		t.Fatal(err)
+	}
+	store, err := plan.NewStore(filepath.Join(dir, "plans"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stack{
+		t: t, temporal: ts, client: c, applyLog: applyLog,
+		acts: &activities.Activities{Config: cfg, Plans: store, Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
+	}
+	s.startWorker()
+	srv := httptest.NewServer(gateway.New(gateway.Options{
+		Config: cfg,
+		Runs:   starter.New(c, ts.GetDefaultNamespace(), taskQueue, cfg),
+		Plans:  store,
+		Logger: logger,
+		Health: func(ctx context.Context) error {
+			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+			return err
+		},
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+func (s *stack) startWorker() {
+	s.t.Helper()
+	s.worker = worker.New(s.client, taskQueue, s.acts, sdkworker.Options{})
+	if err := s.worker.Start(); err != nil {
+		s.t.Fatalf("start worker: %v", err)
+	}
+	w := s.worker
+	s.t.Cleanup(w.Stop)
+}
+
+// response is an HTTP answer with its JSON body kept raw.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func (r response) errorMessage(t *testing.T) string {
+	t.Helper()
+	var e struct {
+		Error string `json:"error"`
+	}
+	r.decode(t, &e)
+	if e.Error == "" {
+		t.Fatalf("body %s has no \"error\"", r.body)
+	}
+	return e.Error
+}
+
+// call sends a request; body is JSON-encoded unless it is a string or []byte.
+func (s *stack) call(method, path, token string, body any, headers ...string) response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		data, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, s.url+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+func readPlan(t *testing.T, name string) json.RawMessage {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("../examples/plans", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// createRun submits a plan as token's user and returns the new run.
+func (s *stack) createRun(ws, token, planFile string) gateway.RunView {
+	s.t.Helper()
+	r := s.call("POST", "/api/v1/workspaces/"+ws+"/runs", token, map[string]any{"plan": readPlan(s.t, planFile), "message": "e2e"})
+	if r.status != http.StatusCreated {
+		s.t.Fatalf("create run: %d %s", r.status, r.body)
+	}
+	var run gateway.RunView
+	r.decode(s.t, &run)
+	return run
+}
+
+func (s *stack) runPath(run gateway.RunView) string {
+	return "/api/v1/workspaces/" + run.Workspace + "/runs/" + run.ID
+}
+
+func (s *stack) get(run gateway.RunView) gateway.RunView {
+	s.t.Helper()
+	r := s.call("GET", s.runPath(run), "t-victor", nil)
+	if r.status != http.StatusOK {
+		s.t.Fatalf("get run: %d %s", r.status, r.body)
+	}
+	var out gateway.RunView
+	r.decode(s.t, &out)
+	return out
+}
+
+// decide posts a decision and insists on the status it expects.
+func (s *stack) decide(run gateway.RunView, action, token string, body any, want int, headers ...string) response {
+	s.t.Helper()
+	r := s.call("POST", s.runPath(run)+"/"+action, token, body, headers...)
+	if r.status != want {
+		s.t.Fatalf("%s by %s: got %d %s; want %d", action, token, r.status, r.body, want)
+	}
+	return r
+}
+
+// waitFor polls the run until it reaches status, failing after 30 s.
+func (s *stack) waitFor(run gateway.RunView, status approval.Status) gateway.RunView {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := s.get(run)
+		if got.Status == status {
+			return got
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("run %s is %s; want %s", run.ID, got.Status, status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// applied returns the lines the apply script wrote.
+func (s *stack) applied() []string {
+	s.t.Helper()
+	data, err := os.ReadFile(s.applyLog)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
+}
