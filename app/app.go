@@ -1,0 +1,146 @@
+// Package app assembles Gatehouse's parts into the processes the binary runs:
+// the all-in-one dev process, a worker and a gateway against an external
+// Temporal cluster. It holds no policy; cmd/gatehouse parses flags and calls
+// it, and end-to-end tests start the same processes in-process.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/activities"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/gateway"
+	"github.com/gatehouse-dev/gatehouse/plan"
+	"github.com/gatehouse-dev/gatehouse/starter"
+	"github.com/gatehouse-dev/gatehouse/worker"
+)
+
+// Options are the settings every Gatehouse process shares.
+type Options struct {
+	ConfigPath   string // YAML config
+	DataDir      string // plan store (and, for dev, the Temporal database)
+	TemporalAddr string // host:port of the Temporal frontend
+	Namespace    string // Temporal namespace
+	TaskQueue    string // task queue of the run workflow
+	HTTPAddr     string // gateway listen address
+	Logger       *zap.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Namespace == "" {
+		o.Namespace = "default"
+	}
+	if o.TaskQueue == "" {
+		o.TaskQueue = worker.DefaultTaskQueue
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// parts are the pieces a process is built from.
+type parts struct {
+	opts   Options
+	config *config.Config
+	plans  *plan.Store
+	client client.Client
+}
+
+// loadParts reads the config and opens the plan store: everything that can
+// be wrong with the local setup is found before any server is started.
+func loadParts(opts Options) (*parts, error) {
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings() {
+		opts.Logger.Warn("config warning", zap.String("path", w.Path), zap.String("problem", w.Message))
+	}
+	plans, err := plan.NewStore(filepath.Join(opts.DataDir, "plans"))
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger.Info("config loaded", zap.String("path", opts.ConfigPath), zap.String("version", cfg.Version))
+	return &parts{opts: opts, config: cfg, plans: plans}, nil
+}
+
+// dial connects to Temporal at addr.
+func (p *parts) dial(ctx context.Context, addr string) error {
+	p.opts.TemporalAddr = addr
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  addr,
+		Namespace: p.opts.Namespace,
+		Logger:    sdkLogger{p.opts.Logger.Named("temporal-sdk").Sugar()},
+	})
+	if err != nil {
+		return fmt.Errorf("connect to temporal at %s: %w", addr, err)
+	}
+	p.client = c
+	return nil
+}
+
+func (p *parts) newWorker() sdkworker.Worker {
+	acts := &activities.Activities{
+		Config:   p.config,
+		Plans:    p.plans,
+		Notifier: activities.LogNotifier{Logger: p.opts.Logger.Named("notify")},
+		Logger:   p.opts.Logger.Named("activities"),
+	}
+	return worker.New(p.client, p.opts.TaskQueue, acts, sdkworker.Options{})
+}
+
+// listenGateway binds the gateway's address and serves it in the
+// background. Binding first means a taken port fails the start, not later.
+func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
+	ln, err := net.Listen("tcp", p.opts.HTTPAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("gateway listen on %s: %w", p.opts.HTTPAddr, err)
+	}
+	srv := &http.Server{
+		Handler: gateway.New(gateway.Options{
+			Config: p.config,
+			Runs:   starter.New(p.client, p.opts.Namespace, p.opts.TaskQueue, p.config),
+			Plans:  p.plans,
+			Logger: p.opts.Logger.Named("gateway"),
+			Health: func(ctx context.Context) error {
+				_, err := p.client.CheckHealth(ctx, &client.CheckHealthRequest{})
+				return err
+			},
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.opts.Logger.Error("gateway stopped", zap.Error(err))
+		}
+	}()
+	return srv, ln.Addr(), nil
+}
+
+// shutdownHTTP gives in-flight requests a moment to finish.
+func shutdownHTTP(srv *http.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shut down gateway: %w", err)
+	}
+	return nil
+}
+
+// sdkLogger routes the Temporal SDK's key-value logging into zap.
+type sdkLogger struct{ s *zap.SugaredLogger }
+
+func (l sdkLogger) Debug(msg string, kv ...any) { l.s.Debugw(msg, kv...) }
+func (l sdkLogger) Info(msg string, kv ...any)  { l.s.Infow(msg, kv...) }
+func (l sdkLogger) Warn(msg string, kv ...any)  { l.s.Warnw(msg, kv...) }
+func (l sdkLogger) Error(msg string, kv ...any) { l.s.Errorw(msg, kv...) }

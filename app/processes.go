@@ -1,0 +1,163 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/devserver"
+	"github.com/gatehouse-dev/gatehouse/starter"
+)
+
+// DevOptions configures the all-in-one dev process.
+type DevOptions struct {
+	Options
+	UIAddr string // Temporal Web UI; "" disables it
+}
+
+// Dev is Gatehouse in one process: an embedded Temporal server on a SQLite
+// file with its Web UI, the worker and the gateway.
+type Dev struct {
+	server   *devserver.Server
+	parts    *parts
+	worker   sdkworker.Worker
+	http     *http.Server
+	httpAddr string
+}
+
+// StartDev starts every part and returns once all of them serve. On error
+// nothing is left running.
+func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
+	opts.defaults()
+	p, err := loadParts(opts.Options)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dev{parts: p}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.server, err = devserver.Start(ctx, devserver.Options{
+		DataDir:      opts.DataDir,
+		FrontendAddr: opts.TemporalAddr,
+		UIAddr:       opts.UIAddr,
+		Namespace:    opts.Namespace,
+		Logger:       opts.Logger.Named("temporal-server"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start temporal: %w", err)
+	}
+	if err := p.dial(ctx, d.server.FrontendAddr()); err != nil {
+		return nil, err
+	}
+	// Registered on every start, so a data dir made by an older Gatehouse
+	// gains the attributes a newer one uses.
+	if err := starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace); err != nil {
+		return nil, err
+	}
+	d.worker = p.newWorker()
+	if err := d.worker.Start(); err != nil {
+		d.worker = nil
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	srv, addr, err := p.listenGateway()
+	if err != nil {
+		return nil, err
+	}
+	d.http, d.httpAddr = srv, addr.String()
+	return d, nil
+}
+
+// HTTPURL is the gateway's base URL.
+func (d *Dev) HTTPURL() string { return "http://" + d.httpAddr }
+
+// UIURL is the Temporal Web UI's base URL, "" when disabled.
+func (d *Dev) UIURL() string { return d.server.UIURL() }
+
+// TemporalAddr is the embedded frontend's gRPC address.
+func (d *Dev) TemporalAddr() string { return d.server.FrontendAddr() }
+
+// Namespace is the Temporal namespace runs live in.
+func (d *Dev) Namespace() string { return d.parts.opts.Namespace }
+
+// Close stops the parts in reverse order: no new requests, then no new work,
+// then the server.
+func (d *Dev) Close() error {
+	var errs []error
+	if d.http != nil {
+		errs = append(errs, shutdownHTTP(d.http))
+	}
+	if d.worker != nil {
+		d.worker.Stop()
+	}
+	if d.parts.client != nil {
+		d.parts.client.Close()
+	}
+	if d.server != nil {
+		errs = append(errs, d.server.Stop())
+	}
+	return errors.Join(errs...)
+}
+
+// RunWorker runs a worker against an external Temporal cluster until ctx
+// ends.
+func RunWorker(ctx context.Context, opts Options) error {
+	opts.defaults()
+	p, err := loadParts(opts)
+	if err != nil {
+		return err
+	}
+	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
+		return err
+	}
+	defer p.client.Close()
+	w := p.newWorker()
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	opts.Logger.Info("worker polling", zap.String("temporal", opts.TemporalAddr),
+		zap.String("namespace", opts.Namespace), zap.String("task_queue", opts.TaskQueue))
+	<-ctx.Done()
+	w.Stop()
+	return nil
+}
+
+// RunGateway serves the gateway against an external Temporal cluster until
+// ctx ends.
+func RunGateway(ctx context.Context, opts Options) error {
+	opts.defaults()
+	p, err := loadParts(opts)
+	if err != nil {
+		return err
+	}
+	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
+		return err
+	}
+	defer p.client.Close()
+	srv, addr, err := p.listenGateway()
+	if err != nil {
+		return err
+	}
+	opts.Logger.Info("gateway listening", zap.String("url", "http://"+addr.String()),
+		zap.String("temporal", opts.TemporalAddr), zap.String("namespace", opts.Namespace))
+	<-ctx.Done()
+	return shutdownHTTP(srv)
+}
+
+// Setup registers Gatehouse's search attributes on an external cluster's
+// namespace. It is idempotent.
+func Setup(ctx context.Context, opts Options) error {
+	opts.defaults()
+	p := &parts{opts: opts}
+	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
+		return err
+	}
+	defer p.client.Close()
+	return starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace)
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse-dev/gatehouse/app"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/gateway"
+)
+
+func newDevCmd() *cobra.Command {
+	var o app.DevOptions
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: embedded Temporal (SQLite file) with its Web UI, the worker and the gateway",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, true)
+			if err != nil {
+				return err
+			}
+			defer logger.Sync() //nolint:errcheck // nothing useful to do on a failed flush
+			o.Logger = logger
+			startCtx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			dev, err := app.StartDev(startCtx, o)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "\nGatehouse dev is running.\n")
+			fmt.Fprintf(out, "  Gateway (REST API):  %s\n", dev.HTTPURL())
+			fmt.Fprintf(out, "  Temporal frontend:   %s (namespace %s)\n", dev.TemporalAddr(), dev.Namespace())
+			if dev.UIURL() != "" {
+				fmt.Fprintf(out, "  Temporal Web UI:     %s/namespaces/%s/workflows\n", dev.UIURL(), dev.Namespace())
+			}
+			fmt.Fprintf(out, "  Data directory:      %s\n", o.DataDir)
+			fmt.Fprintf(out, "  Config:              %s\n", o.ConfigPath)
+			fmt.Fprintf(out, "Press Ctrl-C to stop.\n\n")
+			<-cmd.Context().Done()
+			fmt.Fprintln(out, "shutting down")
+			return dev.Close()
+		},
+	}
+	commonFlags(cmd, &o.Options, &logLevel, "examples/gatehouse.yaml", "./.gatehouse")
+	f := cmd.Flags()
+	f.StringVar(&o.UIAddr, "ui-addr", "127.0.0.1:8233", "Temporal Web UI address; empty disables it")
+	f.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "gateway address")
+	return cmd
+}
+
+func newWorkerCmd() *cobra.Command {
+	var o app.Options
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the worker (run workflow, apply and notify activities) against a Temporal cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, false)
+			if err != nil {
+				return err
+			}
+			defer logger.Sync() //nolint:errcheck
+			o.Logger = logger
+			return app.RunWorker(cmd.Context(), o)
+		},
+	}
+	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+	return cmd
+}
+
+func newGatewayCmd() *cobra.Command {
+	var o app.Options
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Serve the REST API against a Temporal cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, false)
+			if err != nil {
+				return err
+			}
+			defer logger.Sync() //nolint:errcheck
+			o.Logger = logger
+			return app.RunGateway(cmd.Context(), o)
+		},
+	}
+	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+	cmd.Flags().StringVar(&o.HTTPAddr, "http-addr", envOr("GATEHOUSE_HTTP_ADDR", "127.0.0.1:8080"), "listen address (env GATEHOUSE_HTTP_ADDR)")
+	return cmd
+}
+
+func newSetupCmd() *cobra.Command {
+	var o app.Options
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "setup",
+		Short: "Register Gatehouse's search attributes on a Temporal cluster's namespace (idempotent)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, false)
+			if err != nil {
+				return err
+			}
+			o.Logger = logger
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			if err := app.Setup(ctx, o); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "search attributes registered on namespace %s at %s\n", o.Namespace, o.TemporalAddr)
+			return nil
+		},
+	}
+	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+	return cmd
+}
+
+func newStartCmd() *cobra.Command {
+	var (
+		c         gateway.Client
+		workspace string
+		message   string
+		key       string
+	)
+	cmd := &cobra.Command{
+		Use:   "start PLAN.json",
+		Short: "Submit a plan (terraform show -json output; - for stdin) for approval and print the run",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if c.Token == "" {
+				return fmt.Errorf("--token (or GATEHOUSE_TOKEN) is required")
+			}
+			var plan []byte
+			var err error
+			if args[0] == "-" {
+				plan, err = io.ReadAll(cmd.InOrStdin())
+			} else {
+				plan, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return fmt.Errorf("read plan: %w", err)
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			run, err := c.CreateRun(ctx, workspace, plan, message, key)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "run:    %s\nstatus: %s\nplan:   +%d ~%d -%d (%d replaced) sha256 %s\nurl:    %s\n",
+				run.ID, run.Status, run.Plan.Adds, run.Plan.Changes, run.Plan.Destroys, run.Plan.Replaces, run.Plan.SHA256, c.RunURL(run))
+			for _, r := range run.Reasons {
+				fmt.Fprintf(out, "needs:  %s %s\n", r.Name, r.Progress)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.BaseURL, "url", envOr("GATEHOUSE_URL", "http://127.0.0.1:8080"), "gateway base URL (env GATEHOUSE_URL)")
+	f.StringVar(&c.Token, "token", os.Getenv("GATEHOUSE_TOKEN"), "bearer token (env GATEHOUSE_TOKEN)")
+	f.StringVarP(&workspace, "workspace", "w", "", "workspace to submit to (required)")
+	f.StringVarP(&message, "message", "m", "", "what this change is for")
+	f.StringVar(&key, "idempotency-key", "", "makes a retried submission return the same run")
+	_ = cmd.MarkFlagRequired("workspace")
+	return cmd
+}
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "config", Short: "Work with configuration files"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "validate FILE",
+		Short: "Check a config file: print every problem with its field path, and warnings; exit non-zero on problems",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(args[0])
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				return exitError{}
+			}
+			out := cmd.OutOrStdout()
+			for _, w := range cfg.Warnings() {
+				fmt.Fprintf(out, "warning: %s\n", w)
+			}
+			fmt.Fprintf(out, "%s: ok (version %s)\n", args[0], cfg.Version)
+			return nil
+		},
+	})
+	return cmd
+}

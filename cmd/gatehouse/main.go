@@ -1,0 +1,82 @@
+// Command gatehouse is Gatehouse's one binary: the all-in-one dev process,
+// the worker and the gateway for real deployments, and small CLI clients.
+// It only parses flags and wires package app together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/gatehouse-dev/gatehouse/app"
+	"github.com/gatehouse-dev/gatehouse/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		var exit exitError
+		if !errors.As(err, &exit) {
+			fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		}
+		stop()
+		os.Exit(1)
+	}
+}
+
+// exitError is an error already reported to the user; main only exits.
+type exitError struct{}
+
+func (exitError) Error() string { return "exit 1" }
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "gatehouse",
+		Short:         "Durable, auditable human approval between a Terraform plan and its apply",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newStartCmd(), newConfigCmd())
+	return root
+}
+
+// envOr returns the environment variable's value, or def when unset.
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// commonFlags binds the settings every server process shares.
+func commonFlags(cmd *cobra.Command, o *app.Options, logLevel *string, defConfig, defDataDir string) {
+	f := cmd.Flags()
+	f.StringVar(&o.ConfigPath, "config", envOr("GATEHOUSE_CONFIG", defConfig), "config file (env GATEHOUSE_CONFIG)")
+	f.StringVar(&o.DataDir, "data-dir", envOr("GATEHOUSE_DATA_DIR", defDataDir), "data directory: stored plans (env GATEHOUSE_DATA_DIR)")
+	f.StringVar(&o.TemporalAddr, "temporal-addr", envOr("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
+	f.StringVar(&o.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	f.StringVar(&o.TaskQueue, "task-queue", envOr("GATEHOUSE_TASK_QUEUE", worker.DefaultTaskQueue), "task queue of the run workflow")
+	f.StringVar(logLevel, "log-level", envOr("GATEHOUSE_LOG_LEVEL", "info"), "debug | info | warn | error")
+}
+
+func newLogger(level string, console bool) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	cfg := zap.NewProductionConfig()
+	if console {
+		cfg = zap.NewDevelopmentConfig()
+		cfg.DisableStacktrace = true
+	}
+	cfg.Level = zap.NewAtomicLevelAt(lvl)
+	return cfg.Build()
+}
