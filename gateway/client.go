@@ -24,7 +24,9 @@ type APIError struct {
 	Message string
 }
 
-func (e *APIError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message) }
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Status, http.StatusText(e.Status), e.Message)
+}
 
 // CreateRun submits a plan (the bytes of `terraform show -json`) to workspace.
 func (c *Client) CreateRun(ctx context.Context, workspace string, plan []byte, message, idempotencyKey string) (RunView, error) {
