@@ -1,0 +1,98 @@
+package tests
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gatehouse-dev/gatehouse/app"
+	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/gateway"
+)
+
+// TestDevRestartKeepsRuns runs `gatehouse dev` as the binary does (embedded
+// server on a SQLite file, Web UI, worker, gateway), stops it with a run
+// half approved, starts it again on the same data dir and finishes the run.
+func TestDevRestartKeepsRuns(t *testing.T) {
+	dir := t.TempDir()
+	script, err := filepath.Abs("../examples/apply.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	yaml := strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", "1h").Replace(testConfig)
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	applyLog := filepath.Join(dir, "applied.log")
+	t.Setenv("GATEHOUSE_APPLY_LOG", applyLog)
+
+	start := func() *app.Dev {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		d, err := app.StartDev(ctx, app.DevOptions{
+			Options: app.Options{
+				ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
+				TemporalAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+				Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+			},
+			UIAddr: "127.0.0.1:0",
+		})
+		if err != nil {
+			t.Fatalf("start dev: %v", err)
+		}
+		return d
+	}
+
+	dev := start()
+	// The CLI's client (gatehouse start) submits the plan.
+	cli := gateway.Client{BaseURL: dev.HTTPURL(), Token: "t-alice"}
+	run, err := cli.CreateRun(context.Background(), "prod-network", readPlan(t, "prod-network.json"), "via the CLI client", "")
+	if err != nil {
+		t.Fatalf("CreateRun: %v", err)
+	}
+	if run.Status != approval.StatusPendingApproval || !strings.HasSuffix(cli.RunURL(run), "/api/v1/workspaces/prod-network/runs/"+run.ID) {
+		t.Fatalf("created %s %s at %s; want a pending run and its API URL", run.ID, run.Status, cli.RunURL(run))
+	}
+	_, err = cli.CreateRun(context.Background(), "nope", readPlan(t, "prod-network.json"), "", "")
+	var apiErr *gateway.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
+		t.Errorf("CreateRun on an unknown workspace: %v; want a 404 APIError", err)
+	}
+
+	s := &stack{t: t, url: dev.HTTPURL(), applyLog: applyLog}
+	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
+
+	// The Web UI is served beside the server.
+	resp, err := http.Get(dev.UIURL())
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("web UI at %s: %v %v; want 200", dev.UIURL(), err, resp)
+	}
+	resp.Body.Close()
+
+	if err := dev.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	dev = start()
+	defer dev.Close()
+	s.url = dev.HTTPURL()
+	if got := s.get(run); got.Status != approval.StatusPendingApproval || got.Reasons[0].Progress != "1/2" {
+		t.Fatalf("after restart: %s %s; want pending at 1/2", got.Status, got.Reasons[0].Progress)
+	}
+	s.decide(run, "approve", "t-carol", nil, http.StatusOK)
+	s.waitFor(run, approval.StatusApplied)
+	if lines := s.applied(); len(lines) != 1 || !strings.Contains(lines[0], run.ID) {
+		t.Errorf("apply log %q; want one line for %s", lines, run.ID)
+	}
+}
