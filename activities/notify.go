@@ -16,19 +16,26 @@ type EventKind string
 // The event kinds.
 const (
 	EventApprovalRequested EventKind = "approval_requested"
+	EventChangesRequested  EventKind = "changes_requested"
+	EventBypassed          EventKind = "bypassed"
 	EventFinished          EventKind = "finished"
 )
 
 // Event is one notification about a run. It carries what a message needs and
 // nothing secret.
 type Event struct {
-	Kind             EventKind         `json:"kind"`
-	RunID            string            `json:"run_id"`
-	Workspace        string            `json:"workspace"`
-	Status           approval.Status   `json:"status"`
-	RequestedBy      approval.UserID   `json:"requested_by"`
-	PendingApprovers []approval.UserID `json:"pending_approvers,omitempty"`
-	Deadline         time.Time         `json:"deadline"`
+	Kind        EventKind       `json:"kind"`
+	RunID       string          `json:"run_id"`
+	Workspace   string          `json:"workspace"`
+	Status      approval.Status `json:"status"`
+	RequestedBy approval.UserID `json:"requested_by"`
+	// Recipients are the people the event is for (the approvers asked, the
+	// requester asked for changes, the approvers who were bypassed).
+	Recipients []approval.UserID `json:"recipients,omitempty"`
+	Reasons    []string          `json:"reasons,omitempty"`
+	Actor      approval.UserID   `json:"actor,omitempty"`
+	Comment    string            `json:"comment,omitempty"`
+	Deadline   time.Time         `json:"deadline"`
 }
 
 // Notifier delivers events to people or systems. Implementations return an
@@ -51,7 +58,10 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 		zap.String("workspace", e.Workspace),
 		zap.String("status", string(e.Status)),
 		zap.String("requested_by", string(e.RequestedBy)),
-		zap.Any("pending_approvers", e.PendingApprovers),
+		zap.Any("recipients", e.Recipients),
+		zap.Strings("reasons", e.Reasons),
+		zap.String("actor", string(e.Actor)),
+		zap.String("comment", e.Comment),
 		zap.Time("deadline", e.Deadline),
 	)
 	return nil

@@ -53,6 +53,9 @@ type Identity struct {
 	Source Source   `json:"source,omitempty"`
 	Groups []string `json:"groups,omitempty"`
 	Roles  []Role   `json:"roles,omitempty"`
+	// Automation marks a service account (a CI pipeline, a bot). Only
+	// automation may submit runs on behalf of a person.
+	Automation bool `json:"automation,omitempty"`
 }
 
 // HasRole reports whether the identity holds role r.

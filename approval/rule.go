@@ -1,6 +1,12 @@
 package approval
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"sort"
+	"time"
+)
 
 // Conditions say when a rule applies. Every condition that is set must hold;
 // "or" is expressed with several rules. A rule with no conditions always
@@ -30,23 +36,79 @@ func (c Conditions) Matches(p PlanSummary, env string) bool {
 	return true
 }
 
-// Stage is the lifecycle point at which a reason is asked for. Only post_plan
-// exists today; the field is carried so stages can be added without changing
-// the shape of stored runs.
+// inputs returns the resource changes the conditions look at, as sorted
+// "action address" lines: a destroy rule looks at deletes and replaces, an
+// adds rule at creates and replaces, a changes rule at updates. A rule with
+// no condition on the plan looks at every change. When a revised plan leaves
+// a reason's inputs as they were, the approvals given on it still stand.
+func (c Conditions) inputs(p PlanSummary) []string {
+	var want []Action
+	if c.AddsGT != nil {
+		want = append(want, ActionCreate, ActionReplace)
+	}
+	if c.ChangesGT != nil {
+		want = append(want, ActionUpdate)
+	}
+	if c.DestroysGT != nil {
+		want = append(want, ActionDelete, ActionReplace)
+	}
+	var out []string
+	for _, r := range p.Resources {
+		for _, a := range r.Actions {
+			if want == nil || slices.Contains(want, a) {
+				out = append(out, string(a)+" "+r.Address)
+			}
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// fingerprint condenses inputs into a short stable string.
+func fingerprint(lines []string) string {
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Stage is the lifecycle point at which a reason is asked for. Stages run in
+// order: every reason of a stage must be approved before the next stage's
+// reasons open. post_apply reasons are sign-offs: they open after the apply
+// and do not block it.
 type Stage string
 
-// The stages.
+// The stages, in lifecycle order. A run always starts from a submitted plan,
+// so there is no pre_plan stage.
 const (
-	StagePostPlan Stage = "post_plan"
+	StagePostPlan  Stage = "post_plan"
+	StagePreApply  Stage = "pre_apply"
+	StagePostApply Stage = "post_apply"
 )
+
+// stageOrder lists the stages in the order they open.
+var stageOrder = []Stage{StagePostPlan, StagePreApply, StagePostApply}
+
+// Valid reports whether s is a known stage.
+func (s Stage) Valid() bool { return slices.Contains(stageOrder, s) }
+
+func (s Stage) rank() int { return slices.Index(stageOrder, s) }
 
 // ReasonKind says where an approval reason came from.
 type ReasonKind string
 
-// The reason kinds.
+// The reason kinds, in the order they are listed within a stage.
 const (
-	KindRule ReasonKind = "rule"
+	KindPolicy ReasonKind = "policy"
+	KindStep   ReasonKind = "step"
+	KindRule   ReasonKind = "rule"
 )
+
+var kindOrder = []ReasonKind{KindPolicy, KindStep, KindRule}
+
+func (k ReasonKind) rank() int { return slices.Index(kindOrder, k) }
 
 // Rule turns a matching plan into one approval reason.
 type Rule struct {
@@ -56,6 +118,17 @@ type Rule struct {
 	Approvers         Approvers  `json:"approvers"`
 	MinApprovals      int        `json:"min_approvals"`
 	AllowSelfApproval bool       `json:"allow_self_approval,omitempty"`
+}
+
+// Step is an approval a lifecycle stage always asks for, whatever the plan
+// does: "every apply to production needs the on-call's go", or a security
+// sign-off after apply.
+type Step struct {
+	Name              string    `json:"name"`
+	Stage             Stage     `json:"stage"`
+	Approvers         Approvers `json:"approvers"`
+	MinApprovals      int       `json:"min_approvals"`
+	AllowSelfApproval bool      `json:"allow_self_approval,omitempty"`
 }
 
 // Outcome is what a timed-out run records as its result.
@@ -70,7 +143,7 @@ const (
 // Valid reports whether o is a known outcome.
 func (o Outcome) Valid() bool { return o == OutcomeReject || o == OutcomeCancel }
 
-// DefaultTimeout is how long a run waits for approval when a workspace does
+// DefaultTimeout is how long a stage waits for approval when a workspace does
 // not say.
 const DefaultTimeout = 4 * time.Hour
 
@@ -81,42 +154,61 @@ type Workspace struct {
 	Environment string        `json:"environment,omitempty"`
 	Timeout     time.Duration `json:"timeout"`
 	OnTimeout   Outcome       `json:"on_timeout"`
+	AllowBypass bool          `json:"allow_bypass,omitempty"`
+	Steps       []Step        `json:"steps,omitempty"`
 	Rules       []Rule        `json:"rules,omitempty"`
 }
 
-// Evaluate returns one open reason for every rule of ws the plan matches, in
-// rule order. directory lists the users who could be eligible, so each reason
-// can say whom it waits for; the requester is left out of that list unless the
-// rule allows self-approval.
+// Evaluate returns the approval reasons a plan needs in a workspace: one per
+// step and one per matching rule, ordered by stage, then policy, step, rule,
+// then configuration order. All start waiting; the run opens them stage by
+// stage. directory lists the users who could be eligible, so each reason can
+// say whom it waits for; the requester is left out of that list unless the
+// reason allows self-approval.
 func Evaluate(ws Workspace, plan PlanSummary, requester Identity, directory []Identity) []Reason {
 	reasons := []Reason{}
-	for _, rule := range ws.Rules {
-		if !rule.When.Matches(plan, ws.Environment) {
-			continue
+	add := func(kind ReasonKind, name string, stage Stage, approvers Approvers, min int, self bool, inputs []string) {
+		if stage == "" {
+			stage = StagePostPlan
+		}
+		if min < 1 {
+			min = 1
 		}
 		var eligible []UserID
-		for _, id := range rule.Approvers.Expand(directory) {
-			if id == requester.ID && !rule.AllowSelfApproval {
+		for _, id := range approvers.Expand(directory) {
+			if id == requester.ID && !self {
 				continue
 			}
 			eligible = append(eligible, id)
 		}
-		stage := rule.Stage
-		if stage == "" {
-			stage = StagePostPlan
-		}
 		reasons = append(reasons, Reason{
-			ID:                string(KindRule) + ":" + rule.Name,
-			Name:              rule.Name,
-			Kind:              KindRule,
-			Stage:             stage,
-			State:             ReasonOpen,
-			Approvers:         rule.Approvers,
-			Eligible:          eligible,
-			Required:          rule.MinApprovals,
-			AllowSelfApproval: rule.AllowSelfApproval,
-			Approvals:         []Approval{},
+			ID: string(kind) + ":" + name, Name: name, Kind: kind, Stage: stage, State: ReasonWaiting,
+			Approvers: approvers, Eligible: eligible, Required: min, AllowSelfApproval: self,
+			Inputs: fingerprint(inputs), Approvals: []Approval{},
 		})
 	}
+	everything := Conditions{}.inputs(plan)
+	for _, s := range ws.Steps {
+		add(KindStep, s.Name, s.Stage, s.Approvers, s.MinApprovals, s.AllowSelfApproval, everything)
+	}
+	for _, rule := range ws.Rules {
+		if rule.When.Matches(plan, ws.Environment) {
+			add(KindRule, rule.Name, rule.Stage, rule.Approvers, rule.MinApprovals, rule.AllowSelfApproval, rule.When.inputs(plan))
+		}
+	}
+	SortReasons(reasons)
 	return reasons
+}
+
+// SortReasons orders reasons by stage, then kind (policy, step, rule), keeping
+// the given order otherwise. Order is for display only: within a stage any
+// order of approval works.
+func SortReasons(reasons []Reason) {
+	sort.SliceStable(reasons, func(i, j int) bool {
+		a, b := reasons[i], reasons[j]
+		if a.Stage != b.Stage {
+			return a.Stage.rank() < b.Stage.rank()
+		}
+		return a.Kind.rank() < b.Kind.rank()
+	})
 }

@@ -100,8 +100,8 @@ func TestEvaluateMakesOneReasonPerMatchingRule(t *testing.T) {
 		t.Fatalf("got %d reasons; want 2 (big-adds does not match)", len(reasons))
 	}
 	r := reasons[0]
-	if r.ID != "rule:destroys-need-two" || r.Kind != approval.KindRule || r.Stage != approval.StagePostPlan || r.State != approval.ReasonOpen || r.Required != 2 {
-		t.Errorf("got reason %+v; want open rule reason at post_plan needing 2", r)
+	if r.ID != "rule:destroys-need-two" || r.Kind != approval.KindRule || r.Stage != approval.StagePostPlan || r.State != approval.ReasonWaiting || r.Required != 2 {
+		t.Errorf("got reason %+v; want a waiting rule reason at post_plan needing 2 (the run opens it)", r)
 	}
 	// alice requested, so she is not listed as an approver she could never be;
 	// victor is in the group but the listing is by group: Expand lists him,
@@ -287,7 +287,7 @@ func TestRejectCancelTimeoutEndTheRun(t *testing.T) {
 	}{
 		{"reject", func(r *approval.Run) error { return r.Reject(req("x", bob, "too risky"), t0) }, approval.StatusRejected},
 		{"cancel", func(r *approval.Run) error { return r.Cancel(req("x", alice, "wrong plan"), t0) }, approval.StatusCancelled},
-		{"timeout", func(r *approval.Run) error { r.TimeOut(approval.OutcomeCancel, t0); return nil }, approval.StatusTimedOut},
+		{"timeout", func(r *approval.Run) error { r.TimeOut(t0); return nil }, approval.StatusTimedOut},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := newRun(t, prodWorkspace(destroysNeedTwo), destroyPlan())

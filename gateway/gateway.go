@@ -76,6 +76,10 @@ func New(opts Options) http.Handler {
 	ws(http.MethodPost, "/runs/:id/approve", s.decide(approval.DecisionApprove))
 	ws(http.MethodPost, "/runs/:id/reject", s.decide(approval.DecisionReject))
 	ws(http.MethodPost, "/runs/:id/cancel", s.decide(approval.DecisionCancel))
+	ws(http.MethodPost, "/runs/:id/revoke", s.decide(approval.DecisionRevoke))
+	ws(http.MethodPost, "/runs/:id/request-changes", s.decide(approval.DecisionRequestChanges))
+	ws(http.MethodPost, "/runs/:id/bypass", s.decide(approval.DecisionBypass))
+	ws(http.MethodPost, "/runs/:id/plan", s.revisePlan)
 	return e
 }
 

@@ -22,8 +22,9 @@ import (
 const maxIdempotencyKey = 200
 
 type createRunBody struct {
-	Plan    json.RawMessage `json:"plan"`
-	Message string          `json:"message"`
+	Plan       json.RawMessage `json:"plan"`
+	Message    string          `json:"message"`
+	OnBehalfOf string          `json:"on_behalf_of"`
 }
 
 func (s *server) createRun(c echo.Context) error {
@@ -31,31 +32,25 @@ func (s *server) createRun(c echo.Context) error {
 	if err := decodeBody(c, &body, true); err != nil {
 		return err
 	}
-	raw := bytes.TrimSpace(body.Plan)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return approval.Errorf(approval.CodeInvalid, "plan: required: the output of `terraform show -json <planfile>`")
-	}
-	summary, err := plan.Parse(raw)
+	summary, raw, err := parsePlan(body.Plan)
 	if err != nil {
-		return approval.Errorf(approval.CodeInvalid, "plan: %v", err)
+		return err
 	}
 	key, err := idempotencyKey(c)
 	if err != nil {
 		return err
 	}
-	user := userOf(c)
-	if user.HasRole(approval.RoleViewer) {
-		return approval.Errorf(approval.CodeForbidden, "role: viewers may not start runs")
+	requester, submitter, err := s.requester(userOf(c), body.OnBehalfOf)
+	if err != nil {
+		return err
 	}
-	// The plan is stored before the run starts: a run that needs no approval
-	// applies at once and must find it. A failed start leaves only an
-	// unreferenced, content-addressed file behind.
-	if _, err := s.Plans.Put(raw); err != nil {
-		return fmt.Errorf("create run: %w", err)
+	if err := s.storePlan(raw); err != nil {
+		return err
 	}
 	run, err := s.Runs.StartRun(c.Request().Context(), starter.StartRequest{
 		Workspace:      workspaceOf(c).Name,
-		RequestedBy:    user,
+		RequestedBy:    requester,
+		SubmittedBy:    submitter,
 		Message:        body.Message,
 		Plan:           summary,
 		IdempotencyKey: key,
@@ -65,6 +60,50 @@ func (s *server) createRun(c echo.Context) error {
 	}
 	c.Response().Header().Set(echo.HeaderLocation, runPath(run))
 	return c.JSON(http.StatusCreated, newRunView(run))
+}
+
+// parsePlan validates the plan field of a body; raw is the exact bytes that
+// are hashed and stored.
+func parsePlan(field json.RawMessage) (approval.PlanSummary, []byte, error) {
+	raw := bytes.TrimSpace(field)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return approval.PlanSummary{}, nil, approval.Errorf(approval.CodeInvalid, "plan: required: the output of `terraform show -json <planfile>`")
+	}
+	summary, err := plan.Parse(raw)
+	if err != nil {
+		return approval.PlanSummary{}, nil, approval.Errorf(approval.CodeInvalid, "plan: %v", err)
+	}
+	return summary, raw, nil
+}
+
+// storePlan keeps the plan's bytes before any run refers to them: a run that
+// needs no approval applies at once and must find its plan. A failed start
+// leaves only an unreferenced, content-addressed file behind.
+func (s *server) storePlan(raw []byte) error {
+	if _, err := s.Plans.Put(raw); err != nil {
+		return fmt.Errorf("store plan: %w", err)
+	}
+	return nil
+}
+
+// requester works out for whom a run is: the caller, or, when automation
+// submits on behalf of a person, that person (who is then "self" for
+// separation of duties).
+func (s *server) requester(caller approval.Identity, onBehalfOf string) (approval.Identity, *approval.Identity, error) {
+	if caller.HasRole(approval.RoleViewer) {
+		return approval.Identity{}, nil, approval.Errorf(approval.CodeForbidden, "role: viewers may not start runs")
+	}
+	if onBehalfOf == "" {
+		return caller, nil, nil
+	}
+	person, ok := s.Config.User(approval.UserID(onBehalfOf))
+	if !ok {
+		return approval.Identity{}, nil, approval.Errorf(approval.CodeInvalid, "on_behalf_of: unknown user %q", onBehalfOf)
+	}
+	if !caller.Automation {
+		return approval.Identity{}, nil, approval.Errorf(approval.CodeForbidden, "role: only automation users may submit runs on behalf of someone")
+	}
+	return person.Identity, &caller, nil
 }
 
 func (s *server) listRuns(c echo.Context) error {
@@ -106,11 +145,46 @@ func (s *server) getRequirements(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"reasons": newRunView(run).Reasons})
 }
 
-// decisionBody is the body of approve, reject and cancel. Reject takes a
-// comment, cancel a message; both are required there (the domain says so).
+// decisionBody is the body of every decision endpoint. Each decision takes
+// one text field (required where the domain says so) and approve also takes
+// reason_ids; a field meant for another decision is refused, not ignored.
 type decisionBody struct {
-	Comment *string `json:"comment"`
-	Message *string `json:"message"`
+	Comment       *string  `json:"comment"`
+	Message       *string  `json:"message"`
+	Justification *string  `json:"justification"`
+	ReasonIDs     []string `json:"reason_ids"`
+}
+
+// textField names the text field each decision takes.
+var textField = map[approval.DecisionKind]string{
+	approval.DecisionApprove:        "comment",
+	approval.DecisionReject:         "comment",
+	approval.DecisionRevoke:         "comment",
+	approval.DecisionRequestChanges: "comment",
+	approval.DecisionCancel:         "message",
+	approval.DecisionBypass:         "justification",
+}
+
+func (b decisionBody) text(kind approval.DecisionKind) (string, error) {
+	fields := map[string]*string{"comment": b.Comment, "message": b.Message, "justification": b.Justification}
+	want := textField[kind]
+	for _, name := range []string{"comment", "message", "justification"} {
+		if name != want && fields[name] != nil {
+			return "", approval.Errorf(approval.CodeInvalid, "%s: not accepted by %s; use %q", name, kind, want)
+		}
+	}
+	if b.ReasonIDs != nil && kind != approval.DecisionApprove {
+		return "", approval.Errorf(approval.CodeInvalid, "reason_ids: only approve takes reason_ids")
+	}
+	if fields[want] == nil {
+		return "", nil
+	}
+	return *fields[want], nil
+}
+
+// requiresBody says which decisions cannot be sent without a body.
+func requiresBody(kind approval.DecisionKind) bool {
+	return kind != approval.DecisionApprove && kind != approval.DecisionRevoke
 }
 
 func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
@@ -121,7 +195,7 @@ func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 			return err
 		}
 		var body decisionBody
-		if err := decodeBody(c, &body, kind != approval.DecisionApprove); err != nil {
+		if err := decodeBody(c, &body, requiresBody(kind)); err != nil {
 			return err
 		}
 		text, err := body.text(kind)
@@ -134,7 +208,7 @@ func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 		}
 		out, err := s.Runs.DecideOn(ctx, run, starter.DecisionRequest{
 			Workspace: run.Workspace, RunID: run.ID, Kind: kind,
-			Actor: userOf(c), Comment: text, IdempotencyKey: key,
+			Actor: userOf(c), Comment: text, ReasonIDs: body.ReasonIDs, IdempotencyKey: key,
 		})
 		if err != nil {
 			return err
@@ -143,22 +217,44 @@ func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 	}
 }
 
-// text picks the field the decision takes and refuses the other, so a
-// message sent to reject is not silently dropped.
-func (b decisionBody) text(kind approval.DecisionKind) (string, error) {
-	field, other := b.Comment, b.Message
-	name, otherName := "comment", "message"
-	if kind == approval.DecisionCancel {
-		field, other = b.Message, b.Comment
-		name, otherName = "message", "comment"
+type revisePlanBody struct {
+	Plan json.RawMessage `json:"plan"`
+}
+
+// revisePlan takes the requester's revised plan after changes were requested.
+func (s *server) revisePlan(c echo.Context) error {
+	ctx := c.Request().Context()
+	run, err := s.Runs.GetRun(ctx, workspaceOf(c).Name, c.Param("id"))
+	if err != nil {
+		return err
 	}
-	if other != nil {
-		return "", approval.Errorf(approval.CodeInvalid, "%s: not accepted by %s; use %q", otherName, kind, name)
+	var body revisePlanBody
+	if err := decodeBody(c, &body, true); err != nil {
+		return err
 	}
-	if field == nil {
-		return "", nil
+	summary, raw, err := parsePlan(body.Plan)
+	if err != nil {
+		return err
 	}
-	return *field, nil
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	// Check before storing, so a refused revision writes nothing.
+	if err := run.CheckRevisePlan(approval.Request{Actor: userOf(c)}); err != nil && (approval.ErrorCode(err) != approval.CodeConflict || run.Status.Final()) {
+		return err
+	}
+	if err := s.storePlan(raw); err != nil {
+		return err
+	}
+	out, err := s.Runs.DecideOn(ctx, run, starter.DecisionRequest{
+		Workspace: run.Workspace, RunID: run.ID, Kind: approval.DecisionRevisePlan,
+		Actor: userOf(c), Plan: &summary, IdempotencyKey: key,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, newRunView(out))
 }
 
 // decodeBody reads a JSON object strictly: unknown fields, trailing data and

@@ -16,6 +16,8 @@ type RunView struct {
 	Status              approval.Status       `json:"status"`
 	Outcome             approval.Outcome      `json:"outcome,omitempty"`
 	RequestedBy         approval.UserID       `json:"requested_by"`
+	SubmittedBy         approval.UserID       `json:"submitted_by,omitempty"`
+	Bypassed            bool                  `json:"bypassed"`
 	Message             string                `json:"message"`
 	CreatedAt           time.Time             `json:"created_at"`
 	UpdatedAt           time.Time             `json:"updated_at"`
@@ -25,6 +27,7 @@ type RunView struct {
 	Plan                approval.PlanSummary  `json:"plan"`
 	Reasons             []ReasonView          `json:"reasons"`
 	Decisions           []DecisionView        `json:"decisions"`
+	Rounds              []approval.Round      `json:"rounds"`
 	Apply               *approval.ApplyResult `json:"apply,omitempty"`
 }
 
@@ -38,29 +41,33 @@ type ReasonView struct {
 	Required  int                  `json:"required"`
 	Approved  bool                 `json:"approved"`
 	Progress  string               `json:"progress"`
+	OpenedAt  *time.Time           `json:"opened_at,omitempty"`
 	Eligible  approval.Approvers   `json:"eligible"`
 	Approvers []ApproverView       `json:"approvers"`
 }
 
 // ApproverView is one eligible person's standing on a reason.
 type ApproverView struct {
-	UserID  approval.UserID `json:"user_id"`
-	State   string          `json:"state"`
-	At      *time.Time      `json:"at,omitempty"`
-	Comment string          `json:"comment,omitempty"`
+	UserID   approval.UserID `json:"user_id"`
+	State    string          `json:"state"`
+	At       *time.Time      `json:"at,omitempty"`
+	Comment  string          `json:"comment,omitempty"`
+	Bypassed bool            `json:"bypassed,omitempty"`
 }
 
 // DecisionView is one entry of a run's decision trail.
 type DecisionView struct {
-	ID        string                `json:"id"`
-	RunID     string                `json:"run_id"`
-	UserID    approval.UserID       `json:"user_id"`
-	UserEmail string                `json:"user_email"`
-	Source    approval.Source       `json:"source,omitempty"`
-	Decision  approval.DecisionKind `json:"decision"`
-	Comment   string                `json:"comment"`
-	ReasonIDs []string              `json:"reason_ids,omitempty"`
-	CreatedAt time.Time             `json:"created_at"`
+	ID         string                `json:"id"`
+	RunID      string                `json:"run_id"`
+	UserID     approval.UserID       `json:"user_id"`
+	UserEmail  string                `json:"user_email"`
+	Source     approval.Source       `json:"source,omitempty"`
+	Decision   approval.DecisionKind `json:"decision"`
+	Comment    string                `json:"comment"`
+	ReasonIDs  []string              `json:"reason_ids,omitempty"`
+	PlanSHA256 string                `json:"plan_sha256,omitempty"`
+	Bypassed   bool                  `json:"bypassed,omitempty"`
+	CreatedAt  time.Time             `json:"created_at"`
 }
 
 func newRunView(r approval.Run) RunView {
@@ -68,8 +75,14 @@ func newRunView(r approval.Run) RunView {
 		ID: r.ID, Workspace: r.Workspace, Environment: r.Environment, Status: r.Status, Outcome: r.Outcome,
 		RequestedBy: r.RequestedBy.ID, Message: r.Message, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		ApprovalRequestedAt: timePtr(r.ApprovalRequestedAt), Deadline: timePtr(r.Deadline),
-		ConfigVersion: r.ConfigVersion, Plan: r.Plan, Apply: r.Apply,
+		ConfigVersion: r.ConfigVersion, Plan: r.Plan, Apply: r.Apply, Bypassed: r.Bypassed, Rounds: r.Rounds,
 		Reasons: []ReasonView{}, Decisions: []DecisionView{},
+	}
+	if r.SubmittedBy != nil {
+		v.SubmittedBy = r.SubmittedBy.ID
+	}
+	if v.Rounds == nil {
+		v.Rounds = []approval.Round{}
 	}
 	if v.Plan.Resources == nil {
 		v.Plan.Resources = []approval.Resource{}
@@ -78,17 +91,18 @@ func newRunView(r approval.Run) RunView {
 		rv := ReasonView{
 			ID: reason.ID, Name: reason.Name, Kind: reason.Kind, Stage: reason.Stage, State: reason.State,
 			Required: reason.Required, Approved: reason.State == approval.ReasonApproved,
-			Progress: reason.Progress(), Eligible: reason.Approvers, Approvers: []ApproverView{},
+			Progress: reason.Progress(), OpenedAt: timePtr(reason.OpenedAt), Eligible: reason.Approvers, Approvers: []ApproverView{},
 		}
 		for _, a := range reason.ApproverStates() {
-			rv.Approvers = append(rv.Approvers, ApproverView{UserID: a.UserID, State: a.State, At: timePtr(a.At), Comment: a.Comment})
+			rv.Approvers = append(rv.Approvers, ApproverView{UserID: a.UserID, State: a.State, At: timePtr(a.At), Comment: a.Comment, Bypassed: a.Bypassed})
 		}
 		v.Reasons = append(v.Reasons, rv)
 	}
 	for _, d := range r.Decisions {
 		v.Decisions = append(v.Decisions, DecisionView{
 			ID: d.ID, RunID: r.ID, UserID: d.UserID, UserEmail: d.Email, Source: d.Source,
-			Decision: d.Kind, Comment: d.Comment, ReasonIDs: d.ReasonIDs, CreatedAt: d.At,
+			Decision: d.Kind, Comment: d.Comment, ReasonIDs: d.ReasonIDs, PlanSHA256: d.PlanSHA256,
+			Bypassed: d.Bypassed, CreatedAt: d.At,
 		})
 	}
 	return v

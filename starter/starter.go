@@ -42,6 +42,8 @@ func New(c client.Client, namespace, taskQueue string, cfg *config.Config) *Clie
 type StartRequest struct {
 	Workspace   string
 	RequestedBy approval.Identity
+	// SubmittedBy is the automation submitting on behalf of RequestedBy.
+	SubmittedBy *approval.Identity
 	Message     string
 	Plan        approval.PlanSummary
 	// IdempotencyKey, when set, makes a retried start return the run the
@@ -59,6 +61,7 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	in := workflows.RunInput{
 		Workspace:     ws.Workspace,
 		RequestedBy:   req.RequestedBy,
+		SubmittedBy:   req.SubmittedBy,
 		Message:       req.Message,
 		Plan:          req.Plan,
 		Directory:     c.config.Directory(),
@@ -187,7 +190,9 @@ type DecisionRequest struct {
 	Kind           approval.DecisionKind
 	Actor          approval.Identity
 	Comment        string
-	IdempotencyKey string // becomes the Update ID; generated when empty
+	ReasonIDs      []string              // approve only: limit to these reasons
+	Plan           *approval.PlanSummary // revise_plan only: the new plan
+	IdempotencyKey string                // becomes the Update ID; generated when empty
 }
 
 // Decide carries a decision to the run: GetRun, then DecideOn.
@@ -205,21 +210,13 @@ func (c *Client) Decide(ctx context.Context, d DecisionRequest) (approval.Run, e
 // anything is sent; the workflow then decides for real. A finished run cannot
 // take Updates: that is a conflict.
 func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionRequest) (approval.Run, error) {
-	req := approval.Request{ID: d.IdempotencyKey, Actor: d.Actor, Comment: d.Comment}
+	req := approval.Request{ID: d.IdempotencyKey, Actor: d.Actor, Comment: d.Comment, ReasonIDs: d.ReasonIDs}
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}
-	var check func(approval.Request) error
-	var update string
-	switch d.Kind {
-	case approval.DecisionApprove:
-		check, update = run.CheckApprove, workflows.UpdateApprove
-	case approval.DecisionReject:
-		check, update = run.CheckReject, workflows.UpdateReject
-	case approval.DecisionCancel:
-		check, update = run.CheckCancel, workflows.UpdateCancel
-	default:
-		return approval.Run{}, approval.Errorf(approval.CodeInvalid, "decision: unknown kind %q", d.Kind)
+	check, update, arg, err := decisionUpdate(run, d, req)
+	if err != nil {
+		return approval.Run{}, err
 	}
 	// Conflicts are left to the workflow: a retry of an Update that already
 	// moved the run on must get that Update's original answer.
@@ -233,7 +230,7 @@ func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionReque
 		WorkflowID:   d.RunID,
 		UpdateID:     req.ID,
 		UpdateName:   update,
-		Args:         []any{req},
+		Args:         []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
@@ -244,6 +241,31 @@ func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionReque
 		return approval.Run{}, updateError(d.RunID, err)
 	}
 	return out, nil
+}
+
+// decisionUpdate picks the pure check, the Update and its argument for a
+// decision kind.
+func decisionUpdate(run approval.Run, d DecisionRequest, req approval.Request) (func(approval.Request) error, string, any, error) {
+	switch d.Kind {
+	case approval.DecisionApprove:
+		return run.CheckApprove, workflows.UpdateApprove, req, nil
+	case approval.DecisionReject:
+		return run.CheckReject, workflows.UpdateReject, req, nil
+	case approval.DecisionCancel:
+		return run.CheckCancel, workflows.UpdateCancel, req, nil
+	case approval.DecisionRevoke:
+		return run.CheckRevoke, workflows.UpdateRevoke, req, nil
+	case approval.DecisionRequestChanges:
+		return run.CheckRequestChanges, workflows.UpdateRequestChanges, req, nil
+	case approval.DecisionBypass:
+		return run.CheckBypass, workflows.UpdateBypass, req, nil
+	case approval.DecisionRevisePlan:
+		if d.Plan == nil {
+			return nil, "", nil, approval.Errorf(approval.CodeInvalid, "plan: required")
+		}
+		return run.CheckRevisePlan, workflows.UpdateRevisePlan, workflows.RevisePlanRequest{Request: req, Plan: *d.Plan}, nil
+	}
+	return nil, "", nil, approval.Errorf(approval.CodeInvalid, "decision: unknown kind %q", d.Kind)
 }
 
 // updateError maps what Temporal says about an Update back to domain errors.

@@ -7,44 +7,67 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
 )
 
-// registerHandlers wires the run's query and decision Updates. Handlers only
-// validate and record; what a decision means lives in package approval, and
-// what happens next is the main function's business.
+// decision is one Update a person can send: the pure check its validator
+// runs, and what its handler records.
+type decision struct {
+	name   string
+	check  func(approval.Request) error
+	decide func(workflow.Context, approval.Request) error
+}
+
+// registerHandlers wires the run's query and Updates. Handlers only validate
+// and record; what a decision means lives in package approval, and what
+// happens next is the main loop's business.
 func (r *run) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (approval.Run, error) {
 		return r.state, nil
 	}); err != nil {
 		return fmt.Errorf("register query %s: %w", QueryState, err)
 	}
-	decisions := []struct {
-		name   string
-		check  func(approval.Request) error
-		decide func(workflow.Context, approval.Request) error
-	}{
+	now := workflow.Now
+	decisions := []decision{
 		{UpdateApprove, r.state.CheckApprove, func(ctx workflow.Context, req approval.Request) error {
-			_, err := r.state.Approve(req, workflow.Now(ctx))
+			_, err := r.state.Approve(req, now(ctx))
 			return err
 		}},
 		{UpdateReject, r.state.CheckReject, func(ctx workflow.Context, req approval.Request) error {
-			return r.state.Reject(req, workflow.Now(ctx))
+			return r.state.Reject(req, now(ctx))
 		}},
 		{UpdateCancel, r.state.CheckCancel, func(ctx workflow.Context, req approval.Request) error {
-			return r.state.Cancel(req, workflow.Now(ctx))
+			return r.state.Cancel(req, now(ctx))
+		}},
+		{UpdateRevoke, r.state.CheckRevoke, func(ctx workflow.Context, req approval.Request) error {
+			return r.state.Revoke(req, now(ctx))
+		}},
+		{UpdateRequestChanges, r.state.CheckRequestChanges, func(ctx workflow.Context, req approval.Request) error {
+			if err := r.state.RequestChanges(req, now(ctx)); err != nil {
+				return err
+			}
+			r.outbox = append(r.outbox, activities.Event{
+				Kind: activities.EventChangesRequested, Recipients: []approval.UserID{r.state.RequestedBy.ID},
+				Actor: req.Actor.ID, Comment: req.Comment,
+			})
+			return nil
+		}},
+		{UpdateBypass, r.state.CheckBypass, func(ctx workflow.Context, req approval.Request) error {
+			ids, err := r.state.Bypass(req, now(ctx))
+			if err != nil {
+				return err
+			}
+			r.outbox = append(r.outbox, activities.Event{
+				Kind: activities.EventBypassed, Recipients: r.state.BypassedApprovers(ids), Reasons: ids,
+				Actor: req.Actor.ID, Comment: req.Comment,
+			})
+			return nil
 		}},
 	}
 	for _, d := range decisions {
 		handler := func(ctx workflow.Context, req approval.Request) (approval.Run, error) {
-			// The Update ID, not whatever the caller put in the body, names
-			// the decision: it is what Temporal deduplicates retries on.
-			req.ID = workflow.GetCurrentUpdateInfo(ctx).ID
-			if err := d.decide(ctx, req); err != nil {
-				return approval.Run{}, updateError(err)
-			}
-			r.publish(ctx)
-			return r.state.Clone(), nil
+			return r.record(ctx, req, d.decide)
 		}
 		validator := func(ctx workflow.Context, req approval.Request) error {
 			return updateError(d.check(req))
@@ -53,7 +76,36 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 			return fmt.Errorf("register update %s: %w", d.name, err)
 		}
 	}
+
+	revise := func(ctx workflow.Context, rp RevisePlanRequest) (approval.Run, error) {
+		return r.record(ctx, rp.Request, func(ctx workflow.Context, req approval.Request) error {
+			fresh := approval.Evaluate(r.in.Workspace, rp.Plan, r.state.RequestedBy, r.in.Directory)
+			return r.state.RevisePlan(req, rp.Plan, fresh, now(ctx))
+		})
+	}
+	validateRevise := func(ctx workflow.Context, rp RevisePlanRequest) error {
+		if rp.Plan.SHA256 == "" {
+			return updateError(approval.Errorf(approval.CodeInvalid, "plan: missing"))
+		}
+		return updateError(r.state.CheckRevisePlan(rp.Request))
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateRevisePlan, revise, workflow.UpdateHandlerOptions{Validator: validateRevise}); err != nil {
+		return fmt.Errorf("register update %s: %w", UpdateRevisePlan, err)
+	}
 	return nil
+}
+
+// record runs one decision under its Update's ID and answers with the run as
+// it stands afterwards.
+func (r *run) record(ctx workflow.Context, req approval.Request, decide func(workflow.Context, approval.Request) error) (approval.Run, error) {
+	// The Update ID, not whatever the caller put in the body, names the
+	// decision: it is what Temporal deduplicates retries on.
+	req.ID = workflow.GetCurrentUpdateInfo(ctx).ID
+	if err := decide(ctx, req); err != nil {
+		return approval.Run{}, updateError(err)
+	}
+	r.publish(ctx)
+	return r.state.Clone(), nil
 }
 
 // updateError turns a domain error into an application error whose type is

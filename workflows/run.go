@@ -19,11 +19,15 @@ import (
 
 // Names under which the workflow and its messages are known to clients.
 const (
-	RunWorkflowName = "GatehouseRun"
-	QueryState      = "state"
-	UpdateApprove   = "approve"
-	UpdateReject    = "reject"
-	UpdateCancel    = "cancel"
+	RunWorkflowName      = "GatehouseRun"
+	QueryState           = "state"
+	UpdateApprove        = "approve"
+	UpdateReject         = "reject"
+	UpdateCancel         = "cancel"
+	UpdateRevoke         = "revoke"
+	UpdateRequestChanges = "request_changes"
+	UpdateRevisePlan     = "revise_plan"
+	UpdateBypass         = "bypass"
 )
 
 // DefaultApplyTimeout bounds an apply when the workspace does not say.
@@ -33,8 +37,11 @@ const DefaultApplyTimeout = time.Hour
 // changes do not alter a run in flight. It carries no secrets and no plan
 // attribute values, because it is stored in workflow history.
 type RunInput struct {
-	Workspace     approval.Workspace   `json:"workspace"`
-	RequestedBy   approval.Identity    `json:"requested_by"`
+	Workspace   approval.Workspace `json:"workspace"`
+	RequestedBy approval.Identity  `json:"requested_by"`
+	// SubmittedBy is the automation that submitted the run on behalf of
+	// RequestedBy, if any.
+	SubmittedBy   *approval.Identity   `json:"submitted_by,omitempty"`
 	Message       string               `json:"message,omitempty"`
 	Plan          approval.PlanSummary `json:"plan"`
 	Directory     []approval.Identity  `json:"directory,omitempty"`
@@ -42,33 +49,39 @@ type RunInput struct {
 	ApplyTimeout  time.Duration        `json:"apply_timeout,omitempty"`
 }
 
-// Run is the run workflow. It returns the final run state, so a finished run
-// stays readable from its result without a worker.
+// RevisePlanRequest is the argument of the revise_plan Update: the requester
+// and the summary of the plan that replaces the current one.
+type RevisePlanRequest struct {
+	Request approval.Request     `json:"request"`
+	Plan    approval.PlanSummary `json:"plan"`
+}
+
+// Run is the run workflow: it waits for people while the run waits for
+// them, applies once when everything before apply is approved, and ends when
+// the run reaches a final status. It returns the final run state, so a
+// finished run stays readable from its result without a worker.
 func Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
-	r := &run{
-		in: in,
-		state: approval.NewRun(approval.NewRunParams{
-			ID:            workflow.GetInfo(ctx).WorkflowExecution.ID,
-			Workspace:     in.Workspace,
-			RequestedBy:   in.RequestedBy,
-			Message:       in.Message,
-			Plan:          in.Plan,
-			Directory:     in.Directory,
-			ConfigVersion: in.ConfigVersion,
-		}, workflow.Now(ctx)),
-	}
+	r := newRun(ctx, in)
 	if err := r.registerHandlers(ctx); err != nil {
 		return approval.Run{}, err
 	}
 	r.publish(ctx)
 
-	if err := r.awaitDecision(ctx); err != nil {
-		return r.state, err
+	for !r.state.Status.Final() {
+		r.sendNotices(ctx)
+		switch {
+		case r.state.Status == approval.StatusApproved:
+			r.apply(ctx)
+		case r.state.Status.Waiting():
+			if err := r.waitForPeople(ctx); err != nil {
+				return r.state, err
+			}
+		default:
+			return r.state, fmt.Errorf("run is %s: nothing moves it on", r.state.Status)
+		}
 	}
-	if r.state.Status == approval.StatusApproved {
-		r.apply(ctx)
-	}
-	r.notify(ctx, activities.EventFinished)
+	r.sendNotices(ctx)
+	r.notify(ctx, activities.Event{Kind: activities.EventFinished})
 
 	// Let Updates that arrived with the final decision reply before we close.
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
@@ -82,20 +95,45 @@ type run struct {
 	in        RunInput
 	state     approval.Run
 	published approval.Status
+	// announced holds "reason@round" for every reason whose approvers were
+	// asked, so each opening is announced once.
+	announced map[string]bool
+	// outbox holds notices that handlers queued for the main loop to send.
+	outbox []activities.Event
 }
 
-// awaitDecision waits, on a durable timer, until a person decides or the
-// deadline passes. It fails closed: when time runs out the run ends
-// timed_out and never applies.
-func (r *run) awaitDecision(ctx workflow.Context) error {
-	if r.state.Status != approval.StatusPendingApproval {
-		return nil
+func newRun(ctx workflow.Context, in RunInput) *run {
+	return &run{
+		in:        in,
+		announced: map[string]bool{},
+		state: approval.NewRun(approval.NewRunParams{
+			ID:            workflow.GetInfo(ctx).WorkflowExecution.ID,
+			Workspace:     in.Workspace,
+			RequestedBy:   in.RequestedBy,
+			SubmittedBy:   in.SubmittedBy,
+			Message:       in.Message,
+			Plan:          in.Plan,
+			Directory:     in.Directory,
+			ConfigVersion: in.ConfigVersion,
+		}, workflow.Now(ctx)),
 	}
-	r.notify(ctx, activities.EventApprovalRequested)
-	wait := r.state.Deadline.Sub(workflow.Now(ctx))
-	decided, err := workflow.AwaitWithTimeout(ctx, wait, func() bool {
-		return r.state.Status != approval.StatusPendingApproval
-	})
+}
+
+// waitForPeople waits, on a durable timer, until something changes: a
+// decision moves the run, a new stage or round restarts the clock, or there
+// is news to send. If the deadline passes first the run fails closed: it ends
+// timed_out and never applies.
+func (r *run) waitForPeople(ctx workflow.Context) error {
+	status, deadline := r.state.Status, r.state.Deadline
+	changed := func() bool {
+		return r.state.Status != status || !r.state.Deadline.Equal(deadline) || len(r.outbox) > 0 || len(r.unannounced()) > 0
+	}
+	wait := deadline.Sub(workflow.Now(ctx))
+	var decided bool
+	var err error
+	if wait > 0 {
+		decided, err = workflow.AwaitWithTimeout(ctx, wait, changed)
+	}
 	switch {
 	case temporal.IsCanceledError(err):
 		// Cancelled from Temporal itself (Web UI or CLI): record it as a
@@ -105,13 +143,9 @@ func (r *run) awaitDecision(ctx workflow.Context) error {
 		r.publish(dctx)
 		return nil
 	case err != nil:
-		return fmt.Errorf("await decision: %w", err)
-	case !decided:
-		outcome := r.in.Workspace.OnTimeout
-		if !outcome.Valid() {
-			outcome = approval.OutcomeReject
-		}
-		r.state.TimeOut(outcome, workflow.Now(ctx))
+		return fmt.Errorf("wait for decisions: %w", err)
+	case !decided && !changed():
+		r.state.TimeOut(workflow.Now(ctx))
 		r.publish(ctx)
 	}
 	return nil
@@ -148,25 +182,49 @@ func (r *run) apply(ctx workflow.Context) {
 	r.publish(ctx)
 }
 
+// unannounced lists the open reasons whose approvers have not been asked in
+// this round.
+func (r *run) unannounced() []string {
+	round := len(r.state.Rounds)
+	var out []string
+	for _, id := range r.state.OpenReasons() {
+		if !r.announced[fmt.Sprintf("%s@%d", id, round)] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// sendNotices asks the approvers of newly opened reasons and sends what the
+// handlers queued.
+func (r *run) sendNotices(ctx workflow.Context) {
+	if ids := r.unannounced(); len(ids) > 0 {
+		for _, id := range ids {
+			r.announced[fmt.Sprintf("%s@%d", id, len(r.state.Rounds))] = true
+		}
+		r.outbox = append(r.outbox, activities.Event{
+			Kind: activities.EventApprovalRequested, Reasons: ids, Recipients: r.state.PendingApprovers(),
+		})
+	}
+	batch := r.outbox
+	r.outbox = nil
+	for _, e := range batch {
+		r.notify(ctx, e)
+	}
+}
+
 // notify tells people what happened. Notification is best effort: a failing
 // notifier is logged and never blocks or fails the run.
-func (r *run) notify(ctx workflow.Context, kind activities.EventKind) {
+func (r *run) notify(ctx workflow.Context, e activities.Event) {
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, InitialInterval: time.Second},
 	})
+	e.RunID, e.Workspace, e.Status = r.state.ID, r.state.Workspace, r.state.Status
+	e.RequestedBy, e.Deadline = r.state.RequestedBy.ID, r.state.Deadline
 	var a *activities.Activities
-	event := activities.Event{
-		Kind:             kind,
-		RunID:            r.state.ID,
-		Workspace:        r.state.Workspace,
-		Status:           r.state.Status,
-		RequestedBy:      r.state.RequestedBy.ID,
-		PendingApprovers: r.state.PendingApprovers(),
-		Deadline:         r.state.Deadline,
-	}
-	if err := workflow.ExecuteActivity(actx, a.Notify, event).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Warn("notification failed", "event", kind, "error", err)
+	if err := workflow.ExecuteActivity(actx, a.Notify, e).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Warn("notification failed", "event", e.Kind, "error", err)
 	}
 }
 

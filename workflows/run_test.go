@@ -61,6 +61,7 @@ type harness struct {
 	t       *testing.T
 	env     *testsuite.TestWorkflowEnvironment
 	applies []activities.ApplyInput
+	events  []activities.Event
 }
 
 func newHarness(t *testing.T) *harness {
@@ -68,7 +69,10 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, env: newEnv()}
 	acts := &activities.Activities{}
 	worker.Register(h.env, acts)
-	h.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(nil)
+	h.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) error {
+		h.events = append(h.events, e)
+		return nil
+	})
 	h.env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ApplyInput) (approval.ApplyResult, error) {
 			h.applies = append(h.applies, in)
@@ -85,7 +89,7 @@ type outcome struct {
 	ok  bool
 }
 
-func (h *harness) update(after time.Duration, name, id string, req approval.Request) *outcome {
+func (h *harness) update(after time.Duration, name, id string, arg any) *outcome {
 	o := &outcome{}
 	h.env.RegisterDelayedCallback(func() {
 		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
@@ -99,7 +103,7 @@ func (h *harness) update(after time.Duration, name, id string, req approval.Requ
 				}
 				o.run = result.(approval.Run)
 			},
-		}, req)
+		}, arg)
 	}, after)
 	return o
 }
