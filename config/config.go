@@ -253,14 +253,14 @@ func (c *Config) Directory() []approval.Identity {
 }
 
 // Warnings lists what is legal but almost certainly a mistake, such as a rule
-// that asks for more approvals than there are people to give them.
+// or step that asks for more approvals than there are people to give them.
 func (c *Config) Warnings() []Problem {
 	return slices.Clone(c.warnings)
 }
 
-// warnings finds the rules that can never be satisfied because fewer users
-// match their approvers than they require. Viewers are left out: they match a
-// spec by group like anyone else but may never approve.
+// warnings finds the steps and rules that can never be satisfied because
+// fewer users match their approvers than they require. Viewers are left out:
+// they match a spec by group like anyone else but may never approve.
 func warnings(c *Config) []Problem {
 	var approvers []approval.Identity
 	for _, id := range c.Directory() {
@@ -269,21 +269,28 @@ func warnings(c *Config) []Problem {
 		}
 	}
 	var out []Problem
+	check := func(p, kind string, a approval.Approvers, minApprovals int) {
+		eligible := len(a.Expand(approvers))
+		if minApprovals <= eligible {
+			return
+		}
+		users := "users are"
+		if eligible == 1 {
+			users = "user is"
+		}
+		out = append(out, Problem{
+			Path: p + ".min_approvals",
+			Message: fmt.Sprintf("min_approvals %d but only %d %s eligible: the %s can never be satisfied",
+				minApprovals, eligible, users, kind),
+		})
+	}
 	for i, w := range c.Workspaces {
+		wp := indexPath("workspaces", i)
+		for j, s := range w.Steps {
+			check(indexPath(wp+".steps", j), "step", s.Approvers, s.MinApprovals)
+		}
 		for j, r := range w.Rules {
-			eligible := len(r.Approvers.Expand(approvers))
-			if r.MinApprovals <= eligible {
-				continue
-			}
-			users := "users are"
-			if eligible == 1 {
-				users = "user is"
-			}
-			out = append(out, Problem{
-				Path: indexPath(indexPath("workspaces", i)+".rules", j) + ".min_approvals",
-				Message: fmt.Sprintf("min_approvals %d but only %d %s eligible: the rule can never be satisfied",
-					r.MinApprovals, eligible, users),
-			})
+			check(indexPath(wp+".rules", j), "rule", r.Approvers, r.MinApprovals)
 		}
 	}
 	return out
@@ -298,7 +305,11 @@ func hashToken(token string) string {
 // The canonical form is what Version hashes: the normalized configuration
 // with defaults filled in and tokens only as digests, so that a plain dev
 // token and its digest give the same version. The types are separate from
-// Config's so that adding a field there cannot change versions unnoticed.
+// Config's so that adding a field there cannot change versions unnoticed. The
+// domain's own fields (Identity.Automation, Workspace.AllowBypass and Steps,
+// each rule's Stage) come in through the embedded approval types; those left
+// at their zero value are omitted, so configurations that do not use them
+// keep the version they had before the fields existed.
 type (
 	canonicalConfig struct {
 		Users      []canonicalUser      `json:"users"`

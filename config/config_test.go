@@ -39,6 +39,11 @@ func rule(body string) string {
 	return ws("    rules:\n      - name: r\n" + body)
 }
 
+// step builds a config whose only workspace has one step with the given body.
+func step(body string) string {
+	return ws("    steps:\n      - name: s\n" + body)
+}
+
 func intp(n int) *int { return &n }
 
 func sha(s string) string {
@@ -114,6 +119,11 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 			Identity: approval.Identity{ID: "carol", Email: "carol@example.com", Source: approval.SourceSSO,
 				Groups: []string{"security"}, Roles: []approval.Role{approval.RoleViewer}},
 		},
+		{
+			Identity:    approval.Identity{ID: "ci-bot", Email: "ci@example.com", Source: approval.SourceLocal, Automation: true},
+			Token:       "dev-ci",
+			TokenSHA256: sha("dev-ci"),
+		},
 	}
 	if !reflect.DeepEqual(c.Users, wantUsers) {
 		t.Errorf("got users\n%+v\nwant\n%+v", c.Users, wantUsers)
@@ -123,6 +133,16 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		{
 			Workspace: approval.Workspace{
 				Name: "prod-network", Environment: "production", Timeout: 2 * time.Hour, OnTimeout: approval.OutcomeCancel,
+				AllowBypass: true,
+				Steps: []approval.Step{
+					{
+						Name:              "security-signoff",
+						Stage:             approval.StagePostApply,
+						Approvers:         approval.Approvers{Groups: []string{"security"}},
+						MinApprovals:      1,
+						AllowSelfApproval: true,
+					},
+				},
 				Rules: []approval.Rule{
 					{
 						Name:              "destroys-need-two",
@@ -134,7 +154,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 					},
 					{
 						Name:         "adds",
-						Stage:        approval.StagePostPlan, // default
+						Stage:        approval.StagePreApply,
 						When:         approval.Conditions{AddsGT: intp(5), ChangesGT: intp(0)},
 						Approvers:    approval.Approvers{Groups: []string{"security"}},
 						MinApprovals: 1, // default
@@ -145,7 +165,8 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 			Apply: &Apply{Command: []string{"./apply.sh", "--yes"}, Dir: "scripts", Timeout: 10 * time.Minute},
 		},
 		{
-			// Every default: timeout, on_timeout, no apply, no rules.
+			// Every default: timeout, on_timeout, no bypass, no apply, no
+			// steps, no rules.
 			Workspace: approval.Workspace{Name: "staging", Timeout: approval.DefaultTimeout, OnTimeout: approval.OutcomeReject},
 		},
 	}
@@ -165,6 +186,37 @@ func TestParseApplyDefaults(t *testing.T) {
 	want := &Apply{Command: []string{"make", "apply"}, Dir: ".", Timeout: time.Hour}
 	if got := c.Workspaces[0].Apply; !reflect.DeepEqual(got, want) {
 		t.Errorf("got apply %+v; want %+v", got, want)
+	}
+}
+
+func TestParseNewFieldDefaults(t *testing.T) {
+	c := mustParse(t, baseUsers+`  - {id: ci, email: ci@example.com, token: dev-ci}
+workspaces:
+  - name: ws
+    steps:
+      - {name: on-call, stage: pre_apply, approvers: {users: [bob]}}
+    rules:
+      - {name: r, approvers: {users: [alice]}}
+`)
+	if u, _ := c.User("ci"); u.Automation {
+		t.Errorf("user ci: got automation true; want the default false")
+	}
+	w := c.Workspaces[0]
+	if w.AllowBypass {
+		t.Errorf("got allow_bypass true; want the default false")
+	}
+	wantSteps := []approval.Step{{
+		Name:         "on-call",
+		Stage:        approval.StagePreApply,
+		Approvers:    approval.Approvers{Users: []approval.UserID{"bob"}},
+		MinApprovals: 1, // default
+		// AllowSelfApproval defaults to false.
+	}}
+	if !reflect.DeepEqual(w.Steps, wantSteps) {
+		t.Errorf("got steps %+v; want %+v", w.Steps, wantSteps)
+	}
+	if got := w.Rules[0].Stage; got != approval.StagePostPlan {
+		t.Errorf("got rule stage %q; want the default %q", got, approval.StagePostPlan)
 	}
 }
 
@@ -255,7 +307,13 @@ func TestParseProblems(t *testing.T) {
 		{"rule name malformed", ws("    rules:\n      - {name: Needs Two, approvers: {users: [bob]}}\n"), []Problem{{"workspaces[0].rules[0].name", "must match"}}},
 		{"rule name duplicate", ws("    rules:\n      - {name: r, approvers: {users: [bob]}}\n      - {name: r, approvers: {users: [alice]}}\n"),
 			[]Problem{{"workspaces[0].rules[1].name", `duplicate rule name "r" (also workspaces[0].rules[0])`}}},
-		{"stage unknown", rule("        stage: pre_apply\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].stage", `unknown stage "pre_apply"`}}},
+		{"stage unknown", rule("        stage: pre_plan\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].stage", `unknown stage "pre_plan" (want post_plan, pre_apply or post_apply)`}}},
+		{"stage in another case", rule("        stage: PRE_APPLY\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].stage", `unknown stage "PRE_APPLY"`}}},
+		{"rule name used by a step", ws("    steps:\n      - {name: x, stage: pre_apply, approvers: {users: [bob]}}\n    rules:\n      - {name: x, approvers: {users: [alice]}}\n"),
+			[]Problem{{"workspaces[0].rules[0].name", `name already used by step "x" (workspaces[0].steps[0])`}}},
+		{"rule name used by a step listed after the rules", ws("    rules:\n      - {name: x, approvers: {users: [alice]}}\n    steps:\n      - {name: x, stage: pre_apply, approvers: {users: [bob]}}\n"),
+			[]Problem{{"workspaces[0].rules[0].name", `name already used by step "x" (workspaces[0].steps[0])`}}},
 		{"adds_gt negative", rule("        when: {adds_gt: -1}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.adds_gt", "must be >= 0"}}},
 		{"changes_gt negative", rule("        when: {changes_gt: -2}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.changes_gt", "must be >= 0"}}},
 		{"destroys_gt negative", rule("        when: {destroys_gt: -1}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.destroys_gt", "must be >= 0"}}},
@@ -267,6 +325,57 @@ func TestParseProblems(t *testing.T) {
 		{"approver role unknown", rule("        approvers: {roles: [approver, owner]}\n"), []Problem{{"workspaces[0].rules[0].approvers.roles[1]", `unknown role "owner"`}}},
 		{"min_approvals zero", rule("        approvers: {users: [bob]}\n        min_approvals: 0\n"), []Problem{{"workspaces[0].rules[0].min_approvals", "must be >= 1"}}},
 		{"min_approvals negative", rule("        approvers: {users: [bob]}\n        min_approvals: -3\n"), []Problem{{"workspaces[0].rules[0].min_approvals", "must be >= 1"}}},
+
+		// Automation users.
+		{"automation admin", "users:\n  - {id: ci, email: ci@x, automation: true, roles: [approver, admin]}\n" + baseWorkspaces,
+			[]Problem{{"users[0].roles[1]", "automation users may not be admins: bypass needs a person"}}},
+		{"automation viewer", "users:\n  - {id: ci, email: ci@x, automation: true, roles: [viewer]}\n" + baseWorkspaces,
+			[]Problem{{"users[0].roles[0]", "automation users may not be viewers"}}},
+		{"automation viewer and admin", "users:\n  - {id: ci, email: ci@x, automation: true, roles: [viewer, admin]}\n" + baseWorkspaces,
+			[]Problem{
+				{"users[0].roles", "viewer cannot be combined"},
+				{"users[0].roles[0]", "automation users may not be viewers"},
+				{"users[0].roles[1]", "automation users may not be admins"},
+			}},
+		{"automation not a bool", "users:\n  - {id: ci, email: ci@x, automation: \"yes\"}\n" + baseWorkspaces,
+			[]Problem{{"users[0].automation", "expected a boolean"}}},
+
+		// Bypass.
+		{"allow_bypass not a bool", ws("    allow_bypass: 1\n"), []Problem{{"workspaces[0].allow_bypass", "expected a boolean"}}},
+
+		// Steps.
+		{"steps not a list", ws("    steps: {name: s}\n"), []Problem{{"workspaces[0].steps", "expected a list"}}},
+		{"step with conditions", step("        stage: pre_apply\n        when: {destroys_gt: 0}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].steps[0].when", "unknown field"}}},
+		{"step name missing", ws("    steps:\n      - {stage: pre_apply, approvers: {users: [bob]}}\n"), []Problem{{"workspaces[0].steps[0].name", "required"}}},
+		{"step name malformed", ws("    steps:\n      - {name: On Call, stage: pre_apply, approvers: {users: [bob]}}\n"), []Problem{{"workspaces[0].steps[0].name", "must match"}}},
+		{"step name duplicate", ws("    steps:\n      - {name: s, stage: pre_apply, approvers: {users: [bob]}}\n      - {name: s, stage: post_apply, approvers: {users: [alice]}}\n"),
+			[]Problem{{"workspaces[0].steps[1].name", `duplicate step name "s" (also workspaces[0].steps[0])`}}},
+		{"step stage missing", step("        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].steps[0].stage", "required"}}},
+		{"step stage null", step("        stage: ~\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].steps[0].stage", "required"}}},
+		{"step stage unknown", step("        stage: pre_plan\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].steps[0].stage", `unknown stage "pre_plan" (want post_plan, pre_apply or post_apply)`}}},
+		{"step approvers missing", step("        stage: pre_apply\n"), []Problem{{"workspaces[0].steps[0].approvers", "required: at least one of users, groups or roles"}}},
+		{"step approvers empty", step("        stage: pre_apply\n        approvers: {roles: []}\n"), []Problem{{"workspaces[0].steps[0].approvers", "required"}}},
+		{"step approver user dangling", step("        stage: pre_apply\n        approvers: {users: [zed]}\n"), []Problem{{"workspaces[0].steps[0].approvers.users[0]", `unknown user "zed"`}}},
+		{"step approver group without members", step("        stage: pre_apply\n        approvers: {groups: [secops]}\n"),
+			[]Problem{{"workspaces[0].steps[0].approvers.groups[0]", `no user is in group "secops"`}}},
+		{"step approver role viewer", step("        stage: pre_apply\n        approvers: {roles: [approver, viewer]}\n"),
+			[]Problem{{"workspaces[0].steps[0].approvers.roles[1]", "viewers may not approve"}}},
+		{"step approver role unknown", step("        stage: pre_apply\n        approvers: {roles: [owner]}\n"),
+			[]Problem{{"workspaces[0].steps[0].approvers.roles[0]", `unknown role "owner"`}}},
+		{"step min_approvals zero", step("        stage: pre_apply\n        approvers: {users: [bob]}\n        min_approvals: 0\n"),
+			[]Problem{{"workspaces[0].steps[0].min_approvals", "must be >= 1, got 0"}}},
+		{"step min_approvals not an int", step("        stage: pre_apply\n        approvers: {users: [bob]}\n        min_approvals: one\n"),
+			[]Problem{{"workspaces[0].steps[0].min_approvals", "expected an integer"}}},
+		{"step every problem", ws("    steps:\n      - {name: S, stage: later, approvers: {users: [zed], roles: [viewer]}, min_approvals: -1}\n"),
+			[]Problem{
+				{"workspaces[0].steps[0].name", "must match"},
+				{"workspaces[0].steps[0].stage", `unknown stage "later"`},
+				{"workspaces[0].steps[0].approvers.users[0]", `unknown user "zed"`},
+				{"workspaces[0].steps[0].approvers.roles[0]", "viewers may not approve"},
+				{"workspaces[0].steps[0].min_approvals", "must be >= 1"},
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,6 +397,13 @@ func TestParseAcceptsEdgeCases(t *testing.T) {
 		{"same rule name in two workspaces", baseUsers + "workspaces:\n  - {name: a, rules: [{name: r, approvers: {users: [bob]}}]}\n  - {name: b, rules: [{name: r, approvers: {users: [bob]}}]}\n"},
 		{"null values mean absent", ws("    apply: ~\n    timeout:\n    rules:\n      - name: r\n        approvers: {roles: [approver]}\n        min_approvals: null\n")},
 		{"anchors and aliases", baseUsers + "workspaces:\n  - name: a\n    apply: &apply {command: [make, apply]}\n  - name: b\n    apply: *apply\n"},
+		{"rule at pre_apply", rule("        stage: pre_apply\n        approvers: {users: [bob]}\n")},
+		{"rule at post_apply", rule("        stage: post_apply\n        approvers: {users: [bob]}\n")},
+		{"a step at every stage", ws("    steps:\n      - {name: a, stage: post_plan, approvers: {users: [bob]}}\n      - {name: b, stage: pre_apply, approvers: {groups: [platform]}}\n      - {name: c, stage: post_apply, approvers: {roles: [approver]}}\n")},
+		{"same step name in two workspaces", baseUsers + "workspaces:\n  - {name: a, steps: [{name: s, stage: pre_apply, approvers: {users: [bob]}}]}\n  - {name: b, steps: [{name: s, stage: pre_apply, approvers: {users: [bob]}}]}\n"},
+		{"step and rule of one name in two workspaces", baseUsers + "workspaces:\n  - {name: a, steps: [{name: x, stage: pre_apply, approvers: {users: [bob]}}]}\n  - {name: b, rules: [{name: x, approvers: {users: [bob]}}]}\n"},
+		{"automation approver", "users:\n  - {id: ci, email: ci@x, automation: true, groups: [platform], roles: [approver]}\n" + baseWorkspaces},
+		{"admin who is not automation", "users:\n  - {id: ci, email: ci@x, automation: false, roles: [admin]}\n" + baseWorkspaces},
 		{"conditions of zero", rule("        when: {adds_gt: 0, changes_gt: 0, destroys_gt: 0, environment: prod}\n        approvers: {roles: [admin]}\n")},
 	}
 	for _, tt := range tests {
@@ -301,6 +417,7 @@ func TestParseReportsAllProblems(t *testing.T) {
 	src := `users:
   - {id: alice, email: alice@example.com, groups: [platform], roles: [approver], token: t}
   - {id: Bob, email: bob, roles: [viewer, admin], token: t}
+  - {id: ci, email: ci@example.com, automation: true, roles: [admin]}
 workspaces:
   - name: prod
     timeout: forever
@@ -308,6 +425,12 @@ workspaces:
       - name: r1
         approvers: {users: [zed], roles: [viewer]}
         min_approvals: 0
+      - name: s1
+        stage: pre_apply
+        approvers: {users: [alice]}
+    steps:
+      - name: s1
+        approvers: {groups: [ops]}
   - name: prod
     on_timeout: shrug
 `
@@ -316,10 +439,14 @@ workspaces:
 		{"users[1].email", "not an email address"},
 		{"users[1].roles", "viewer cannot be combined"},
 		{"users[1].token", "same token as users[0]"},
+		{"users[2].roles[0]", "automation users may not be admins"},
 		{"workspaces[0].timeout", "not a duration"},
+		{"workspaces[0].steps[0].stage", "required"},
+		{"workspaces[0].steps[0].approvers.groups[0]", `no user is in group "ops"`},
 		{"workspaces[0].rules[0].approvers.users[0]", `unknown user "zed"`},
 		{"workspaces[0].rules[0].approvers.roles[0]", "viewers may not approve"},
 		{"workspaces[0].rules[0].min_approvals", "must be >= 1"},
+		{"workspaces[0].rules[1].name", `name already used by step "s1"`},
 		{"workspaces[1].name", "duplicate workspace name"},
 		{"workspaces[1].on_timeout", "unknown outcome"},
 	})
@@ -461,11 +588,14 @@ func TestLookups(t *testing.T) {
 	for _, id := range dir {
 		ids = append(ids, id.ID)
 	}
-	if want := []approval.UserID{"alice", "bob", "carol"}; !reflect.DeepEqual(ids, want) {
+	if want := []approval.UserID{"alice", "bob", "carol", "ci-bot"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("got directory %v; want %v", ids, want)
 	}
 	if !reflect.DeepEqual(dir[1], c.Users[1].Identity) {
 		t.Errorf("got directory entry %+v; want %+v", dir[1], c.Users[1].Identity)
+	}
+	if !dir[3].Automation {
+		t.Errorf("got directory entry %+v; want ci-bot marked as automation", dir[3])
 	}
 	// The directory is handed to other packages: changing it must not change
 	// the configuration.
@@ -499,7 +629,7 @@ func TestVersion(t *testing.T) {
 		{"min_approvals", "min_approvals: 2", "min_approvals: 1"},
 		{"condition", "destroys_gt: 0", "destroys_gt: 1"},
 		{"condition added", "when: {adds_gt: 5, changes_gt: 0}", "when: {adds_gt: 5, changes_gt: 0, destroys_gt: 0}"},
-		{"self-approval", "allow_self_approval: true", "allow_self_approval: false"},
+		{"self-approval", "        min_approvals: 2\n        allow_self_approval: true", "        min_approvals: 2\n        allow_self_approval: false"},
 		{"approvers", "users: [bob]", "users: [alice]"},
 		{"group membership", "groups: [platform, security]", "groups: [platform]"},
 		{"role", "roles: [approver, admin]", "roles: [approver]"},
@@ -512,6 +642,13 @@ func TestVersion(t *testing.T) {
 		{"environment", "environment: production\n    timeout", "environment: prod\n    timeout"},
 		{"rule name", "name: adds", "name: adds-many"},
 		{"workspace added", "  - name: staging\n", "  - name: staging\n  - name: dev\n"},
+		{"automation", "automation: true", "automation: false"},
+		{"allow_bypass", "allow_bypass: true", "allow_bypass: false"},
+		{"step added", "    steps:\n", "    steps:\n      - {name: on-call, stage: pre_apply, approvers: {users: [bob]}}\n"},
+		{"step stage", "stage: post_apply", "stage: pre_apply"},
+		{"step name", "name: security-signoff", "name: security-review"},
+		{"step self-approval", "        min_approvals: 1\n        allow_self_approval: true", "        min_approvals: 1\n        allow_self_approval: false"},
+		{"rule stage", "stage: post_plan", "stage: pre_apply"},
 	}
 	for _, tt := range changes {
 		t.Run(tt.name, func(t *testing.T) {
@@ -561,6 +698,21 @@ func TestWarnings(t *testing.T) {
 			checkProblems(t, mustParse(t, src).Warnings(), tt.want)
 		})
 	}
+
+	t.Run("steps", func(t *testing.T) {
+		src := users + `workspaces:
+  - name: ws
+    steps:
+      - {name: ok, stage: pre_apply, approvers: {groups: [platform]}, min_approvals: 2}
+      - {name: sign-off, stage: post_apply, approvers: {groups: [platform]}, min_approvals: 3}
+    rules:
+      - {name: r, approvers: {roles: [admin]}, min_approvals: 2}
+`
+		checkProblems(t, mustParse(t, src).Warnings(), []Problem{
+			{"workspaces[0].steps[1].min_approvals", "min_approvals 3 but only 2 users are eligible: the step can never be satisfied"},
+			{"workspaces[0].rules[0].min_approvals", "min_approvals 2 but only 1 user is eligible: the rule can never be satisfied"},
+		})
+	})
 }
 
 func TestExampleConfig(t *testing.T) {
@@ -577,38 +729,72 @@ func TestExampleConfig(t *testing.T) {
 	for _, u := range c.Users {
 		ids = append(ids, u.ID)
 	}
-	if want := []approval.UserID{"alice", "bob", "carol", "dave", "erin", "victor"}; !reflect.DeepEqual(ids, want) {
+	if want := []approval.UserID{"alice", "bob", "carol", "dave", "erin", "victor", "ci-bot", "sam"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("got users %v; want %v", ids, want)
 	}
+	tokens := map[approval.UserID]string{"ci-bot": "dev-ci"}
 	for _, id := range ids {
-		if u, ok := c.Authenticate("dev-" + string(id)); !ok || u.ID != id {
-			t.Errorf("Authenticate(dev-%s) = %q, %v; want %s, true", id, u.ID, ok, id)
+		token, ok := tokens[id]
+		if !ok {
+			token = "dev-" + string(id)
 		}
+		if u, ok := c.Authenticate(token); !ok || u.ID != id {
+			t.Errorf("Authenticate(%s) = %q, %v; want %s, true", token, u.ID, ok, id)
+		}
+	}
+	for _, u := range c.Users {
+		if want := u.ID == "ci-bot"; u.Automation != want {
+			t.Errorf("user %s: got automation %v; want %v", u.ID, u.Automation, want)
+		}
+	}
+	wantBot := approval.Identity{ID: "ci-bot", Email: "ci@example.com", Source: approval.SourceLocal, Automation: true}
+	if bot, _ := c.User("ci-bot"); !reflect.DeepEqual(bot.Identity, wantBot) {
+		t.Errorf("got ci-bot %+v; want %+v", bot.Identity, wantBot)
+	}
+	wantSam := approval.Identity{ID: "sam", Email: "sam@example.com", Source: approval.SourceSSO,
+		Groups: []string{"security"}, Roles: []approval.Role{approval.RoleApprover}}
+	if sam, _ := c.User("sam"); !reflect.DeepEqual(sam.Identity, wantSam) {
+		t.Errorf("got sam %+v; want %+v", sam.Identity, wantSam)
+	}
+	security := approval.Approvers{Groups: []string{"security"}}
+	if got, want := security.Expand(c.Directory()), []approval.UserID{"dave", "sam"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got security group %v; want %v", got, want)
 	}
 
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantRules := map[string][]string{
-		"prod-network": {"destroys-need-two", "changes-need-one"},
-		"staging-app":  nil,
+	// Each workspace's steps and rules as "name@stage".
+	type gates struct {
+		bypass       bool
+		steps, rules []string
 	}
-	if len(c.Workspaces) != len(wantRules) {
-		t.Errorf("got %d workspaces; want %d", len(c.Workspaces), len(wantRules))
+	want := map[string]gates{
+		"prod-network": {bypass: true, steps: []string{"security-signoff@post_apply"},
+			rules: []string{"destroys-need-two@post_plan", "changes-need-one@post_plan"}},
+		"prod-iam":    {rules: []string{"platform-review@post_plan", "security-before-apply@pre_apply"}},
+		"staging-app": {},
 	}
-	for name, want := range wantRules {
+	if len(c.Workspaces) != len(want) {
+		t.Errorf("got %d workspaces; want %d", len(c.Workspaces), len(want))
+	}
+	for name, want := range want {
 		w, ok := c.Workspace(name)
 		if !ok {
 			t.Errorf("workspace %s missing", name)
 			continue
 		}
-		var got []string
+		var got gates
+		got.bypass = w.AllowBypass
+		for _, s := range w.Steps {
+			got.steps = append(got.steps, s.Name+"@"+string(s.Stage))
+		}
 		for _, r := range w.Rules {
-			got = append(got, r.Name)
+			got.rules = append(got.rules, r.Name+"@"+string(r.Stage))
 		}
 		if !reflect.DeepEqual(got, want) {
-			t.Errorf("workspace %s: got rules %v; want %v", name, got, want)
+			t.Errorf("workspace %s: got %+v; want %+v", name, got, want)
 		}
 		if w.Apply == nil {
 			t.Errorf("workspace %s: got no apply section; want one", name)
@@ -620,6 +806,20 @@ func TestExampleConfig(t *testing.T) {
 		script := filepath.Join(w.Apply.Dir, w.Apply.Command[0])
 		if info, err := os.Stat(script); err != nil || info.Mode()&0o111 == 0 {
 			t.Errorf("workspace %s: apply command %s is not an executable file (stat: %v)", name, script, err)
+		}
+	}
+	wantSignoff := approval.Step{Name: "security-signoff", Stage: approval.StagePostApply,
+		Approvers: security, MinApprovals: 1}
+	if w, _ := c.Workspace("prod-network"); len(w.Steps) != 1 || !reflect.DeepEqual(w.Steps[0], wantSignoff) {
+		t.Errorf("prod-network: got steps %+v; want [%+v]", w.Steps, wantSignoff)
+	}
+	if w, ok := c.Workspace("prod-iam"); ok {
+		if w.Environment != "production" || w.Timeout != 4*time.Hour || w.OnTimeout != approval.OutcomeReject {
+			t.Errorf("prod-iam: got environment %q, timeout %s, on_timeout %q; want production, 4h, reject",
+				w.Environment, w.Timeout, w.OnTimeout)
+		}
+		if prod, _ := c.Workspace("prod-network"); !reflect.DeepEqual(w.Apply, prod.Apply) {
+			t.Errorf("prod-iam: got apply %+v; want the same as prod-network's %+v", w.Apply, prod.Apply)
 		}
 	}
 }

@@ -28,6 +28,7 @@ type (
 		Roles       []string `yaml:"roles"`
 		Token       string   `yaml:"token"`
 		TokenSHA256 string   `yaml:"token_sha256"`
+		Automation  bool     `yaml:"automation"`
 	}
 
 	rawWorkspace struct {
@@ -36,6 +37,8 @@ type (
 		Timeout     string    `yaml:"timeout"`
 		OnTimeout   string    `yaml:"on_timeout"`
 		Apply       *rawApply `yaml:"apply"`
+		AllowBypass bool      `yaml:"allow_bypass"`
+		Steps       []rawStep `yaml:"steps"`
 		Rules       []rawRule `yaml:"rules"`
 	}
 
@@ -52,6 +55,14 @@ type (
 		Approvers         rawApprovers  `yaml:"approvers"`
 		MinApprovals      *int          `yaml:"min_approvals"`
 		AllowSelfApproval bool          `yaml:"allow_self_approval"`
+	}
+
+	rawStep struct {
+		Name              string       `yaml:"name"`
+		Stage             string       `yaml:"stage"`
+		Approvers         rawApprovers `yaml:"approvers"`
+		MinApprovals      *int         `yaml:"min_approvals"`
+		AllowSelfApproval bool         `yaml:"allow_self_approval"`
 	}
 
 	rawConditions struct {

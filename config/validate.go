@@ -14,7 +14,7 @@ import (
 var (
 	// userIDPattern admits email-like ids so SSO subjects can be used as is.
 	userIDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._@-]*$`)
-	// namePattern keeps workspace and rule names safe in URLs and reason IDs.
+	// namePattern keeps workspace, step and rule names safe in URLs and reason IDs.
 	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 	// sha256Pattern is a hex SHA-256 digest in either case.
 	sha256Pattern = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
@@ -35,7 +35,7 @@ func (v *validator) err() error {
 	return &ValidationError{Problems: slices.Clone(v.problems)}
 }
 
-// directory is what rule validation needs to know about the users.
+// directory is what step and rule validation needs to know about the users.
 type directory struct {
 	ids    map[approval.UserID]bool
 	groups map[string]bool
@@ -72,10 +72,11 @@ func (v *validator) users(raws []rawUser, dir directory) []User {
 		p := indexPath("users", i)
 		u := User{
 			Identity: approval.Identity{
-				ID:     approval.UserID(ru.ID),
-				Email:  ru.Email,
-				Source: approval.SourceSSO,
-				Groups: ru.Groups,
+				ID:         approval.UserID(ru.ID),
+				Email:      ru.Email,
+				Source:     approval.SourceSSO,
+				Groups:     ru.Groups,
+				Automation: ru.Automation,
 			},
 			Token: ru.Token,
 		}
@@ -150,6 +151,19 @@ func (v *validator) users(raws []rawUser, dir directory) []User {
 			slices.ContainsFunc(u.Roles, func(r approval.Role) bool { return r != approval.RoleViewer }) {
 			v.add(p+".roles", "viewer cannot be combined with another role")
 		}
+		if ru.Automation {
+			// An admin may bypass approval; a bypass must be a person's
+			// decision, not a pipeline's. A viewer may do nothing a service
+			// account exists for.
+			for j, role := range u.Roles {
+				switch role {
+				case approval.RoleAdmin:
+					v.add(indexPath(p+".roles", j), "automation users may not be admins: bypass needs a person")
+				case approval.RoleViewer:
+					v.add(indexPath(p+".roles", j), "automation users may not be viewers: they exist to submit runs, viewers may only look")
+				}
+			}
+		}
 
 		tokenPath := p + ".token"
 		switch {
@@ -189,6 +203,7 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 		Environment: rw.Environment,
 		Timeout:     approval.DefaultTimeout,
 		OnTimeout:   approval.OutcomeReject,
+		AllowBypass: rw.AllowBypass,
 	}}
 	if v.name(p+".name", rw.Name) {
 		if other, dup := names[rw.Name]; dup {
@@ -211,9 +226,14 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 	if rw.Apply != nil {
 		w.Apply = v.apply(p+".apply", *rw.Apply, baseDir)
 	}
-	rules := map[string]string{}
+	// Steps and rules share one namespace: their reason ids differ ("step:x",
+	// "rule:x") but approvers see the name.
+	gates := map[string]gateUse{}
+	for j, rs := range rw.Steps {
+		w.Steps = append(w.Steps, v.step(indexPath(p+".steps", j), rs, gates, dir))
+	}
 	for j, rr := range rw.Rules {
-		w.Rules = append(w.Rules, v.rule(indexPath(p+".rules", j), rr, rules, dir))
+		w.Rules = append(w.Rules, v.rule(indexPath(p+".rules", j), rr, gates, dir))
 	}
 	return w
 }
@@ -241,9 +261,103 @@ func (v *validator) apply(p string, ra rawApply, baseDir string) *Apply {
 	return a
 }
 
-// rule validates one rule; names maps the rule names seen so far in the
-// workspace to their paths.
-func (v *validator) rule(p string, rr rawRule, names map[string]string, dir directory) approval.Rule {
+// Steps and rules are both gates: a named approval with approvers and a
+// number of approvals. gateName and gateApproval hold the checks they share.
+
+// gateUse is where a step or rule name was first used in a workspace.
+type gateUse struct {
+	kind string // "step" or "rule"
+	path string
+}
+
+// gateName checks the name of the step or rule at p (reported at p.name):
+// well formed, and unique among the workspace's steps and rules together.
+// names maps the names seen so far.
+func (v *validator) gateName(p, kind, name string, names map[string]gateUse) {
+	if !v.name(p+".name", name) {
+		return
+	}
+	switch other, dup := names[name]; {
+	case !dup:
+		names[name] = gateUse{kind: kind, path: p}
+	case other.kind == kind:
+		v.add(p+".name", "duplicate %s name %q (also %s)", kind, name, other.path)
+	default:
+		// The domain could tell them apart (reason ids "step:x" and
+		// "rule:x"), but one name meaning two things confuses approvers.
+		v.add(p+".name", "name already used by %s %q (%s): steps and rules share one namespace", other.kind, name, other.path)
+	}
+}
+
+// gateApproval checks who may approve a step or rule (at p.approvers) and how
+// many approvals it needs (at p.min_approvals, default 1).
+func (v *validator) gateApproval(p string, ra rawApprovers, minApprovals *int, dir directory) (approval.Approvers, int) {
+	var a approval.Approvers
+	ap := p + ".approvers"
+	for k, id := range ra.Users {
+		a.Users = append(a.Users, approval.UserID(id))
+		if !dir.ids[approval.UserID(id)] {
+			v.add(indexPath(ap+".users", k), "unknown user %q", id)
+		}
+	}
+	for k, g := range ra.Groups {
+		a.Groups = append(a.Groups, g)
+		if !dir.groups[g] {
+			v.add(indexPath(ap+".groups", k), "no user is in group %q", g)
+		}
+	}
+	for k, s := range ra.Roles {
+		role := approval.Role(s)
+		a.Roles = append(a.Roles, role)
+		switch {
+		case role == approval.RoleViewer:
+			v.add(indexPath(ap+".roles", k), "viewers may not approve")
+		case !role.Valid():
+			v.add(indexPath(ap+".roles", k), "unknown role %q (want approver or admin)", s)
+		}
+	}
+	if a.Empty() {
+		// A gate nobody can approve would hold every run it applies to
+		// until the run times out.
+		v.add(ap, "required: at least one of users, groups or roles")
+	}
+
+	n := 1
+	if minApprovals != nil {
+		n = *minApprovals
+		if n < 1 {
+			v.add(p+".min_approvals", "must be >= 1, got %d", n)
+		}
+	}
+	return a, n
+}
+
+// stage checks a stage as written.
+func (v *validator) stage(p, s string) approval.Stage {
+	st := approval.Stage(s)
+	if !st.Valid() {
+		v.add(p, "unknown stage %q (want post_plan, pre_apply or post_apply)", s)
+	}
+	return st
+}
+
+// step validates one step; names is as for gateName.
+func (v *validator) step(p string, rs rawStep, names map[string]gateUse, dir directory) approval.Step {
+	s := approval.Step{Name: rs.Name, Stage: approval.Stage(rs.Stage), AllowSelfApproval: rs.AllowSelfApproval}
+	v.gateName(p, "step", rs.Name, names)
+	if rs.Stage == "" {
+		// Unlike a rule's, a step's stage has no default: a step is
+		// precisely "this stage always asks for this approval".
+		v.add(p+".stage", "required: post_plan, pre_apply or post_apply")
+	} else {
+		s.Stage = v.stage(p+".stage", rs.Stage)
+	}
+	s.Approvers, s.MinApprovals = v.gateApproval(p, rs.Approvers, rs.MinApprovals, dir)
+	return s
+}
+
+// rule validates one rule; names is as for gateName.
+func (v *validator) rule(p string, rr rawRule, names map[string]gateUse, dir directory) approval.Rule {
 	r := approval.Rule{
 		Name:  rr.Name,
 		Stage: approval.StagePostPlan,
@@ -253,23 +367,12 @@ func (v *validator) rule(p string, rr rawRule, names map[string]string, dir dire
 			DestroysGT:  rr.When.DestroysGT,
 			Environment: rr.When.Environment,
 		},
-		MinApprovals:      1,
 		AllowSelfApproval: rr.AllowSelfApproval,
 	}
-	if v.name(p+".name", rr.Name) {
-		if other, dup := names[rr.Name]; dup {
-			v.add(p+".name", "duplicate rule name %q (also %s)", rr.Name, other)
-		} else {
-			names[rr.Name] = p
-		}
-	}
+	v.gateName(p, "rule", rr.Name, names)
 	if rr.Stage != "" {
-		r.Stage = approval.Stage(rr.Stage)
-		if r.Stage != approval.StagePostPlan {
-			v.add(p+".stage", "unknown stage %q (want post_plan)", rr.Stage)
-		}
+		r.Stage = v.stage(p+".stage", rr.Stage)
 	}
-
 	for _, c := range []struct {
 		key string
 		n   *int
@@ -278,46 +381,11 @@ func (v *validator) rule(p string, rr rawRule, names map[string]string, dir dire
 			v.add(p+".when."+c.key, "must be >= 0, got %d", *c.n)
 		}
 	}
-
-	ap := p + ".approvers"
-	for k, id := range rr.Approvers.Users {
-		r.Approvers.Users = append(r.Approvers.Users, approval.UserID(id))
-		if !dir.ids[approval.UserID(id)] {
-			v.add(indexPath(ap+".users", k), "unknown user %q", id)
-		}
-	}
-	for k, g := range rr.Approvers.Groups {
-		r.Approvers.Groups = append(r.Approvers.Groups, g)
-		if !dir.groups[g] {
-			v.add(indexPath(ap+".groups", k), "no user is in group %q", g)
-		}
-	}
-	for k, s := range rr.Approvers.Roles {
-		role := approval.Role(s)
-		r.Approvers.Roles = append(r.Approvers.Roles, role)
-		switch {
-		case role == approval.RoleViewer:
-			v.add(indexPath(ap+".roles", k), "viewers may not approve")
-		case !role.Valid():
-			v.add(indexPath(ap+".roles", k), "unknown role %q (want approver or admin)", s)
-		}
-	}
-	if r.Approvers.Empty() {
-		// A rule nobody can approve would hold every matching run until it
-		// times out.
-		v.add(ap, "required: at least one of users, groups or roles")
-	}
-
-	if rr.MinApprovals != nil {
-		r.MinApprovals = *rr.MinApprovals
-		if r.MinApprovals < 1 {
-			v.add(p+".min_approvals", "must be >= 1, got %d", r.MinApprovals)
-		}
-	}
+	r.Approvers, r.MinApprovals = v.gateApproval(p, rr.Approvers, rr.MinApprovals, dir)
 	return r
 }
 
-// name checks a workspace or rule name and reports whether it is well formed.
+// name checks a workspace, step or rule name and reports whether it is well formed.
 func (v *validator) name(p, name string) bool {
 	switch {
 	case name == "":
