@@ -44,11 +44,14 @@ users:
   - {id: dave, email: dave@example.com, groups: [security], roles: [approver], token: t-dave}
   - {id: erin, email: erin@example.com, roles: [admin], token: t-erin}
   - {id: victor, email: victor@example.com, groups: [platform], roles: [viewer], token: t-victor}
+  - {id: sam, email: sam@example.com, groups: [security], roles: [approver], token: t-sam}
+  - {id: ci-bot, email: ci@example.com, source: local, automation: true, token: t-ci}
 workspaces:
   - name: prod-network
     environment: production
     timeout: TIMEOUT
     on_timeout: cancel
+    allow_bypass: true
     apply: {command: [APPLY], dir: "."}
     rules:
       - name: destroys-need-two
@@ -61,6 +64,14 @@ workspaces:
   - name: other
     rules:
       - {name: anything, approvers: {users: [dave]}}
+  - name: staged
+    apply: {command: [APPLY], dir: "."}
+    steps:
+      - {name: apply-window, stage: pre_apply, approvers: {users: [dave]}}
+      - {name: security-signoff, stage: post_apply, approvers: {groups: [security]}}
+    rules:
+      - {name: platform-review, approvers: {groups: [platform]}}
+      - {name: security-review, approvers: {groups: [security]}}
 `
 
 // stack is one Gatehouse: server, worker, gateway.
