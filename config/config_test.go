@@ -771,9 +771,10 @@ func TestExampleConfig(t *testing.T) {
 		steps, rules []string
 	}
 	want := map[string]gates{
-		"prod-network": {bypass: true, steps: []string{"security-signoff@post_apply"},
+		"prod-network": {bypass: true,
 			rules: []string{"destroys-need-two@post_plan", "changes-need-one@post_plan"}},
-		"prod-iam":    {rules: []string{"platform-review@post_plan", "security-before-apply@pre_apply"}},
+		"prod-iam": {steps: []string{"security-signoff@post_apply"},
+			rules: []string{"platform-review@post_plan", "security-before-apply@pre_apply"}},
 		"staging-app": {},
 	}
 	if len(c.Workspaces) != len(want) {
@@ -810,8 +811,8 @@ func TestExampleConfig(t *testing.T) {
 	}
 	wantSignoff := approval.Step{Name: "security-signoff", Stage: approval.StagePostApply,
 		Approvers: security, MinApprovals: 1}
-	if w, _ := c.Workspace("prod-network"); len(w.Steps) != 1 || !reflect.DeepEqual(w.Steps[0], wantSignoff) {
-		t.Errorf("prod-network: got steps %+v; want [%+v]", w.Steps, wantSignoff)
+	if w, _ := c.Workspace("prod-iam"); len(w.Steps) != 1 || !reflect.DeepEqual(w.Steps[0], wantSignoff) {
+		t.Errorf("prod-iam: got steps %+v; want [%+v]", w.Steps, wantSignoff)
 	}
 	if w, ok := c.Workspace("prod-iam"); ok {
 		if w.Environment != "production" || w.Timeout != 4*time.Hour || w.OnTimeout != approval.OutcomeReject {
