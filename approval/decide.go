@@ -324,6 +324,11 @@ func (r *Run) CheckCancel(req Request) error {
 	if err := requireText("message", req.Comment, "to cancel"); err != nil {
 		return err
 	}
+	// Naming reasons is allowed (a channel may cancel "this reason"), but
+	// cancelling any reason cancels the whole run.
+	if _, err := r.scope(req.ReasonIDs); err != nil {
+		return err
+	}
 	actor := req.Actor
 	if actor.HasRole(RoleViewer) {
 		return Errorf(CodeForbidden, "role: viewers may not cancel runs")

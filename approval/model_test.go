@@ -389,3 +389,22 @@ func TestBypass(t *testing.T) {
 		})
 	}
 }
+
+func TestCancelOneReasonCancelsTheRun(t *testing.T) {
+	run := newRun(t, stagedWorkspace(), destroyPlan())
+	if err := run.Cancel(approval.Request{ID: "c", Actor: alice, Comment: "superseded", ReasonIDs: []string{"rule:any-change"}}, t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range run.Reasons {
+		if r.State != approval.ReasonCancelled {
+			t.Errorf("reason %s is %s; want cancelled with the run", r.ID, r.State)
+		}
+	}
+	if run.Status != approval.StatusCancelled {
+		t.Errorf("status %s; want cancelled", run.Status)
+	}
+	other := newRun(t, stagedWorkspace(), destroyPlan())
+	if err := other.CheckCancel(approval.Request{Actor: alice, Comment: "x", ReasonIDs: []string{"rule:nope"}}); approval.ErrorCode(err) != approval.CodeInvalid {
+		t.Errorf("cancel naming an unknown reason: %v; want invalid", err)
+	}
+}

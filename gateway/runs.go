@@ -146,8 +146,9 @@ func (s *server) getRequirements(c echo.Context) error {
 }
 
 // decisionBody is the body of every decision endpoint. Each decision takes
-// one text field (required where the domain says so) and approve also takes
-// reason_ids; a field meant for another decision is refused, not ignored.
+// one text field (required where the domain says so); approve and cancel
+// also take reason_ids. A field meant for another decision is refused, not
+// ignored.
 type decisionBody struct {
 	Comment       *string  `json:"comment"`
 	Message       *string  `json:"message"`
@@ -173,8 +174,8 @@ func (b decisionBody) text(kind approval.DecisionKind) (string, error) {
 			return "", approval.Errorf(approval.CodeInvalid, "%s: not accepted by %s; use %q", name, kind, want)
 		}
 	}
-	if b.ReasonIDs != nil && kind != approval.DecisionApprove {
-		return "", approval.Errorf(approval.CodeInvalid, "reason_ids: only approve takes reason_ids")
+	if b.ReasonIDs != nil && kind != approval.DecisionApprove && kind != approval.DecisionCancel {
+		return "", approval.Errorf(approval.CodeInvalid, "reason_ids: only approve and cancel take reason_ids")
 	}
 	if fields[want] == nil {
 		return "", nil
