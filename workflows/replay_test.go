@@ -1,0 +1,40 @@
+package workflows_test
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/log"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gatehouse-dev/gatehouse/workflows"
+)
+
+// TestReplayRecordedHistories replays histories recorded from real runs of
+// the first released workflow (gatehouse dev, testdata/history-*.json):
+// stages and a sign-off with a revoke, a request-changes round trip, a
+// bypass, a timeout, a rejection and a run no rule matched. A change to the
+// workflow that is not guarded by workflow.GetVersion fails here with a
+// non-determinism error, before it can break runs in flight.
+func TestReplayRecordedHistories(t *testing.T) {
+	files, err := filepath.Glob("testdata/history-*.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 6 {
+		t.Fatalf("found %d recorded histories; want the 6 checked in", len(files))
+	}
+	logger := log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			r := sdkworker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(workflows.Run, workflow.RegisterOptions{Name: workflows.RunWorkflowName})
+			if err := r.ReplayWorkflowHistoryFromJSONFile(logger, file); err != nil {
+				t.Errorf("replay %s: %v", file, err)
+			}
+		})
+	}
+}
