@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +32,8 @@ type Activities struct {
 	Plans    *plan.Store
 	Notifier Notifier
 	Logger   *zap.Logger
+	// HTTP is the client for webhooks; a default with a timeout when nil.
+	HTTP *http.Client
 }
 
 // ApplyInput names the run and the exact plan to apply.

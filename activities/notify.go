@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.temporal.io/sdk/activity"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
@@ -18,12 +19,18 @@ const (
 	EventApprovalRequested EventKind = "approval_requested"
 	EventChangesRequested  EventKind = "changes_requested"
 	EventBypassed          EventKind = "bypassed"
+	EventReminder          EventKind = "reminder"
+	EventEscalated         EventKind = "escalated"
+	EventRenotify          EventKind = "renotify"
 	EventFinished          EventKind = "finished"
 )
 
 // Event is one notification about a run. It carries what a message needs and
 // nothing secret.
 type Event struct {
+	// ID is stable across retries and unique per run, so receivers can
+	// drop duplicate deliveries.
+	ID          string          `json:"id"`
 	Kind        EventKind       `json:"kind"`
 	RunID       string          `json:"run_id"`
 	Workspace   string          `json:"workspace"`
@@ -53,6 +60,7 @@ type LogNotifier struct {
 // Notify logs the event.
 func (n LogNotifier) Notify(_ context.Context, e Event) error {
 	n.Logger.Info("run event",
+		zap.String("id", e.ID),
 		zap.String("event", string(e.Kind)),
 		zap.String("run_id", e.RunID),
 		zap.String("workspace", e.Workspace),
@@ -67,9 +75,21 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 	return nil
 }
 
-// Notify is the activity that hands an event to the configured notifier.
+// Notify is the activity that delivers an event: to the log notifier on the
+// first attempt, and to the workspace's webhook, if it has one, until it
+// succeeds or Temporal gives up retrying.
 func (a *Activities) Notify(ctx context.Context, e Event) error {
-	if err := a.Notifier.Notify(ctx, e); err != nil {
+	if activity.GetInfo(ctx).Attempt <= 1 {
+		if err := a.Notifier.Notify(ctx, e); err != nil {
+			return fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
+		}
+	}
+	ws, ok := a.Config.Workspace(e.Workspace)
+	if !ok || ws.Notify == nil || ws.Notify.Webhook == nil {
+		return nil
+	}
+	hook := Webhook{URL: ws.Notify.Webhook.URL, Secret: ws.Notify.Webhook.Secret, Client: a.HTTP}
+	if err := hook.Notify(ctx, e); err != nil {
 		return fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
 	}
 	return nil

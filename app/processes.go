@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
@@ -160,4 +161,16 @@ func Setup(ctx context.Context, opts Options) error {
 	}
 	defer p.client.Close()
 	return starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace)
+}
+
+// Stuck lists the runs of a Temporal namespace that have waited for people
+// longer than olderThan (in workspace ws, or all when "").
+func Stuck(ctx context.Context, opts Options, olderThan time.Duration, ws string) ([]starter.RunSummary, error) {
+	opts.defaults()
+	p := &parts{opts: opts}
+	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
+		return nil, err
+	}
+	defer p.client.Close()
+	return starter.New(p.client, opts.Namespace, opts.TaskQueue, nil).ListStuck(ctx, olderThan, time.Now(), ws)
 }

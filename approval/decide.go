@@ -19,6 +19,9 @@ const (
 	DecisionRequestChanges DecisionKind = "request_changes"
 	DecisionRevisePlan     DecisionKind = "revise_plan"
 	DecisionBypass         DecisionKind = "bypass"
+	DecisionRenotify       DecisionKind = "renotify"
+	// DecisionEscalate is recorded by the system when a reason escalates.
+	DecisionEscalate DecisionKind = "escalate"
 )
 
 // Decision is one recorded act of a person on a run: the audit trail's unit.
@@ -34,6 +37,10 @@ type Decision struct {
 	PlanSHA256 string       `json:"plan_sha256,omitempty"`
 	Bypassed   bool         `json:"bypassed,omitempty"`
 	At         time.Time    `json:"created_at"`
+	// ResponseSeconds is the time from the earliest opening of the reasons
+	// decided on (or from the request, when none) to the decision: the
+	// figure for SLA reporting.
+	ResponseSeconds float64 `json:"response_seconds"`
 }
 
 // Request is a person's request to act on a run.
@@ -73,7 +80,7 @@ func (r *Run) isSelf(actor Identity) bool {
 // canDecide reports whether the actor may decide on reason: they are named
 // by it, and separation of duties does not exclude them.
 func (r *Run) canDecide(actor Identity, reason Reason) (named, allowed bool) {
-	if !reason.Approvers.Includes(actor) {
+	if !reason.names(actor) {
 		return false, false
 	}
 	return true, !r.isSelf(actor) || reason.AllowSelfApproval
@@ -210,6 +217,7 @@ func (r *Run) Approve(req Request, now time.Time) (bool, error) {
 		}
 		reason.Approvals = append(reason.Approvals, Approval{
 			UserID: req.Actor.ID, Email: req.Actor.Email, At: now, Comment: req.Comment, DecisionID: req.ID,
+			ResponseSeconds: now.Sub(reason.OpenedAt).Seconds(),
 		})
 		if reason.Count() >= reason.Required {
 			reason.State = ReasonApproved
@@ -333,8 +341,7 @@ func (r *Run) CheckCancel(req Request) error {
 	if actor.HasRole(RoleViewer) {
 		return Errorf(CodeForbidden, "role: viewers may not cancel runs")
 	}
-	named := slices.ContainsFunc(r.Reasons, func(reason Reason) bool { return reason.Approvers.Includes(actor) })
-	if !r.isSelf(actor) && !actor.HasRole(RoleAdmin) && !named {
+	if !r.mayFollowUp(actor) {
 		return Errorf(CodeForbidden, "role: only the requester, an approver of this run or an admin may cancel it")
 	}
 	return r.checkStatus("cancel", StatusPendingApproval, StatusChangesRequested)
@@ -507,17 +514,77 @@ func (r *Run) BypassedApprovers(ids []string) []UserID {
 	return out
 }
 
+// mayFollowUp reports whether the actor is someone a run concerns beyond
+// looking at it: its requester, an approver it names, or an admin.
+func (r *Run) mayFollowUp(actor Identity) bool {
+	named := slices.ContainsFunc(r.Reasons, func(reason Reason) bool { return reason.names(actor) })
+	return r.isSelf(actor) || actor.HasRole(RoleAdmin) || named
+}
+
+// RenotifyInterval is how often approvers may be asked again on request.
+const RenotifyInterval = 5 * time.Minute
+
+// CheckRenotify reports whether req may ask the pending approvers again now.
+func (r *Run) CheckRenotify(req Request, now time.Time) error {
+	if err := checkActor(req); err != nil {
+		return err
+	}
+	if req.Actor.HasRole(RoleViewer) {
+		return Errorf(CodeForbidden, "role: viewers may not renotify approvers")
+	}
+	if !r.mayFollowUp(req.Actor) {
+		return Errorf(CodeForbidden, "role: only the requester, an approver of this run or an admin may renotify")
+	}
+	if err := r.checkStatus("renotify", StatusPendingApproval, StatusAwaitingSignoff); err != nil {
+		return err
+	}
+	if next := r.LastRenotifiedAt.Add(RenotifyInterval); !r.LastRenotifiedAt.IsZero() && now.Before(next) {
+		wait := next.Sub(now).Round(time.Second)
+		if wait < time.Second {
+			wait = time.Second
+		}
+		return &Error{Code: CodeRateLimited, RetryAfter: wait,
+			Message: fmt.Sprintf("renotify: approvers were asked again at %s; try again in %s", r.LastRenotifiedAt.UTC().Format(time.RFC3339), wait)}
+	}
+	return nil
+}
+
+// Renotify records a request to ask the pending approvers again and returns
+// them.
+func (r *Run) Renotify(req Request, now time.Time) ([]UserID, error) {
+	if err := r.CheckRenotify(req, now); err != nil {
+		return nil, err
+	}
+	r.LastRenotifiedAt = now
+	r.record(req, DecisionRenotify, r.OpenReasons(), now)
+	return r.PendingApprovers(), nil
+}
+
 func (r *Run) record(req Request, kind DecisionKind, reasonIDs []string, now time.Time) {
+	var since time.Time
+	for _, id := range reasonIDs {
+		if reason, ok := r.reason(id); ok && !reason.OpenedAt.IsZero() && (since.IsZero() || reason.OpenedAt.Before(since)) {
+			since = reason.OpenedAt
+		}
+	}
+	if since.IsZero() {
+		since = r.ApprovalRequestedAt
+	}
+	var response float64
+	if !since.IsZero() {
+		response = now.Sub(since).Seconds()
+	}
 	r.Decisions = append(r.Decisions, Decision{
-		ID:         req.ID,
-		Kind:       kind,
-		UserID:     req.Actor.ID,
-		Email:      req.Actor.Email,
-		Source:     req.Actor.Source,
-		Comment:    req.Comment,
-		ReasonIDs:  reasonIDs,
-		PlanSHA256: r.Plan.SHA256,
-		At:         now,
+		ResponseSeconds: response,
+		ID:              req.ID,
+		Kind:            kind,
+		UserID:          req.Actor.ID,
+		Email:           req.Actor.Email,
+		Source:          req.Actor.Source,
+		Comment:         req.Comment,
+		ReasonIDs:       reasonIDs,
+		PlanSHA256:      r.Plan.SHA256,
+		At:              now,
 	})
 	r.UpdatedAt = now
 }

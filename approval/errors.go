@@ -3,6 +3,7 @@ package approval
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an Error so that every adapter maps it the same way (the
@@ -19,12 +20,15 @@ const (
 	CodeConflict Code = "conflict"
 	// CodeNotFound: the run or workspace does not exist.
 	CodeNotFound Code = "not_found"
+	// CodeRateLimited: asked again too soon; RetryAfter says when to.
+	CodeRateLimited Code = "rate_limited"
 )
 
 // Error is a domain error with a code and a message fit for the user.
 type Error struct {
-	Code    Code
-	Message string
+	Code       Code
+	Message    string
+	RetryAfter time.Duration // with CodeRateLimited
 }
 
 func (e *Error) Error() string { return e.Message }

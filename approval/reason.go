@@ -36,9 +36,21 @@ type Reason struct {
 	AllowSelfApproval bool        `json:"allow_self_approval,omitempty"`
 	// Inputs fingerprints the plan changes this reason looks at; a revised
 	// plan with the same inputs keeps the reason's approvals.
-	Inputs    string     `json:"inputs,omitempty"`
-	OpenedAt  time.Time  `json:"opened_at"`
-	Approvals []Approval `json:"approvals"`
+	Inputs   string    `json:"inputs,omitempty"`
+	Timing   Timing    `json:"timing"`
+	OpenedAt time.Time `json:"opened_at"`
+	// Deadline is OpenedAt plus the timeout, while the reason is open.
+	Deadline       time.Time  `json:"deadline"`
+	RemindersSent  int        `json:"reminders_sent,omitempty"`
+	RemindedBefore bool       `json:"reminded_before,omitempty"`
+	EscalatedAt    *time.Time `json:"escalated_at,omitempty"`
+	Approvals      []Approval `json:"approvals"`
+}
+
+// names reports whether the reason names the identity as an approver: by its
+// approvers, or, once escalated, by its fallback owners.
+func (r Reason) names(id Identity) bool {
+	return r.Approvers.Includes(id) || (r.EscalatedAt != nil && r.Timing.EscalateTo.Includes(id))
 }
 
 // Approval is one person's approval on a reason. A revoked approval stays in
@@ -51,6 +63,8 @@ type Approval struct {
 	DecisionID string     `json:"decision_id"`
 	Bypassed   bool       `json:"bypassed,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// ResponseSeconds is the time from the reason opening to this approval.
+	ResponseSeconds float64 `json:"response_seconds"`
 }
 
 // Count is the number of approvals that stand (not revoked).

@@ -118,6 +118,8 @@ type Rule struct {
 	Approvers         Approvers  `json:"approvers"`
 	MinApprovals      int        `json:"min_approvals"`
 	AllowSelfApproval bool       `json:"allow_self_approval,omitempty"`
+	// Timing overrides the workspace's for this rule's reason.
+	Timing
 }
 
 // Step is an approval a lifecycle stage always asks for, whatever the plan
@@ -129,6 +131,8 @@ type Step struct {
 	Approvers         Approvers `json:"approvers"`
 	MinApprovals      int       `json:"min_approvals"`
 	AllowSelfApproval bool      `json:"allow_self_approval,omitempty"`
+	// Timing overrides the workspace's for this step's reason.
+	Timing
 }
 
 // Outcome is what a timed-out run records as its result.
@@ -143,20 +147,21 @@ const (
 // Valid reports whether o is a known outcome.
 func (o Outcome) Valid() bool { return o == OutcomeReject || o == OutcomeCancel }
 
-// DefaultTimeout is how long a stage waits for approval when a workspace does
-// not say.
+// DefaultTimeout is how long a reason waits for approval when neither its
+// rule nor its workspace says.
 const DefaultTimeout = 4 * time.Hour
 
 // Workspace is the approval policy of one workspace: the snapshot a run is
 // evaluated against.
 type Workspace struct {
-	Name        string        `json:"name"`
-	Environment string        `json:"environment,omitempty"`
-	Timeout     time.Duration `json:"timeout"`
-	OnTimeout   Outcome       `json:"on_timeout"`
-	AllowBypass bool          `json:"allow_bypass,omitempty"`
-	Steps       []Step        `json:"steps,omitempty"`
-	Rules       []Rule        `json:"rules,omitempty"`
+	Name        string  `json:"name"`
+	Environment string  `json:"environment,omitempty"`
+	OnTimeout   Outcome `json:"on_timeout"`
+	AllowBypass bool    `json:"allow_bypass,omitempty"`
+	Steps       []Step  `json:"steps,omitempty"`
+	Rules       []Rule  `json:"rules,omitempty"`
+	// Timing is the default of every reason of the workspace.
+	Timing
 }
 
 // Evaluate returns the approval reasons a plan needs in a workspace: one per
@@ -167,7 +172,7 @@ type Workspace struct {
 // reason allows self-approval.
 func Evaluate(ws Workspace, plan PlanSummary, requester Identity, directory []Identity) []Reason {
 	reasons := []Reason{}
-	add := func(kind ReasonKind, name string, stage Stage, approvers Approvers, min int, self bool, inputs []string) {
+	add := func(kind ReasonKind, name string, stage Stage, approvers Approvers, min int, self bool, timing Timing, inputs []string) {
 		if stage == "" {
 			stage = StagePostPlan
 		}
@@ -184,16 +189,16 @@ func Evaluate(ws Workspace, plan PlanSummary, requester Identity, directory []Id
 		reasons = append(reasons, Reason{
 			ID: string(kind) + ":" + name, Name: name, Kind: kind, Stage: stage, State: ReasonWaiting,
 			Approvers: approvers, Eligible: eligible, Required: min, AllowSelfApproval: self,
-			Inputs: fingerprint(inputs), Approvals: []Approval{},
+			Timing: timing.Over(ws.Timing).resolved(), Inputs: fingerprint(inputs), Approvals: []Approval{},
 		})
 	}
 	everything := Conditions{}.inputs(plan)
 	for _, s := range ws.Steps {
-		add(KindStep, s.Name, s.Stage, s.Approvers, s.MinApprovals, s.AllowSelfApproval, everything)
+		add(KindStep, s.Name, s.Stage, s.Approvers, s.MinApprovals, s.AllowSelfApproval, s.Timing, everything)
 	}
 	for _, rule := range ws.Rules {
 		if rule.When.Matches(plan, ws.Environment) {
-			add(KindRule, rule.Name, rule.Stage, rule.Approvers, rule.MinApprovals, rule.AllowSelfApproval, rule.When.inputs(plan))
+			add(KindRule, rule.Name, rule.Stage, rule.Approvers, rule.MinApprovals, rule.AllowSelfApproval, rule.Timing, rule.When.inputs(plan))
 		}
 	}
 	SortReasons(reasons)

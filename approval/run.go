@@ -59,6 +59,15 @@ type ApplyResult struct {
 	FinishedAt time.Time `json:"finished_at"`
 }
 
+// NotifyFailure is a notice that could not be delivered after its retries.
+// It never fails the run; it is shown so someone can follow up.
+type NotifyFailure struct {
+	EventID string    `json:"event_id"`
+	Kind    string    `json:"kind"`
+	Error   string    `json:"error"`
+	At      time.Time `json:"at"`
+}
+
 // Round is one plan's turn through review. A request for changes ends a
 // round; the revised plan starts the next.
 type Round struct {
@@ -83,22 +92,26 @@ type Run struct {
 	RequestedBy Identity `json:"requested_by"`
 	// SubmittedBy is the automation that submitted the run on behalf of
 	// RequestedBy, if any.
-	SubmittedBy   *Identity     `json:"submitted_by,omitempty"`
-	Message       string        `json:"message,omitempty"`
-	CreatedAt     time.Time     `json:"created_at"`
-	ConfigVersion string        `json:"config_version,omitempty"`
-	Plan          PlanSummary   `json:"plan"`
-	Status        Status        `json:"status"`
-	Outcome       Outcome       `json:"outcome,omitempty"`
-	Bypassed      bool          `json:"bypassed,omitempty"`
-	Reasons       []Reason      `json:"reasons"`
-	Decisions     []Decision    `json:"decisions"`
-	Rounds        []Round       `json:"rounds"`
-	Timeout       time.Duration `json:"timeout"`
-	OnTimeout     Outcome       `json:"on_timeout"`
-	AllowBypass   bool          `json:"allow_bypass,omitempty"`
-	// ApprovalRequestedAt is when the current wait began; Deadline is when
-	// it fails closed.
+	SubmittedBy   *Identity   `json:"submitted_by,omitempty"`
+	Message       string      `json:"message,omitempty"`
+	CreatedAt     time.Time   `json:"created_at"`
+	ConfigVersion string      `json:"config_version,omitempty"`
+	Plan          PlanSummary `json:"plan"`
+	Status        Status      `json:"status"`
+	Outcome       Outcome     `json:"outcome,omitempty"`
+	Bypassed      bool        `json:"bypassed,omitempty"`
+	Reasons       []Reason    `json:"reasons"`
+	Decisions     []Decision  `json:"decisions"`
+	Rounds        []Round     `json:"rounds"`
+	OnTimeout     Outcome     `json:"on_timeout"`
+	AllowBypass   bool        `json:"allow_bypass,omitempty"`
+	// LastRenotifiedAt is when approvers were last asked again on request;
+	// it rate-limits renotify and, being state, survives restarts.
+	LastRenotifiedAt time.Time `json:"last_renotified_at"`
+	// NotifyFailures lists notices that could not be delivered.
+	NotifyFailures []NotifyFailure `json:"notify_failures,omitempty"`
+	// ApprovalRequestedAt is when the current wait began; Deadline, the
+	// earliest deadline of the open reasons, is when it fails closed.
 	ApprovalRequestedAt time.Time    `json:"approval_requested_at"`
 	Deadline            time.Time    `json:"deadline"`
 	Apply               *ApplyResult `json:"apply,omitempty"`
@@ -121,10 +134,6 @@ type NewRunParams struct {
 // returns the run with its first stage open, or approved at once when
 // nothing before apply needs approval.
 func NewRun(p NewRunParams, now time.Time) Run {
-	timeout := p.Workspace.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
 	onTimeout := p.Workspace.OnTimeout
 	if !onTimeout.Valid() {
 		onTimeout = OutcomeReject
@@ -142,7 +151,6 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		Reasons:       Evaluate(p.Workspace, p.Plan, p.RequestedBy, p.Directory),
 		Decisions:     []Decision{},
 		Rounds:        []Round{{Number: 1, Plan: p.Plan, StartedAt: now}},
-		Timeout:       timeout,
 		OnTimeout:     onTimeout,
 		AllowBypass:   p.Workspace.AllowBypass,
 		UpdatedAt:     now,
@@ -164,6 +172,7 @@ func (r *Run) Clone() Run {
 	}
 	c.Decisions = slices.Clone(r.Decisions)
 	c.Rounds = slices.Clone(r.Rounds)
+	c.NotifyFailures = slices.Clone(r.NotifyFailures)
 	if r.Apply != nil {
 		a := *r.Apply
 		c.Apply = &a
@@ -187,38 +196,40 @@ func (r *Run) stageApproved(s Stage) bool {
 
 // advance opens the first stage before apply that still has unapproved
 // reasons and waits for it, or marks the run approved when there is none.
-// restart starts the approval clock again even if nothing new opened (a
-// revised plan is a new request).
+// restart starts the clocks of that stage's open reasons again (a revised
+// plan is a new request).
 func (r *Run) advance(now time.Time, restart bool) {
 	for _, st := range stageOrder {
 		if !blocksApply(st) || r.stageApproved(st) {
 			continue
 		}
-		if r.openStage(st, now) || restart {
-			r.startClock(now)
+		if r.openStage(st, now, restart) {
+			r.ApprovalRequestedAt = now
 		}
+		r.refreshDeadline()
 		r.Status = StatusPendingApproval
 		return
 	}
+	r.refreshDeadline()
 	r.Status = StatusApproved
 }
 
-// openStage opens the stage's waiting reasons; it reports whether any opened.
-func (r *Run) openStage(s Stage, now time.Time) bool {
+// openStage opens the stage's waiting reasons (and, on restart, reopens its
+// open ones), starting each one's clock; it reports whether any opened.
+func (r *Run) openStage(s Stage, now time.Time, restart bool) bool {
 	opened := false
 	for i := range r.Reasons {
-		if reason := &r.Reasons[i]; reason.Stage == s && reason.State == ReasonWaiting {
-			reason.State = ReasonOpen
-			reason.OpenedAt = now
-			opened = true
+		reason := &r.Reasons[i]
+		if reason.Stage != s || !(reason.State == ReasonWaiting || restart && reason.State == ReasonOpen) {
+			continue
 		}
+		reason.State = ReasonOpen
+		reason.OpenedAt = now
+		reason.Deadline = now.Add(reason.Timing.Timeout)
+		reason.RemindersSent, reason.RemindedBefore = 0, false
+		opened = true
 	}
 	return opened
-}
-
-func (r *Run) startClock(now time.Time) {
-	r.ApprovalRequestedAt = now
-	r.Deadline = now.Add(r.Timeout)
 }
 
 // Satisfied reports whether every reason is approved.
@@ -289,8 +300,9 @@ func (r *Run) FinishApply(res ApplyResult, now time.Time) {
 		r.Status = StatusApplied
 		return
 	}
-	r.openStage(StagePostApply, now)
-	r.startClock(now)
+	r.openStage(StagePostApply, now, false)
+	r.ApprovalRequestedAt = now
+	r.refreshDeadline()
 	r.Status = StatusAwaitingSignoff
 }
 

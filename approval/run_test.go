@@ -36,7 +36,7 @@ func destroyPlan() approval.PlanSummary {
 }
 
 func prodWorkspace(rules ...approval.Rule) approval.Workspace {
-	return approval.Workspace{Name: "prod", Environment: "production", Timeout: time.Hour, OnTimeout: approval.OutcomeReject, Rules: rules}
+	return approval.Workspace{Name: "prod", Environment: "production", Timing: approval.Timing{Timeout: time.Hour}, OnTimeout: approval.OutcomeReject, Rules: rules}
 }
 
 var (
@@ -133,7 +133,7 @@ func TestDeadlineCountsFromRequest(t *testing.T) {
 		t.Errorf("got status %s deadline %v; want pending until %v", run.Status, run.Deadline, t0.Add(time.Hour))
 	}
 	ws := prodWorkspace(destroysNeedTwo)
-	ws.Timeout = 0
+	ws.Timing.Timeout = 0
 	run = approval.NewRun(approval.NewRunParams{Workspace: ws, RequestedBy: alice, Plan: destroyPlan()}, t0)
 	if !run.Deadline.Equal(t0.Add(approval.DefaultTimeout)) {
 		t.Errorf("deadline = %v; want the default 4h", run.Deadline)

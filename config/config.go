@@ -63,6 +63,25 @@ type Workspace struct {
 	// Apply is nil when the workspace has no apply section: approved runs
 	// then finish without executing anything.
 	Apply *Apply
+	// Notify is nil when the workspace notifies nothing but its approvers.
+	Notify *Notify
+}
+
+// Notify says where to send a workspace's events besides to its people.
+type Notify struct {
+	// Webhook is never nil: a notify section without one is no section.
+	Webhook *Webhook
+}
+
+// Webhook is an HTTP endpoint events are posted to.
+type Webhook struct {
+	// URL is an absolute http or https URL, as written.
+	URL string
+	// Secret is the shared secret, never "": the value of the environment
+	// variable the config's secret_env names, read at load time, or the
+	// config's secret in development configs. Version depends on it only
+	// through its digest.
+	Secret string
 }
 
 // Apply says how to apply an approved plan.
@@ -121,7 +140,7 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
-	c, err := parse(data, base)
+	c, err := parse(data, base, os.Getenv)
 	if err != nil {
 		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
@@ -129,15 +148,16 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse validates a configuration given as YAML. Problems with it come back as
-// a *ValidationError. Apply directories are kept as written.
+// a *ValidationError. Apply directories are kept as written. Environment
+// variables the configuration names (a webhook's secret_env) are read now.
 func Parse(data []byte) (*Config, error) {
-	return parse(data, "")
+	return parse(data, "", os.Getenv)
 }
 
-// parse is Parse with the directory relative apply dirs resolve against; ""
-// leaves them as written.
-func parse(data []byte, baseDir string) (*Config, error) {
-	v := &validator{}
+// parse is Parse with the directory relative apply dirs resolve against (""
+// leaves them as written) and the lookup of environment variables.
+func parse(data []byte, baseDir string, getenv func(string) string) (*Config, error) {
+	v := &validator{getenv: getenv}
 	root := decodeDocument(data, v)
 	if root == nil {
 		return nil, v.err()
@@ -296,20 +316,31 @@ func warnings(c *Config) []Problem {
 	return out
 }
 
-// hashToken returns the lower-case hex SHA-256 of a token.
+// hashToken returns the lower-case hex SHA-256 of a token, or of another
+// secret such as a webhook's.
 func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
 }
 
 // The canonical form is what Version hashes: the normalized configuration
-// with defaults filled in and tokens only as digests, so that a plain dev
-// token and its digest give the same version. The types are separate from
-// Config's so that adding a field there cannot change versions unnoticed. The
-// domain's own fields (Identity.Automation, Workspace.AllowBypass and Steps,
-// each rule's Stage) come in through the embedded approval types; those left
-// at their zero value are omitted, so configurations that do not use them
-// keep the version they had before the fields existed.
+// with defaults filled in and tokens and webhook secrets only as digests, so
+// that a plain dev token and its digest give the same version, and a secret
+// changes the version without being revealed by it. The types are separate
+// from Config's so that adding a field there cannot change versions
+// unnoticed. The domain's own fields (Identity.Automation,
+// Workspace.AllowBypass and Steps, each rule's Stage, the timings) come in
+// through the embedded approval types; those left at their zero value are
+// omitted, so configurations that do not use them keep the version they had
+// before the fields existed.
+//
+// That takes some shadowing, since encoding/json lets the least nested of
+// two fields of one name win and writes fields in declaration order:
+// canonicalWorkspace declares name, environment and timeout ahead of the
+// embedded approval.Workspace, where they were before its timeout moved into
+// the embedded approval.Timing, and its steps and rules after it, and every
+// escalate_to is shadowed by one that is omitted when empty.
+// TestVersionOfOldConfigIsStable pins the result.
 type (
 	canonicalConfig struct {
 		Users      []canonicalUser      `json:"users"`
@@ -322,8 +353,34 @@ type (
 	}
 
 	canonicalWorkspace struct {
+		Name        string        `json:"name"`
+		Environment string        `json:"environment,omitempty"`
+		Timeout     time.Duration `json:"timeout"`
 		approval.Workspace
-		Apply *canonicalApply `json:"apply,omitempty"`
+		Steps      []canonicalStep     `json:"steps,omitempty"`
+		Rules      []canonicalRule     `json:"rules,omitempty"`
+		EscalateTo *approval.Approvers `json:"escalate_to,omitempty"`
+		Apply      *canonicalApply     `json:"apply,omitempty"`
+		Notify     *canonicalNotify    `json:"notify,omitempty"`
+	}
+
+	canonicalStep struct {
+		approval.Step
+		EscalateTo *approval.Approvers `json:"escalate_to,omitempty"`
+	}
+
+	canonicalRule struct {
+		approval.Rule
+		EscalateTo *approval.Approvers `json:"escalate_to,omitempty"`
+	}
+
+	canonicalNotify struct {
+		Webhook canonicalWebhook `json:"webhook"`
+	}
+
+	canonicalWebhook struct {
+		URL          string `json:"url"`
+		SecretSHA256 string `json:"secret_sha256"`
 	}
 
 	canonicalApply struct {
@@ -335,6 +392,25 @@ type (
 
 // canonicalVersion returns the hex SHA-256 of c's canonical form.
 func canonicalVersion(c *Config) (string, error) {
+	data, err := canonicalJSON(c)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// escalateTo returns a as the canonical form writes it: nil, so omitted, when
+// empty.
+func escalateTo(a approval.Approvers) *approval.Approvers {
+	if a.Empty() {
+		return nil
+	}
+	return &a
+}
+
+// canonicalJSON returns c's canonical form.
+func canonicalJSON(c *Config) ([]byte, error) {
 	canon := canonicalConfig{
 		Users:      make([]canonicalUser, len(c.Users)),
 		Workspaces: make([]canonicalWorkspace, len(c.Workspaces)),
@@ -343,16 +419,26 @@ func canonicalVersion(c *Config) (string, error) {
 		canon.Users[i] = canonicalUser{Identity: u.Identity, TokenSHA256: u.TokenSHA256}
 	}
 	for i, w := range c.Workspaces {
-		cw := canonicalWorkspace{Workspace: w.Workspace}
+		cw := canonicalWorkspace{
+			Name: w.Name, Environment: w.Environment, Timeout: w.Timeout,
+			Workspace:  w.Workspace,
+			EscalateTo: escalateTo(w.EscalateTo),
+		}
+		for _, s := range w.Steps {
+			cw.Steps = append(cw.Steps, canonicalStep{Step: s, EscalateTo: escalateTo(s.EscalateTo)})
+		}
+		for _, r := range w.Rules {
+			cw.Rules = append(cw.Rules, canonicalRule{Rule: r, EscalateTo: escalateTo(r.EscalateTo)})
+		}
 		if w.Apply != nil {
 			cw.Apply = &canonicalApply{Command: w.Apply.Command, Dir: w.Apply.Dir, Timeout: w.Apply.Timeout}
 		}
+		if w.Notify != nil && w.Notify.Webhook != nil {
+			cw.Notify = &canonicalNotify{Webhook: canonicalWebhook{
+				URL: w.Notify.Webhook.URL, SecretSHA256: hashToken(w.Notify.Webhook.Secret),
+			}}
+		}
 		canon.Workspaces[i] = cw
 	}
-	data, err := json.Marshal(canon)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]), nil
+	return json.Marshal(canon)
 }

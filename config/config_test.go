@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -60,9 +61,24 @@ func readFile(t *testing.T, path string) string {
 	return string(data)
 }
 
+// testEnv is the environment the tests parse configurations in, so that they
+// do not depend on the one they run in. TestParseReadsTheEnvironment checks
+// that Parse and Load read the real one.
+var testEnv = map[string]string{
+	"GATEHOUSE_TEST_WEBHOOK_SECRET": "dev-only-secret",
+	"GATEHOUSE_TEST_EMPTY":          "",
+}
+
+func testGetenv(name string) string { return testEnv[name] }
+
+// parseTest is Parse in testEnv.
+func parseTest(src string) (*Config, error) {
+	return parse([]byte(src), "", testGetenv)
+}
+
 func mustParse(t *testing.T, src string) *Config {
 	t.Helper()
-	c, err := Parse([]byte(src))
+	c, err := parseTest(src)
 	if err != nil {
 		t.Fatalf("Parse: unexpected error:\n%v\nconfig:\n%s", err, src)
 	}
@@ -72,7 +88,7 @@ func mustParse(t *testing.T, src string) *Config {
 // problemsOf parses src, which must be invalid, and returns its problems.
 func problemsOf(t *testing.T, src string) []Problem {
 	t.Helper()
-	c, err := Parse([]byte(src))
+	c, err := parseTest(src)
 	if err == nil {
 		t.Fatalf("Parse = %+v, nil; want a *ValidationError\nconfig:\n%s", c, src)
 	}
@@ -132,8 +148,12 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 	wantWorkspaces := []Workspace{
 		{
 			Workspace: approval.Workspace{
-				Name: "prod-network", Environment: "production", Timeout: 2 * time.Hour, OnTimeout: approval.OutcomeCancel,
+				Name: "prod-network", Environment: "production", OnTimeout: approval.OutcomeCancel,
 				AllowBypass: true,
+				Timing: approval.Timing{
+					Timeout: 2 * time.Hour, RemindEvery: 30 * time.Minute, RemindBefore: 15 * time.Minute,
+					EscalateAfter: time.Hour, EscalateTo: approval.Approvers{Users: []approval.UserID{"bob"}},
+				},
 				Steps: []approval.Step{
 					{
 						Name:              "security-signoff",
@@ -141,6 +161,8 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 						Approvers:         approval.Approvers{Groups: []string{"security"}},
 						MinApprovals:      1,
 						AllowSelfApproval: true,
+						// Only what the step overrides: escalate_after is the workspace's.
+						Timing: approval.Timing{EscalateTo: approval.Approvers{Groups: []string{"security"}}},
 					},
 				},
 				Rules: []approval.Rule{
@@ -151,6 +173,10 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 						Approvers:         approval.Approvers{Users: []approval.UserID{"bob"}, Groups: []string{"platform"}, Roles: []approval.Role{approval.RoleApprover}},
 						MinApprovals:      2,
 						AllowSelfApproval: true,
+						Timing: approval.Timing{
+							// escalate_to is left to inherit from the workspace.
+							Timeout: 90 * time.Minute, RemindEvery: 20 * time.Minute, EscalateAfter: 45 * time.Minute,
+						},
 					},
 					{
 						Name:         "adds",
@@ -162,12 +188,14 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 				},
 			},
 			// Parse keeps dir as written: there is no file to resolve it against.
-			Apply: &Apply{Command: []string{"./apply.sh", "--yes"}, Dir: "scripts", Timeout: 10 * time.Minute},
+			Apply:  &Apply{Command: []string{"./apply.sh", "--yes"}, Dir: "scripts", Timeout: 10 * time.Minute},
+			Notify: &Notify{Webhook: &Webhook{URL: "https://hooks.example.com/gatehouse", Secret: "dev-only-secret"}},
 		},
 		{
-			// Every default: timeout, on_timeout, no bypass, no apply, no
-			// steps, no rules.
-			Workspace: approval.Workspace{Name: "staging", Timeout: approval.DefaultTimeout, OnTimeout: approval.OutcomeReject},
+			// Every default: timeout, no reminders or escalation,
+			// on_timeout, no bypass, no apply, no notify, no steps, no rules.
+			Workspace: approval.Workspace{Name: "staging", Timing: approval.Timing{Timeout: approval.DefaultTimeout},
+				OnTimeout: approval.OutcomeReject},
 		},
 	}
 	if !reflect.DeepEqual(c.Workspaces, wantWorkspaces) {
@@ -218,6 +246,126 @@ workspaces:
 	if got := w.Rules[0].Stage; got != approval.StagePostPlan {
 		t.Errorf("got rule stage %q; want the default %q", got, approval.StagePostPlan)
 	}
+}
+
+func TestParseTimingInheritance(t *testing.T) {
+	c := mustParse(t, baseUsers+`workspaces:
+  - name: ws
+    timeout: 3h
+    remind_every: 1h
+    remind_before: 30m
+    escalate_after: 2h
+    escalate_to: {users: [alice]}
+    steps:
+      - {name: on-call, stage: pre_apply, approvers: {users: [bob]}, escalate_to: {groups: [platform]}}
+    rules:
+      - name: fast
+        approvers: {users: [bob]}
+        timeout: 90m
+        remind_every: 15m
+        escalate_after: 1h
+      - {name: plain, approvers: {users: [bob]}}
+`)
+	w := c.Workspaces[0]
+	alice := approval.Approvers{Users: []approval.UserID{"alice"}}
+	platform := approval.Approvers{Groups: []string{"platform"}}
+	wantWorkspace := approval.Timing{Timeout: 3 * time.Hour, RemindEvery: time.Hour, RemindBefore: 30 * time.Minute,
+		EscalateAfter: 2 * time.Hour, EscalateTo: alice}
+	if !reflect.DeepEqual(w.Timing, wantWorkspace) {
+		t.Errorf("got workspace timing %+v; want %+v", w.Timing, wantWorkspace)
+	}
+
+	// Each step and rule holds its overrides only; zero fields inherit.
+	// A rule overriding escalate_after alone holds only that override; the
+	// domain inherits the workspace's escalate_to (the effective timings
+	// below).
+	wantOverrides := map[string]approval.Timing{
+		"on-call": {EscalateTo: platform},
+		"fast":    {Timeout: 90 * time.Minute, RemindEvery: 15 * time.Minute, EscalateAfter: time.Hour},
+		"plain":   {},
+	}
+	got := map[string]approval.Timing{w.Steps[0].Name: w.Steps[0].Timing}
+	for _, r := range w.Rules {
+		got[r.Name] = r.Timing
+	}
+	if !reflect.DeepEqual(got, wantOverrides) {
+		t.Errorf("got overrides %+v; want %+v", got, wantOverrides)
+	}
+
+	// What the domain makes of them: the timing each reason runs on.
+	wantEffective := map[string]approval.Timing{
+		"on-call": {Timeout: 3 * time.Hour, RemindEvery: time.Hour, RemindBefore: 30 * time.Minute, EscalateAfter: 2 * time.Hour, EscalateTo: platform},
+		"fast":    {Timeout: 90 * time.Minute, RemindEvery: 15 * time.Minute, RemindBefore: 30 * time.Minute, EscalateAfter: time.Hour, EscalateTo: alice},
+		"plain":   wantWorkspace,
+	}
+	reasons := approval.Evaluate(w.Workspace, approval.PlanSummary{}, approval.Identity{ID: "carol"}, c.Directory())
+	got = map[string]approval.Timing{}
+	for _, r := range reasons {
+		got[r.Name] = r.Timing
+	}
+	if !reflect.DeepEqual(got, wantEffective) {
+		t.Errorf("got reason timings %+v; want %+v", got, wantEffective)
+	}
+}
+
+func TestParseWebhook(t *testing.T) {
+	const hook = `    notify:
+      webhook:
+        url: https://hooks.example.com/gatehouse
+        secret_env: GATEHOUSE_TEST_WEBHOOK_SECRET
+`
+	want := &Notify{Webhook: &Webhook{URL: "https://hooks.example.com/gatehouse", Secret: "from-the-environment"}}
+	var asked []string
+	getenv := func(name string) string {
+		asked = append(asked, name)
+		return map[string]string{"GATEHOUSE_TEST_WEBHOOK_SECRET": "from-the-environment"}[name]
+	}
+	c, err := parse([]byte(ws(hook)), "", getenv)
+	if err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	if got := c.Workspaces[0].Notify; !reflect.DeepEqual(got, want) {
+		t.Errorf("got notify %+v; want %+v", got, want)
+	}
+	if want := []string{"GATEHOUSE_TEST_WEBHOOK_SECRET"}; !reflect.DeepEqual(asked, want) {
+		t.Errorf("looked up %q; want %q", asked, want)
+	}
+
+	for _, src := range []string{ws(""), ws("    notify: {}\n"), ws("    notify: {webhook: ~}\n")} {
+		if got := mustParse(t, src).Workspaces[0].Notify; got != nil {
+			t.Errorf("got notify %+v; want nil for\n%s", got, src)
+		}
+	}
+}
+
+func TestParseReadsTheEnvironment(t *testing.T) {
+	t.Setenv("GATEHOUSE_CONFIG_TEST_SECRET", "set-by-the-test")
+	src := ws("    notify: {webhook: {url: \"https://h.example\", secret_env: GATEHOUSE_CONFIG_TEST_SECRET}}\n")
+	c, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	if got := c.Workspaces[0].Notify.Webhook.Secret; got != "set-by-the-test" {
+		t.Errorf("Parse: got secret %q; want the environment's", got)
+	}
+	path := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = Load(path); err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if got := c.Workspaces[0].Notify.Webhook.Secret; got != "set-by-the-test" {
+		t.Errorf("Load: got secret %q; want the environment's", got)
+	}
+
+	t.Setenv("GATEHOUSE_CONFIG_TEST_SECRET", "")
+	_, err = Parse([]byte(src))
+	var verr *ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("Parse with the variable empty: got error %v; want a *ValidationError", err)
+	}
+	checkProblems(t, verr.Problems, []Problem{{"workspaces[0].notify.webhook.secret_env", "environment variable GATEHOUSE_CONFIG_TEST_SECRET is not set"}})
 }
 
 func TestParseProblems(t *testing.T) {
@@ -376,6 +524,120 @@ func TestParseProblems(t *testing.T) {
 				{"workspaces[0].steps[0].approvers.roles[0]", "viewers may not approve"},
 				{"workspaces[0].steps[0].min_approvals", "must be >= 1"},
 			}},
+
+		// Timing of a workspace.
+		{"remind_every not a duration", ws("    remind_every: hourly\n"), []Problem{{"workspaces[0].remind_every", `"hourly" is not a duration`}}},
+		{"remind_every not a string", ws("    remind_every: {every: 1h}\n"), []Problem{{"workspaces[0].remind_every", "expected a string"}}},
+		{"remind_before zero", ws("    remind_before: 0s\n"), []Problem{{"workspaces[0].remind_before", "must be positive, got 0s"}}},
+		{"escalate_after negative", ws("    escalate_after: -1h\n    escalate_to: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].escalate_after", "must be positive, got -1h"}}},
+		{"escalate_after without escalate_to", ws("    escalate_after: 1h\n"),
+			[]Problem{{"workspaces[0].escalate_to", "required with escalate_after: whom to escalate to"}}},
+		{"escalate_after with a null escalate_to", ws("    escalate_after: 1h\n    escalate_to: ~\n"),
+			[]Problem{{"workspaces[0].escalate_to", "required with escalate_after"}}},
+		{"escalate_to without escalate_after", ws("    escalate_to: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].escalate_after", "required with escalate_to: when to escalate"}}},
+		{"escalate_to not a mapping", ws("    escalate_after: 1h\n    escalate_to: [bob]\n"),
+			[]Problem{{"workspaces[0].escalate_to", "expected a mapping, got a list"}}},
+		{"escalate_to unknown key", ws("    escalate_after: 1h\n    escalate_to: {user: [bob]}\n"),
+			[]Problem{{"workspaces[0].escalate_to.user", "unknown field"}}},
+		{"escalate_to empty", ws("    escalate_after: 1h\n    escalate_to: {users: []}\n"),
+			[]Problem{{"workspaces[0].escalate_to", "required: at least one of users, groups or roles"}}},
+		{"escalate_to user dangling", ws("    escalate_after: 1h\n    escalate_to: {users: [bob, zed]}\n"),
+			[]Problem{{"workspaces[0].escalate_to.users[1]", `unknown user "zed"`}}},
+		{"escalate_to group without members", ws("    escalate_after: 1h\n    escalate_to: {groups: [sre]}\n"),
+			[]Problem{{"workspaces[0].escalate_to.groups[0]", `no user is in group "sre"`}}},
+		{"escalate_to role viewer", ws("    escalate_after: 1h\n    escalate_to: {roles: [admin, viewer]}\n"),
+			[]Problem{{"workspaces[0].escalate_to.roles[1]", "viewers may not approve"}}},
+		{"escalate_to role unknown", ws("    escalate_after: 1h\n    escalate_to: {roles: [owner]}\n"),
+			[]Problem{{"workspaces[0].escalate_to.roles[0]", `unknown role "owner"`}}},
+		{"remind_before not before the default timeout", ws("    remind_before: 5h\n"),
+			[]Problem{{"workspaces[0].remind_before", "remind_before 5h is not before the 4h timeout: the reminder could never be sent"}}},
+		{"remind_every not before the timeout", ws("    timeout: 1h\n    remind_every: 60m\n"),
+			[]Problem{{"workspaces[0].remind_every", "remind_every 1h is not before the 1h timeout: no reminder could ever be sent"}}},
+		{"escalate_after not before the timeout", ws("    timeout: 2h\n    escalate_after: 150m\n    escalate_to: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].escalate_after", "escalate_after 2h30m is not before the 2h timeout: the reason would time out before it escalates"}}},
+		{"every timing problem of a workspace", ws("    timeout: 30m\n    remind_every: 1h\n    remind_before: 2h\n    escalate_after: 3h\n"),
+			[]Problem{
+				{"workspaces[0].escalate_to", "required with escalate_after"},
+				{"workspaces[0].remind_every", "remind_every 1h is not before the 30m timeout"},
+				{"workspaces[0].remind_before", "remind_before 2h is not before the 30m timeout"},
+				{"workspaces[0].escalate_after", "escalate_after 3h is not before the 30m timeout"},
+			}},
+		{"invalid timeout is not compared", ws("    timeout: forever\n    remind_before: 5h\n"),
+			[]Problem{{"workspaces[0].timeout", "not a duration"}}},
+
+		// Timing of a rule or step.
+		{"rule timeout not a duration", rule("        approvers: {users: [bob]}\n        timeout: soon\n"),
+			[]Problem{{"workspaces[0].rules[0].timeout", `"soon" is not a duration`}}},
+		{"rule remind_every zero", rule("        approvers: {users: [bob]}\n        remind_every: 0m\n"),
+			[]Problem{{"workspaces[0].rules[0].remind_every", "must be positive"}}},
+		{"rule escalate_after with nothing to escalate to", rule("        approvers: {users: [bob]}\n        escalate_after: 1h\n"),
+			[]Problem{{"workspaces[0].rules[0].escalate_to", "required with escalate_after: the workspace has no escalate_to to inherit"}}},
+		{"rule escalate_to with no escalate_after", rule("        approvers: {users: [bob]}\n        escalate_to: {users: [alice]}\n"),
+			[]Problem{{"workspaces[0].rules[0].escalate_after", "required with escalate_to: the workspace has no escalate_after to inherit"}}},
+		{"rule escalate_to dangling", rule("        approvers: {users: [bob]}\n        escalate_after: 1h\n        escalate_to: {users: [zed], groups: [sre], roles: [viewer]}\n"),
+			[]Problem{
+				{"workspaces[0].rules[0].escalate_to.users[0]", `unknown user "zed"`},
+				{"workspaces[0].rules[0].escalate_to.groups[0]", `no user is in group "sre"`},
+				{"workspaces[0].rules[0].escalate_to.roles[0]", "viewers may not approve"},
+			}},
+		{"rule remind_before not before the inherited timeout", ws("    timeout: 2h\n    rules:\n      - {name: r, approvers: {users: [bob]}, remind_before: 3h}\n"),
+			[]Problem{{"workspaces[0].rules[0].remind_before", "remind_before 3h is not before the 2h timeout: the reminder could never be sent"}}},
+		{"rule escalate_after not before its own timeout", ws("    escalate_to: {users: [alice]}\n    escalate_after: 1h\n    rules:\n      - {name: r, approvers: {users: [bob]}, timeout: 1h, escalate_after: 90m}\n"),
+			[]Problem{{"workspaces[0].rules[0].escalate_after", "escalate_after 1h30m is not before the 1h timeout"}}},
+		{"rule timeout not after the inherited remind_every", ws("    remind_every: 1h\n    rules:\n      - {name: r, approvers: {users: [bob]}, timeout: 30m}\n"),
+			[]Problem{{"workspaces[0].rules[0].timeout", "the 30m timeout is not after remind_every 1h (inherited from the workspace): no reminder could ever be sent"}}},
+		{"rule timeout not after the inherited escalate_after", ws("    escalate_after: 2h\n    escalate_to: {users: [alice]}\n    rules:\n      - {name: r, approvers: {users: [bob]}, timeout: 2h}\n"),
+			[]Problem{{"workspaces[0].rules[0].timeout", "the 2h timeout is not after escalate_after 2h (inherited from the workspace): the reason would time out before it escalates"}}},
+		{"a workspace conflict is reported once, at the workspace", ws("    remind_before: 5h\n    rules:\n      - {name: r, approvers: {users: [bob]}}\n      - {name: q, approvers: {users: [bob]}, remind_every: 1h}\n"),
+			[]Problem{{"workspaces[0].remind_before", "remind_before 5h is not before the 4h timeout"}}},
+		{"a rule fixing a workspace conflict for itself", ws("    remind_before: 5h\n    rules:\n      - {name: r, approvers: {users: [bob]}, timeout: 6h}\n"),
+			[]Problem{{"workspaces[0].remind_before", "remind_before 5h is not before the 4h timeout"}}},
+		{"rule with an invalid timeout is not compared", ws("    remind_every: 1h\n    rules:\n      - {name: r, approvers: {users: [bob]}, timeout: 1 hour, remind_before: 2h}\n"),
+			[]Problem{{"workspaces[0].rules[0].timeout", "not a duration"}}},
+		{"rule inheriting an invalid timeout is not compared", ws("    timeout: 4 hours\n    rules:\n      - {name: r, approvers: {users: [bob]}, remind_before: 5h}\n"),
+			[]Problem{{"workspaces[0].timeout", "not a duration"}}},
+		{"step escalate_after with nothing to escalate to", step("        stage: pre_apply\n        approvers: {users: [bob]}\n        escalate_after: 1h\n"),
+			[]Problem{{"workspaces[0].steps[0].escalate_to", "required with escalate_after: the workspace has no escalate_to to inherit"}}},
+		{"step escalate_to role viewer", ws("    escalate_after: 1h\n    escalate_to: {users: [alice]}\n    steps:\n      - {name: s, stage: pre_apply, approvers: {users: [bob]}, escalate_to: {roles: [viewer]}}\n"),
+			[]Problem{{"workspaces[0].steps[0].escalate_to.roles[0]", "viewers may not approve"}}},
+		{"step remind_every not before its timeout", step("        stage: post_apply\n        approvers: {users: [bob]}\n        timeout: 10m\n        remind_every: 10m\n"),
+			[]Problem{{"workspaces[0].steps[0].remind_every", "remind_every 10m is not before the 10m timeout"}}},
+		{"step with an unknown timing key", step("        stage: post_apply\n        approvers: {users: [bob]}\n        remind_after: 10m\n"),
+			[]Problem{{"workspaces[0].steps[0].remind_after", "unknown field"}}},
+
+		// Notifications.
+		{"notify not a mapping", ws("    notify: [webhook]\n"), []Problem{{"workspaces[0].notify", "expected a mapping, got a list"}}},
+		{"notify unknown channel", ws("    notify: {slack: {channel: ops}}\n"), []Problem{{"workspaces[0].notify.slack", "unknown field"}}},
+		{"webhook unknown key", ws("    notify: {webhook: {url: https://h.example, secret: s, secrets: t}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.secrets", "unknown field"}}},
+		{"webhook url missing", ws("    notify: {webhook: {secret: s}}\n"), []Problem{{"workspaces[0].notify.webhook.url", "required"}}},
+		{"webhook url unparsable", ws("    notify: {webhook: {url: \"http://[::1\", secret: s}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.url", `"http://[::1" is not a URL`}}},
+		{"webhook url relative", ws("    notify: {webhook: {url: hooks.example.com/gatehouse, secret: s}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.url", "is not an absolute http or https URL"}}},
+		{"webhook url of another scheme", ws("    notify: {webhook: {url: \"ftp://hooks.example.com/x\", secret: s}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.url", `"ftp://hooks.example.com/x" is not an absolute http or https URL`}}},
+		{"webhook url without host", ws("    notify: {webhook: {url: \"https:///gatehouse\", secret: s}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.url", "names no host"}}},
+		{"webhook url with only a port", ws("    notify: {webhook: {url: \"https://:8443/gatehouse\", secret: s}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.url", "names no host"}}},
+		{"webhook secret and secret_env", ws("    notify: {webhook: {url: https://h.example, secret: s, secret_env: GATEHOUSE_TEST_WEBHOOK_SECRET}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook", "only one of secret and secret_env may be given"}}},
+		{"webhook without a secret", ws("    notify: {webhook: {url: https://h.example}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook", "required: secret_env"}}},
+		{"webhook secret_env unset", ws("    notify: {webhook: {url: https://h.example, secret_env: GATEHOUSE_TEST_UNSET}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.secret_env", "environment variable GATEHOUSE_TEST_UNSET is not set"}}},
+		{"webhook secret_env empty", ws("    notify: {webhook: {url: https://h.example, secret_env: GATEHOUSE_TEST_EMPTY}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.secret_env", "environment variable GATEHOUSE_TEST_EMPTY is not set (or is empty)"}}},
+		{"webhook secret_env not a name", ws("    notify: {webhook: {url: https://h.example, secret_env: $SECRET}}\n"),
+			[]Problem{{"workspaces[0].notify.webhook.secret_env", `"$SECRET" is not an environment variable name`}}},
+		{"every webhook problem", ws("    notify:\n      webhook: {url: \"mailto:ops@example.com\"}\n"),
+			[]Problem{
+				{"workspaces[0].notify.webhook.url", "is not an absolute http or https URL"},
+				{"workspaces[0].notify.webhook", "required: secret_env"},
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -405,6 +667,17 @@ func TestParseAcceptsEdgeCases(t *testing.T) {
 		{"automation approver", "users:\n  - {id: ci, email: ci@x, automation: true, groups: [platform], roles: [approver]}\n" + baseWorkspaces},
 		{"admin who is not automation", "users:\n  - {id: ci, email: ci@x, automation: false, roles: [admin]}\n" + baseWorkspaces},
 		{"conditions of zero", rule("        when: {adds_gt: 0, changes_gt: 0, destroys_gt: 0, environment: prod}\n        approvers: {roles: [admin]}\n")},
+		{"null timing values mean absent", ws("    remind_every: ~\n    remind_before:\n    escalate_after: null\n    escalate_to: ~\n")},
+		{"rule escalate_after inheriting escalate_to", ws("    escalate_after: 2h\n    escalate_to: {users: [alice]}\n    rules:\n      - {name: r, approvers: {users: [bob]}, escalate_after: 30m}\n")},
+		{"step escalate_to inheriting escalate_after", ws("    escalate_after: 2h\n    escalate_to: {users: [alice]}\n    steps:\n      - {name: s, stage: pre_apply, approvers: {users: [bob]}, escalate_to: {roles: [admin]}}\n")},
+		{"rule timing within an inherited timeout", ws("    timeout: 8h\n    rules:\n      - {name: r, approvers: {users: [bob]}, remind_every: 7h, remind_before: 7h59m}\n")},
+		{"rule timeout longer than the workspace's", ws("    remind_before: 5h\n    timeout: 6h\n    rules:\n      - {name: r, approvers: {users: [bob]}, timeout: 12h}\n")},
+		{"escalation to an admin", "users:\n  - {id: erin, email: erin@x, roles: [admin]}\n  - {id: bob, email: bob@x, roles: [approver]}\n" +
+			"workspaces:\n  - {name: ws, escalate_after: 1h, escalate_to: {users: [erin]}, rules: [{name: r, approvers: {users: [bob]}}]}\n"},
+		{"webhook over http with a port", ws("    notify: {webhook: {url: \"http://localhost:8080/hook?x=1\", secret: s}}\n")},
+		{"webhook url scheme in capitals", ws("    notify: {webhook: {url: \"HTTPS://hooks.example.com\", secret: s}}\n")},
+		{"empty notify", ws("    notify: {}\n")},
+		{"null webhook", ws("    notify: {webhook: ~}\n")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -614,6 +887,12 @@ func TestVersion(t *testing.T) {
 			t.Errorf("got version %s for the reformatted config; want %s", got, base)
 		}
 	})
+	t.Run("webhook secret inline and from the environment", func(t *testing.T) {
+		src := strings.Replace(full, "secret: dev-only-secret", "secret_env: GATEHOUSE_TEST_WEBHOOK_SECRET", 1)
+		if got := mustParse(t, src).Version; got != base {
+			t.Errorf("got version %s with the secret from the environment; want %s", got, base)
+		}
+	})
 	t.Run("plain token and its digest", func(t *testing.T) {
 		src := strings.Replace(full, "token: dev-alice", "token_sha256: "+sha("dev-alice"), 1)
 		if got := mustParse(t, src).Version; got != base {
@@ -630,7 +909,7 @@ func TestVersion(t *testing.T) {
 		{"condition", "destroys_gt: 0", "destroys_gt: 1"},
 		{"condition added", "when: {adds_gt: 5, changes_gt: 0}", "when: {adds_gt: 5, changes_gt: 0, destroys_gt: 0}"},
 		{"self-approval", "        min_approvals: 2\n        allow_self_approval: true", "        min_approvals: 2\n        allow_self_approval: false"},
-		{"approvers", "users: [bob]", "users: [alice]"},
+		{"approvers", "          users: [bob]", "          users: [alice]"},
 		{"group membership", "groups: [platform, security]", "groups: [platform]"},
 		{"role", "roles: [approver, admin]", "roles: [approver]"},
 		{"source", "source: local", "source: sso"},
@@ -649,6 +928,18 @@ func TestVersion(t *testing.T) {
 		{"step name", "name: security-signoff", "name: security-review"},
 		{"step self-approval", "        min_approvals: 1\n        allow_self_approval: true", "        min_approvals: 1\n        allow_self_approval: false"},
 		{"rule stage", "stage: post_plan", "stage: pre_apply"},
+		{"remind_every", "remind_every: 30m", "remind_every: 20m"},
+		{"remind_before", "remind_before: 15m", "remind_before: 10m"},
+		{"escalate_after", "escalate_after: 1h", "escalate_after: 70m"},
+		{"escalate_to", "escalate_to:\n      users: [bob]", "escalate_to:\n      users: [alice]"},
+		{"rule timeout override", "timeout: 90m", "timeout: 100m"},
+		{"rule remind_every override", "remind_every: 20m", "remind_every: 25m"},
+		{"rule escalate_after override", "escalate_after: 45m", "escalate_after: 50m"},
+		{"rule remind_before override added", "    rules:\n      - name: destroys-need-two\n", "    rules:\n      - name: destroys-need-two\n        remind_before: 5m\n"},
+		{"step escalate_to override", "escalate_to: {groups: [security]}", "escalate_to: {groups: [platform]}"},
+		{"webhook url", "url: https://hooks.example.com/gatehouse", "url: https://hooks.example.com/gatehouse2"},
+		{"webhook secret", "secret: dev-only-secret", "secret: dev-only-secret2"},
+		{"webhook removed", "    notify:\n      webhook:\n        url: https://hooks.example.com/gatehouse\n        secret: dev-only-secret\n", ""},
 	}
 	for _, tt := range changes {
 		t.Run(tt.name, func(t *testing.T) {
@@ -660,6 +951,40 @@ func TestVersion(t *testing.T) {
 				t.Errorf("got unchanged version %s after changing %s; want a different one", got, tt.name)
 			}
 		})
+	}
+}
+
+// TestVersionOfOldConfigIsStable pins the version of a configuration that uses
+// no timing or notification fields to the one it had before they existed, so
+// that upgrading Gatehouse does not change the version runs record.
+func TestVersionOfOldConfigIsStable(t *testing.T) {
+	const want = "603002c6c28e620cf4f2592d3b6a6ae7002771ee7ac36fd5826784f776dfbaf5"
+	if got := mustParse(t, readFile(t, "testdata/before-timing.yaml")).Version; got != want {
+		t.Errorf("got version %s; want %s, as before timings existed", got, want)
+	}
+}
+
+func TestVersionHidesWebhookSecret(t *testing.T) {
+	const secret = "s3cret-that-must-not-leak"
+	src := func(secret string) string {
+		return ws("    notify: {webhook: {url: \"https://hooks.example.com/x\", secret: " + secret + "}}\n")
+	}
+	c := mustParse(t, src(secret))
+	if other := mustParse(t, src(secret+"2")); other.Version == c.Version {
+		t.Errorf("got version %s for two different secrets; want different versions", c.Version)
+	}
+	data, err := canonicalJSON(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), secret) {
+		t.Errorf("canonical form %s contains the secret", data)
+	}
+	if !strings.Contains(string(data), `"secret_sha256":"`+sha(secret)+`"`) {
+		t.Errorf("canonical form %s lacks the secret's digest", data)
+	}
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != c.Version {
+		t.Errorf("Version %s is not the SHA-256 of the canonical form", c.Version)
 	}
 }
 
@@ -823,4 +1148,60 @@ func TestExampleConfig(t *testing.T) {
 			t.Errorf("prod-iam: got apply %+v; want the same as prod-network's %+v", w.Apply, prod.Apply)
 		}
 	}
+
+	// prod-network reminds and escalates to erin, an admin: after 2h she may
+	// approve its reasons too, as their fallback owner. Its rules inherit
+	// all of it; no workspace notifies a webhook.
+	wantTiming := map[string]approval.Timing{
+		"prod-network": {Timeout: 4 * time.Hour, RemindEvery: time.Hour, RemindBefore: 30 * time.Minute,
+			EscalateAfter: 2 * time.Hour, EscalateTo: approval.Approvers{Users: []approval.UserID{"erin"}}},
+		"prod-iam":    {Timeout: 4 * time.Hour},
+		"staging-app": {Timeout: approval.DefaultTimeout},
+	}
+	for _, w := range c.Workspaces {
+		if !reflect.DeepEqual(w.Timing, wantTiming[w.Name]) {
+			t.Errorf("workspace %s: got timing %+v; want %+v", w.Name, w.Timing, wantTiming[w.Name])
+		}
+		for _, r := range w.Rules {
+			if !reflect.DeepEqual(r.Timing, approval.Timing{}) {
+				t.Errorf("workspace %s, rule %s: got timing %+v; want none of its own", w.Name, r.Name, r.Timing)
+			}
+		}
+		for _, s := range w.Steps {
+			if !reflect.DeepEqual(s.Timing, approval.Timing{}) {
+				t.Errorf("workspace %s, step %s: got timing %+v; want none of its own", w.Name, s.Name, s.Timing)
+			}
+		}
+		if w.Notify != nil {
+			t.Errorf("workspace %s: got notify %+v; want none", w.Name, w.Notify)
+		}
+	}
+	if erin, _ := c.User("erin"); !erin.HasRole(approval.RoleAdmin) {
+		t.Errorf("got erin %+v; want an admin", erin.Identity)
+	}
+
+	t.Run("the commented-out notify block", func(t *testing.T) {
+		lines := strings.Split(readFile(t, path), "\n")
+		start := slices.Index(lines, "    # notify:")
+		if start < 0 {
+			t.Fatal("no commented-out notify block")
+		}
+		// The block is "# notify:" and the comment lines indented under it.
+		lines[start] = "    notify:"
+		for i := start + 1; i < len(lines) && strings.HasPrefix(lines[i], "    #   "); i++ {
+			lines[i] = "    " + strings.TrimPrefix(lines[i], "    # ")
+		}
+		getenv := func(name string) string {
+			return map[string]string{"GATEHOUSE_WEBHOOK_SECRET": "from-the-environment"}[name]
+		}
+		c, err := parse([]byte(strings.Join(lines, "\n")), "", getenv)
+		if err != nil {
+			t.Fatalf("parse with the notify block uncommented: %v", err)
+		}
+		w, _ := c.Workspace("prod-network")
+		want := &Notify{Webhook: &Webhook{URL: "https://hooks.example.com/gatehouse", Secret: "from-the-environment"}}
+		if !reflect.DeepEqual(w.Notify, want) {
+			t.Errorf("got notify %+v; want %+v", w.Notify, want)
+		}
+	})
 }

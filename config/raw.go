@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -32,14 +34,35 @@ type (
 	}
 
 	rawWorkspace struct {
-		Name        string    `yaml:"name"`
-		Environment string    `yaml:"environment"`
-		Timeout     string    `yaml:"timeout"`
-		OnTimeout   string    `yaml:"on_timeout"`
-		Apply       *rawApply `yaml:"apply"`
-		AllowBypass bool      `yaml:"allow_bypass"`
-		Steps       []rawStep `yaml:"steps"`
-		Rules       []rawRule `yaml:"rules"`
+		Name        string     `yaml:"name"`
+		Environment string     `yaml:"environment"`
+		OnTimeout   string     `yaml:"on_timeout"`
+		Apply       *rawApply  `yaml:"apply"`
+		Notify      *rawNotify `yaml:"notify"`
+		AllowBypass bool       `yaml:"allow_bypass"`
+		Steps       []rawStep  `yaml:"steps"`
+		Rules       []rawRule  `yaml:"rules"`
+		rawTiming   `yaml:",inline"`
+	}
+
+	// rawTiming holds the timing keys that a workspace, a step and a rule
+	// all take: the workspace's defaults, and each step's or rule's overrides.
+	rawTiming struct {
+		Timeout       string        `yaml:"timeout"`
+		RemindEvery   string        `yaml:"remind_every"`
+		RemindBefore  string        `yaml:"remind_before"`
+		EscalateAfter string        `yaml:"escalate_after"`
+		EscalateTo    *rawApprovers `yaml:"escalate_to"`
+	}
+
+	rawNotify struct {
+		Webhook *rawWebhook `yaml:"webhook"`
+	}
+
+	rawWebhook struct {
+		URL       string `yaml:"url"`
+		Secret    string `yaml:"secret"`
+		SecretEnv string `yaml:"secret_env"`
 	}
 
 	rawApply struct {
@@ -55,6 +78,7 @@ type (
 		Approvers         rawApprovers  `yaml:"approvers"`
 		MinApprovals      *int          `yaml:"min_approvals"`
 		AllowSelfApproval bool          `yaml:"allow_self_approval"`
+		rawTiming         `yaml:",inline"`
 	}
 
 	rawStep struct {
@@ -63,6 +87,7 @@ type (
 		Approvers         rawApprovers `yaml:"approvers"`
 		MinApprovals      *int         `yaml:"min_approvals"`
 		AllowSelfApproval bool         `yaml:"allow_self_approval"`
+		rawTiming         `yaml:",inline"`
 	}
 
 	rawConditions struct {
@@ -166,12 +191,17 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, v *validator) {
 	}
 }
 
-// yamlFields maps each yaml key of struct type t to its field.
+// yamlFields maps each yaml key of struct type t to its field, including the
+// keys of the structs it inlines (`yaml:",inline"`), as yaml.v3 decodes them.
 func yamlFields(t reflect.Type) map[string]reflect.StructField {
 	fields := make(map[string]reflect.StructField, t.NumField())
 	for i := range t.NumField() {
 		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" && slices.Contains(strings.Split(opts, ","), "inline") && f.Type.Kind() == reflect.Struct {
+			maps.Copy(fields, yamlFields(f.Type))
+			continue
+		}
 		if name == "" || name == "-" {
 			continue
 		}

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -18,11 +20,16 @@ var (
 	namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 	// sha256Pattern is a hex SHA-256 digest in either case.
 	sha256Pattern = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+	// envNamePattern is a portable environment variable name.
+	envNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 // validator collects problems; it never stops at the first.
 type validator struct {
 	problems []Problem
+	// getenv looks up the environment variables the configuration names,
+	// such as a webhook's secret_env.
+	getenv func(string) string
 }
 
 // add records a problem at path.
@@ -201,7 +208,6 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 	w := Workspace{Workspace: approval.Workspace{
 		Name:        rw.Name,
 		Environment: rw.Environment,
-		Timeout:     approval.DefaultTimeout,
 		OnTimeout:   approval.OutcomeReject,
 		AllowBypass: rw.AllowBypass,
 	}}
@@ -212,10 +218,10 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 			names[rw.Name] = p
 		}
 	}
-	if rw.Timeout != "" {
-		if d, ok := v.duration(p+".timeout", rw.Timeout); ok {
-			w.Timeout = d
-		}
+	timing := v.timing(p, rw.rawTiming, nil, dir)
+	w.Timing = timing.Timing
+	if w.Timeout == 0 {
+		w.Timeout = approval.DefaultTimeout
 	}
 	if rw.OnTimeout != "" {
 		w.OnTimeout = approval.Outcome(rw.OnTimeout)
@@ -226,16 +232,56 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 	if rw.Apply != nil {
 		w.Apply = v.apply(p+".apply", *rw.Apply, baseDir)
 	}
+	if rw.Notify != nil && rw.Notify.Webhook != nil {
+		// An empty notify section notifies nobody, like none: Notify stays
+		// nil so that both mean the same to callers and to Version.
+		w.Notify = &Notify{Webhook: v.webhook(p+".notify.webhook", *rw.Notify.Webhook)}
+	}
 	// Steps and rules share one namespace: their reason ids differ ("step:x",
 	// "rule:x") but approvers see the name.
 	gates := map[string]gateUse{}
 	for j, rs := range rw.Steps {
-		w.Steps = append(w.Steps, v.step(indexPath(p+".steps", j), rs, gates, dir))
+		w.Steps = append(w.Steps, v.step(indexPath(p+".steps", j), rs, gates, dir, &timing))
 	}
 	for j, rr := range rw.Rules {
-		w.Rules = append(w.Rules, v.rule(indexPath(p+".rules", j), rr, gates, dir))
+		w.Rules = append(w.Rules, v.rule(indexPath(p+".rules", j), rr, gates, dir, &timing))
 	}
 	return w
+}
+
+// webhook validates a webhook and resolves its secret.
+func (v *validator) webhook(p string, rw rawWebhook) *Webhook {
+	h := &Webhook{URL: rw.URL}
+	if rw.URL == "" {
+		v.add(p+".url", "required: the absolute http or https URL to post to")
+	} else if u, err := url.Parse(rw.URL); err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		v.add(p+".url", "%q is not a URL: %v", rw.URL, err)
+	} else if u.Scheme != "http" && u.Scheme != "https" {
+		v.add(p+".url", "%q is not an absolute http or https URL", rw.URL)
+	} else if u.Hostname() == "" {
+		v.add(p+".url", "%q names no host", rw.URL)
+	}
+	// Messages never quote a secret, only the name of its variable.
+	switch {
+	case rw.Secret != "" && rw.SecretEnv != "":
+		v.add(p, "only one of secret and secret_env may be given")
+	case rw.Secret != "":
+		h.Secret = rw.Secret
+	case rw.SecretEnv == "":
+		v.add(p, "required: secret_env, the environment variable holding the secret (or, in development only, secret)")
+	case !envNamePattern.MatchString(rw.SecretEnv):
+		v.add(p+".secret_env", "%q is not an environment variable name (want letters, digits and _)", rw.SecretEnv)
+	default:
+		h.Secret = v.getenv(rw.SecretEnv)
+		if h.Secret == "" {
+			v.add(p+".secret_env", "environment variable %s is not set (or is empty)", rw.SecretEnv)
+		}
+	}
+	return h
 }
 
 // apply validates an apply section and fills in its defaults.
@@ -262,7 +308,8 @@ func (v *validator) apply(p string, ra rawApply, baseDir string) *Apply {
 }
 
 // Steps and rules are both gates: a named approval with approvers and a
-// number of approvals. gateName and gateApproval hold the checks they share.
+// number of approvals, and timing overrides. gateName, gateApproval and
+// timing hold the checks they share.
 
 // gateUse is where a step or rule name was first used in a workspace.
 type gateUse struct {
@@ -292,8 +339,22 @@ func (v *validator) gateName(p, kind, name string, names map[string]gateUse) {
 // gateApproval checks who may approve a step or rule (at p.approvers) and how
 // many approvals it needs (at p.min_approvals, default 1).
 func (v *validator) gateApproval(p string, ra rawApprovers, minApprovals *int, dir directory) (approval.Approvers, int) {
+	a := v.approvers(p+".approvers", ra, dir)
+	n := 1
+	if minApprovals != nil {
+		n = *minApprovals
+		if n < 1 {
+			v.add(p+".min_approvals", "must be >= 1, got %d", n)
+		}
+	}
+	return a, n
+}
+
+// approvers checks a list of who may approve, at ap: a gate's approvers or
+// the fallback owners a reason escalates to. Every user must exist, every
+// group have members, and every role be one that may approve.
+func (v *validator) approvers(ap string, ra rawApprovers, dir directory) approval.Approvers {
 	var a approval.Approvers
-	ap := p + ".approvers"
 	for k, id := range ra.Users {
 		a.Users = append(a.Users, approval.UserID(id))
 		if !dir.ids[approval.UserID(id)] {
@@ -318,18 +379,117 @@ func (v *validator) gateApproval(p string, ra rawApprovers, minApprovals *int, d
 	}
 	if a.Empty() {
 		// A gate nobody can approve would hold every run it applies to
-		// until the run times out.
+		// until the run times out; an escalation to nobody is no escalation.
 		v.add(ap, "required: at least one of users, groups or roles")
 	}
+	return a
+}
 
-	n := 1
-	if minApprovals != nil {
-		n = *minApprovals
-		if n < 1 {
-			v.add(p+".min_approvals", "must be >= 1, got %d", n)
+// timingLevel is a timing as validated where it is written: on a workspace,
+// or on one of its steps or rules.
+type timingLevel struct {
+	// Timing holds the valid values written here, zero where a value is
+	// absent or invalid (valid durations are never zero). Escalating steps
+	// and rules also hold the workspace's escalate_to they inherit.
+	approval.Timing
+	raw rawTiming // as written
+}
+
+// invalid reports whether a duration was written but did not parse: raw as
+// written, d as validated.
+func invalid(raw string, d time.Duration) bool { return raw != "" && d == 0 }
+
+// timing validates the timing keys written at p: a workspace's when ws is nil,
+// else those of one of its steps or rules, which override the workspace's ws.
+// Each duration must be positive; escalate_after and escalate_to go together,
+// though a step or rule may inherit either from the workspace. The durations
+// that must come before the deadline are checked on the effective timing (the
+// overrides over the workspace's, the timeout defaulting to 4h) and reported
+// where a value of the pair is written at p: a conflict between two inherited
+// values is the workspace's, reported there.
+func (v *validator) timing(p string, rt rawTiming, ws *timingLevel, dir directory) timingLevel {
+	l := timingLevel{raw: rt}
+	for _, f := range []struct {
+		key, raw string
+		d        *time.Duration
+	}{
+		{"timeout", rt.Timeout, &l.Timeout},
+		{"remind_every", rt.RemindEvery, &l.RemindEvery},
+		{"remind_before", rt.RemindBefore, &l.RemindBefore},
+		{"escalate_after", rt.EscalateAfter, &l.EscalateAfter},
+	} {
+		if f.raw != "" {
+			if d, ok := v.duration(p+"."+f.key, f.raw); ok {
+				*f.d = d
+			}
 		}
 	}
-	return a, n
+	if rt.EscalateTo != nil {
+		l.EscalateTo = v.approvers(p+".escalate_to", *rt.EscalateTo, dir)
+	}
+
+	afterGiven, toGiven := rt.EscalateAfter != "", rt.EscalateTo != nil
+	switch {
+	case ws == nil && afterGiven && !toGiven:
+		v.add(p+".escalate_to", "required with escalate_after: whom to escalate to")
+	case ws == nil && toGiven && !afterGiven:
+		v.add(p+".escalate_after", "required with escalate_to: when to escalate")
+	case ws == nil:
+	case afterGiven && !toGiven && ws.raw.EscalateTo == nil:
+		v.add(p+".escalate_to", "required with escalate_after: the workspace has no escalate_to to inherit")
+	case toGiven && !afterGiven && ws.raw.EscalateAfter == "":
+		v.add(p+".escalate_after", "required with escalate_to: the workspace has no escalate_after to inherit")
+	}
+
+	base, inherited := approval.Timing{Timeout: approval.DefaultTimeout}, ""
+	timeoutUnknown := invalid(rt.Timeout, l.Timeout)
+	if ws != nil {
+		base, inherited = ws.Timing, " (inherited from the workspace)"
+		if base.Timeout == 0 {
+			base.Timeout = approval.DefaultTimeout
+		}
+		timeoutUnknown = timeoutUnknown || (rt.Timeout == "" && invalid(ws.raw.Timeout, ws.Timeout))
+	}
+	if timeoutUnknown {
+		// Already reported; comparing with a timeout nobody meant would
+		// only add confusion.
+		return l
+	}
+	eff := l.Timing.Over(base)
+	for _, c := range []struct {
+		key, raw string
+		here     time.Duration // as written at p
+		eff      time.Duration // in effect
+		why      string
+	}{
+		{"remind_every", rt.RemindEvery, l.RemindEvery, eff.RemindEvery, "no reminder could ever be sent"},
+		{"remind_before", rt.RemindBefore, l.RemindBefore, eff.RemindBefore, "the reminder could never be sent"},
+		{"escalate_after", rt.EscalateAfter, l.EscalateAfter, eff.EscalateAfter, "the reason would time out before it escalates"},
+	} {
+		switch {
+		case c.eff == 0 || c.eff < eff.Timeout || invalid(c.raw, c.here):
+			// Not in effect, in time, or already reported.
+		case c.here != 0:
+			v.add(p+"."+c.key, "%s %s is not before the %s timeout: %s",
+				c.key, formatDuration(c.here), formatDuration(eff.Timeout), c.why)
+		case l.Timeout != 0:
+			v.add(p+".timeout", "the %s timeout is not after %s %s%s: %s",
+				formatDuration(l.Timeout), c.key, formatDuration(c.eff), inherited, c.why)
+		}
+	}
+	return l
+}
+
+// formatDuration writes d as a person would: 4h rather than 4h0m0s.
+func formatDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // stage checks a stage as written.
@@ -341,8 +501,8 @@ func (v *validator) stage(p, s string) approval.Stage {
 	return st
 }
 
-// step validates one step; names is as for gateName.
-func (v *validator) step(p string, rs rawStep, names map[string]gateUse, dir directory) approval.Step {
+// step validates one step; names is as for gateName, ws the workspace's timing.
+func (v *validator) step(p string, rs rawStep, names map[string]gateUse, dir directory, ws *timingLevel) approval.Step {
 	s := approval.Step{Name: rs.Name, Stage: approval.Stage(rs.Stage), AllowSelfApproval: rs.AllowSelfApproval}
 	v.gateName(p, "step", rs.Name, names)
 	if rs.Stage == "" {
@@ -353,11 +513,12 @@ func (v *validator) step(p string, rs rawStep, names map[string]gateUse, dir dir
 		s.Stage = v.stage(p+".stage", rs.Stage)
 	}
 	s.Approvers, s.MinApprovals = v.gateApproval(p, rs.Approvers, rs.MinApprovals, dir)
+	s.Timing = v.timing(p, rs.rawTiming, ws, dir).Timing
 	return s
 }
 
-// rule validates one rule; names is as for gateName.
-func (v *validator) rule(p string, rr rawRule, names map[string]gateUse, dir directory) approval.Rule {
+// rule validates one rule; names is as for gateName, ws the workspace's timing.
+func (v *validator) rule(p string, rr rawRule, names map[string]gateUse, dir directory, ws *timingLevel) approval.Rule {
 	r := approval.Rule{
 		Name:  rr.Name,
 		Stage: approval.StagePostPlan,
@@ -382,6 +543,7 @@ func (v *validator) rule(p string, rr rawRule, names map[string]gateUse, dir dir
 		}
 	}
 	r.Approvers, r.MinApprovals = v.gateApproval(p, rr.Approvers, rr.MinApprovals, dir)
+	r.Timing = v.timing(p, rr.rawTiming, ws, dir).Timing
 	return r
 }
 

@@ -7,7 +7,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -79,6 +81,7 @@ func New(opts Options) http.Handler {
 	ws(http.MethodPost, "/runs/:id/revoke", s.decide(approval.DecisionRevoke))
 	ws(http.MethodPost, "/runs/:id/request-changes", s.decide(approval.DecisionRequestChanges))
 	ws(http.MethodPost, "/runs/:id/bypass", s.decide(approval.DecisionBypass))
+	ws(http.MethodPost, "/runs/:id/renotify", s.decide(approval.DecisionRenotify))
 	ws(http.MethodPost, "/runs/:id/plan", s.revisePlan)
 	return e
 }
@@ -95,10 +98,11 @@ func (s *server) healthz(c echo.Context) error {
 
 // statusOf is the one table from domain error codes to HTTP statuses.
 var statusOf = map[approval.Code]int{
-	approval.CodeInvalid:   http.StatusBadRequest,
-	approval.CodeForbidden: http.StatusForbidden,
-	approval.CodeNotFound:  http.StatusNotFound,
-	approval.CodeConflict:  http.StatusConflict,
+	approval.CodeInvalid:     http.StatusBadRequest,
+	approval.CodeForbidden:   http.StatusForbidden,
+	approval.CodeNotFound:    http.StatusNotFound,
+	approval.CodeConflict:    http.StatusConflict,
+	approval.CodeRateLimited: http.StatusTooManyRequests,
 }
 
 // handleError renders every error, Echo's own included, as {"error": "..."}.
@@ -116,6 +120,9 @@ func (s *server) handleError(err error, c echo.Context) {
 		status, msg = statusOf[de.Code], de.Message
 		if status == 0 {
 			status = http.StatusInternalServerError
+		}
+		if de.RetryAfter > 0 {
+			c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(de.RetryAfter.Seconds()))))
 		}
 	case errors.As(err, &he):
 		status = he.Code

@@ -164,6 +164,7 @@ var textField = map[approval.DecisionKind]string{
 	approval.DecisionRequestChanges: "comment",
 	approval.DecisionCancel:         "message",
 	approval.DecisionBypass:         "justification",
+	approval.DecisionRenotify:       "comment",
 }
 
 func (b decisionBody) text(kind approval.DecisionKind) (string, error) {
@@ -185,7 +186,7 @@ func (b decisionBody) text(kind approval.DecisionKind) (string, error) {
 
 // requiresBody says which decisions cannot be sent without a body.
 func requiresBody(kind approval.DecisionKind) bool {
-	return kind != approval.DecisionApprove && kind != approval.DecisionRevoke
+	return kind != approval.DecisionApprove && kind != approval.DecisionRevoke && kind != approval.DecisionRenotify
 }
 
 func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {

@@ -10,40 +10,48 @@ import (
 // this module (the `gatehouse start` command, tests) decode the same shape
 // the gateway writes.
 type RunView struct {
-	ID                  string                `json:"id"`
-	Workspace           string                `json:"workspace"`
-	Environment         string                `json:"environment,omitempty"`
-	Status              approval.Status       `json:"status"`
-	Outcome             approval.Outcome      `json:"outcome,omitempty"`
-	RequestedBy         approval.UserID       `json:"requested_by"`
-	SubmittedBy         approval.UserID       `json:"submitted_by,omitempty"`
-	Bypassed            bool                  `json:"bypassed"`
-	Message             string                `json:"message"`
-	CreatedAt           time.Time             `json:"created_at"`
-	UpdatedAt           time.Time             `json:"updated_at"`
-	ApprovalRequestedAt *time.Time            `json:"approval_requested_at,omitempty"`
-	Deadline            *time.Time            `json:"deadline,omitempty"`
-	ConfigVersion       string                `json:"config_version,omitempty"`
-	Plan                approval.PlanSummary  `json:"plan"`
-	Reasons             []ReasonView          `json:"reasons"`
-	Decisions           []DecisionView        `json:"decisions"`
-	Rounds              []approval.Round      `json:"rounds"`
-	Apply               *approval.ApplyResult `json:"apply,omitempty"`
+	ID                  string               `json:"id"`
+	Workspace           string               `json:"workspace"`
+	Environment         string               `json:"environment,omitempty"`
+	Status              approval.Status      `json:"status"`
+	Outcome             approval.Outcome     `json:"outcome,omitempty"`
+	RequestedBy         approval.UserID      `json:"requested_by"`
+	SubmittedBy         approval.UserID      `json:"submitted_by,omitempty"`
+	Bypassed            bool                 `json:"bypassed"`
+	Message             string               `json:"message"`
+	CreatedAt           time.Time            `json:"created_at"`
+	UpdatedAt           time.Time            `json:"updated_at"`
+	ApprovalRequestedAt *time.Time           `json:"approval_requested_at,omitempty"`
+	Deadline            *time.Time           `json:"deadline,omitempty"`
+	ConfigVersion       string               `json:"config_version,omitempty"`
+	Plan                approval.PlanSummary `json:"plan"`
+	Reasons             []ReasonView         `json:"reasons"`
+	Decisions           []DecisionView       `json:"decisions"`
+	Rounds              []approval.Round     `json:"rounds"`
+	// NotifyFailures lists notices that could not be delivered.
+	NotifyFailures []approval.NotifyFailure `json:"notify_failures"`
+	Apply          *approval.ApplyResult    `json:"apply,omitempty"`
 }
 
 // ReasonView is one approval reason with its progress and approvers.
 type ReasonView struct {
-	ID        string               `json:"id"`
-	Name      string               `json:"name"`
-	Kind      approval.ReasonKind  `json:"kind"`
-	Stage     approval.Stage       `json:"stage"`
-	State     approval.ReasonState `json:"state"`
-	Required  int                  `json:"required"`
-	Approved  bool                 `json:"approved"`
-	Progress  string               `json:"progress"`
-	OpenedAt  *time.Time           `json:"opened_at,omitempty"`
-	Eligible  approval.Approvers   `json:"eligible"`
-	Approvers []ApproverView       `json:"approvers"`
+	ID       string               `json:"id"`
+	Name     string               `json:"name"`
+	Kind     approval.ReasonKind  `json:"kind"`
+	Stage    approval.Stage       `json:"stage"`
+	State    approval.ReasonState `json:"state"`
+	Required int                  `json:"required"`
+	Approved bool                 `json:"approved"`
+	Progress string               `json:"progress"`
+	OpenedAt *time.Time           `json:"opened_at,omitempty"`
+	// Deadline is when this reason fails closed, while it is open.
+	Deadline    *time.Time `json:"deadline,omitempty"`
+	EscalatedAt *time.Time `json:"escalated_at,omitempty"`
+	// EscalatedTo lists the fallback owners eligible since the escalation.
+	EscalatedTo   *approval.Approvers `json:"escalated_to,omitempty"`
+	RemindersSent int                 `json:"reminders_sent"`
+	Eligible      approval.Approvers  `json:"eligible"`
+	Approvers     []ApproverView      `json:"approvers"`
 }
 
 // ApproverView is one eligible person's standing on a reason.
@@ -68,6 +76,9 @@ type DecisionView struct {
 	PlanSHA256 string                `json:"plan_sha256,omitempty"`
 	Bypassed   bool                  `json:"bypassed,omitempty"`
 	CreatedAt  time.Time             `json:"created_at"`
+	// ResponseSeconds runs from the opening of the reasons decided to the
+	// decision.
+	ResponseSeconds float64 `json:"response_seconds"`
 }
 
 func newRunView(r approval.Run) RunView {
@@ -84,6 +95,10 @@ func newRunView(r approval.Run) RunView {
 	if v.Rounds == nil {
 		v.Rounds = []approval.Round{}
 	}
+	v.NotifyFailures = r.NotifyFailures
+	if v.NotifyFailures == nil {
+		v.NotifyFailures = []approval.NotifyFailure{}
+	}
 	if v.Plan.Resources == nil {
 		v.Plan.Resources = []approval.Resource{}
 	}
@@ -92,6 +107,13 @@ func newRunView(r approval.Run) RunView {
 			ID: reason.ID, Name: reason.Name, Kind: reason.Kind, Stage: reason.Stage, State: reason.State,
 			Required: reason.Required, Approved: reason.State == approval.ReasonApproved,
 			Progress: reason.Progress(), OpenedAt: timePtr(reason.OpenedAt), Eligible: reason.Approvers, Approvers: []ApproverView{},
+			EscalatedAt: reason.EscalatedAt, RemindersSent: reason.RemindersSent,
+		}
+		if reason.State == approval.ReasonOpen {
+			rv.Deadline = timePtr(reason.Deadline)
+		}
+		if reason.EscalatedAt != nil {
+			rv.EscalatedTo = &reason.Timing.EscalateTo
 		}
 		for _, a := range reason.ApproverStates() {
 			rv.Approvers = append(rv.Approvers, ApproverView{UserID: a.UserID, State: a.State, At: timePtr(a.At), Comment: a.Comment, Bypassed: a.Bypassed})
@@ -102,7 +124,7 @@ func newRunView(r approval.Run) RunView {
 		v.Decisions = append(v.Decisions, DecisionView{
 			ID: d.ID, RunID: r.ID, UserID: d.UserID, UserEmail: d.Email, Source: d.Source,
 			Decision: d.Kind, Comment: d.Comment, ReasonIDs: d.ReasonIDs, PlanSHA256: d.PlanSHA256,
-			Bypassed: d.Bypassed, CreatedAt: d.At,
+			Bypassed: d.Bypassed, CreatedAt: d.At, ResponseSeconds: d.ResponseSeconds,
 		})
 	}
 	return v

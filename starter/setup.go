@@ -3,6 +3,7 @@ package starter
 import (
 	"context"
 	"fmt"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -50,6 +51,30 @@ func searchAttrString(sa *commonpb.SearchAttributes, name string) string {
 	var s string
 	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
 		return ""
+	}
+	return s
+}
+
+func searchAttrTime(sa *commonpb.SearchAttributes, name string) *time.Time {
+	p, ok := sa.GetIndexedFields()[name]
+	if !ok {
+		return nil
+	}
+	var t time.Time
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &t); err != nil || t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func searchAttrStrings(sa *commonpb.SearchAttributes, name string) []string {
+	p, ok := sa.GetIndexedFields()[name]
+	if !ok {
+		return nil
+	}
+	var s []string
+	if err := converter.GetDefaultDataConverter().FromPayload(p, &s); err != nil {
+		return nil
 	}
 	return s
 }

@@ -31,6 +31,9 @@ type Client struct {
 	namespace string
 	taskQueue string
 	config    *config.Config
+	// MaxWakeups, when set, overrides how often a run wakes up before it
+	// continues as new (workflows.DefaultMaxWakeups). Tests lower it.
+	MaxWakeups int
 }
 
 // New returns a Client for runs on taskQueue in namespace.
@@ -66,6 +69,7 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 		Plan:          req.Plan,
 		Directory:     c.config.Directory(),
 		ConfigVersion: c.config.Version,
+		MaxWakeups:    c.MaxWakeups,
 	}
 	if ws.Apply != nil {
 		in.ApplyTimeout = ws.Apply.Timeout
@@ -145,12 +149,20 @@ func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error
 // RunSummary is what the run list shows of a run, read from Temporal's
 // visibility store without touching the run itself.
 type RunSummary struct {
-	ID        string          `json:"id"`
-	Workspace string          `json:"workspace"`
-	Status    approval.Status `json:"status"`
-	CreatedAt time.Time       `json:"created_at"`
-	Summary   string          `json:"summary,omitempty"`
+	ID               string          `json:"id"`
+	Workspace        string          `json:"workspace"`
+	Environment      string          `json:"environment,omitempty"`
+	Status           approval.Status `json:"status"`
+	RequestedBy      string          `json:"requested_by,omitempty"`
+	CreatedAt        time.Time       `json:"created_at"`
+	PendingSince     *time.Time      `json:"pending_since,omitempty"`
+	Deadline         *time.Time      `json:"deadline,omitempty"`
+	PendingApprovers []string        `json:"pending_approvers,omitempty"`
 }
+
+// maxListed bounds a listing: visibility pages are cheap, but an answer of
+// thousands of runs helps nobody.
+const maxListed = 1000
 
 // ListRuns lists the runs of workspace ws, newest first, optionally only
 // those in status.
@@ -159,6 +171,28 @@ func (c *Client) ListRuns(ctx context.Context, ws string, status approval.Status
 	if status != "" {
 		query += fmt.Sprintf(" AND %s = '%s'", workflows.StatusKey.GetName(), status)
 	}
+	return c.list(ctx, query)
+}
+
+// StuckQuery is the visibility query for runs that have waited for people
+// since before cutoff. README shows it, `gatehouse runs --stuck` runs it, and
+// the Temporal Web UI accepts it as is.
+func StuckQuery(cutoff time.Time) string {
+	return fmt.Sprintf("%s IN ('pending_approval', 'changes_requested', 'awaiting_signoff') AND %s < '%s'",
+		workflows.StatusKey.GetName(), workflows.PendingSinceKey.GetName(), cutoff.UTC().Format(time.RFC3339))
+}
+
+// ListStuck lists the runs waiting for people for longer than olderThan at
+// now, in any workspace (or only ws).
+func (c *Client) ListStuck(ctx context.Context, olderThan time.Duration, now time.Time, ws string) ([]RunSummary, error) {
+	query := StuckQuery(now.Add(-olderThan))
+	if ws != "" {
+		query += fmt.Sprintf(" AND %s = '%s'", workflows.WorkspaceKey.GetName(), ws)
+	}
+	return c.list(ctx, query)
+}
+
+func (c *Client) list(ctx context.Context, query string) ([]RunSummary, error) {
 	var out []RunSummary
 	var token []byte
 	for {
@@ -166,18 +200,24 @@ func (c *Client) ListRuns(ctx context.Context, ws string, status approval.Status
 			Namespace: c.namespace, Query: query, NextPageToken: token, PageSize: 100,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list runs of %s: %w", ws, err)
+			return nil, fmt.Errorf("list runs: %w", err)
 		}
 		for _, e := range resp.GetExecutions() {
+			sa := e.GetSearchAttributes()
 			out = append(out, RunSummary{
-				ID:        e.GetExecution().GetWorkflowId(),
-				Workspace: ws,
-				Status:    approval.Status(searchAttrString(e.GetSearchAttributes(), workflows.StatusKey.GetName())),
-				CreatedAt: e.GetStartTime().AsTime(),
+				ID:               e.GetExecution().GetWorkflowId(),
+				Workspace:        searchAttrString(sa, workflows.WorkspaceKey.GetName()),
+				Environment:      searchAttrString(sa, workflows.EnvironmentKey.GetName()),
+				Status:           approval.Status(searchAttrString(sa, workflows.StatusKey.GetName())),
+				RequestedBy:      searchAttrString(sa, workflows.RequestedByKey.GetName()),
+				CreatedAt:        e.GetStartTime().AsTime(),
+				PendingSince:     searchAttrTime(sa, workflows.PendingSinceKey.GetName()),
+				Deadline:         searchAttrTime(sa, workflows.DeadlineKey.GetName()),
+				PendingApprovers: searchAttrStrings(sa, workflows.PendingApproversKey.GetName()),
 			})
 		}
 		token = resp.GetNextPageToken()
-		if len(token) == 0 || len(out) >= 1000 {
+		if len(token) == 0 || len(out) >= maxListed {
 			return out, nil
 		}
 	}
@@ -220,7 +260,7 @@ func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionReque
 	}
 	// Conflicts are left to the workflow: a retry of an Update that already
 	// moved the run on must get that Update's original answer.
-	if err := check(req); err != nil && approval.ErrorCode(err) != approval.CodeConflict {
+	if err := check(req); err != nil && approval.ErrorCode(err) != approval.CodeConflict && approval.ErrorCode(err) != approval.CodeRateLimited {
 		return approval.Run{}, err
 	}
 	if run.Status.Final() {
@@ -259,6 +299,9 @@ func decisionUpdate(run approval.Run, d DecisionRequest, req approval.Request) (
 		return run.CheckRequestChanges, workflows.UpdateRequestChanges, req, nil
 	case approval.DecisionBypass:
 		return run.CheckBypass, workflows.UpdateBypass, req, nil
+	case approval.DecisionRenotify:
+		// The rate limit is the workflow's to decide, on its own clock.
+		return func(req approval.Request) error { return run.CheckRenotify(req, time.Time{}) }, workflows.UpdateRenotify, req, nil
 	case approval.DecisionRevisePlan:
 		if d.Plan == nil {
 			return nil, "", nil, approval.Errorf(approval.CodeInvalid, "plan: required")
@@ -273,8 +316,13 @@ func updateError(id string, err error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		switch code := approval.Code(appErr.Type()); code {
-		case approval.CodeInvalid, approval.CodeForbidden, approval.CodeConflict, approval.CodeNotFound:
-			return &approval.Error{Code: code, Message: appErr.Message()}
+		case approval.CodeInvalid, approval.CodeForbidden, approval.CodeConflict, approval.CodeNotFound, approval.CodeRateLimited:
+			de := &approval.Error{Code: code, Message: appErr.Message()}
+			var seconds float64
+			if appErr.HasDetails() && appErr.Details(&seconds) == nil {
+				de.RetryAfter = time.Duration(seconds * float64(time.Second))
+			}
+			return de
 		}
 	}
 	var nf *serviceerror.NotFound

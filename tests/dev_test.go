@@ -29,7 +29,8 @@ func TestDevRestartKeepsRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	yaml := strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", "1h").Replace(testConfig)
+	hooks := newHookReceiver(t, "hook-secret")
+	yaml := strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", "1h", "WEBHOOK", hooks.url).Replace(testConfig)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -80,13 +81,20 @@ func TestDevRestartKeepsRuns(t *testing.T) {
 	}
 	resp.Body.Close()
 
+	// A run whose 3s deadline passes while the server is down.
+	quick := s.createRun("quick", "t-alice", "add-only.json")
 	if err := dev.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
+	time.Sleep(time.Until(quick.Deadline.Add(time.Second)))
 
 	dev = start()
 	defer dev.Close()
 	s.url = dev.HTTPURL()
+	// Its durable timer fires once the server is back: it fails closed.
+	if got := s.waitFor(quick, approval.StatusTimedOut); got.Outcome != approval.OutcomeCancel {
+		t.Errorf("quick run outcome %q; want cancel", got.Outcome)
+	}
 	if got := s.get(run); got.Status != approval.StatusPendingApproval || got.Reasons[0].Progress != "1/2" {
 		t.Fatalf("after restart: %s %s; want pending at 1/2", got.Status, got.Reasons[0].Progress)
 	}

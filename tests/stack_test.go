@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,6 +65,22 @@ workspaces:
   - name: other
     rules:
       - {name: anything, approvers: {users: [dave]}}
+  - name: long
+    timeout: 1h
+    remind_every: 150ms
+    apply: {command: [APPLY], dir: "."}
+    rules:
+      - {name: platform-review, approvers: {groups: [platform]}, min_approvals: 2}
+  - name: quick
+    timeout: 3s
+    on_timeout: cancel
+    rules:
+      - {name: anyone, approvers: {groups: [platform]}}
+  - name: hooked
+    environment: production
+    notify: {webhook: {url: WEBHOOK, secret: hook-secret}}
+    rules:
+      - {name: one, approvers: {groups: [platform]}}
   - name: staged
     apply: {command: [APPLY], dir: "."}
     steps:
@@ -78,15 +95,18 @@ workspaces:
 type stack struct {
 	t        *testing.T
 	temporal *temporaltest.TestServer
+	hooks    *hookReceiver
 	client   client.Client
 	acts     *activities.Activities
 	worker   sdkworker.Worker
 	url      string
 	applyLog string
+	runs     *starter.Client
 }
 
 type stackOptions struct {
-	timeout string // prod-network's approval timeout; default 1h
+	timeout    string // prod-network's approval timeout; default 1h
+	maxWakeups int    // continue-as-new budget; default the workflow's
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -102,7 +122,8 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	applyLog := filepath.Join(dir, "applied.log")
 	// The apply activity passes its environment on to the script.
 	t.Setenv("GATEHOUSE_APPLY_LOG", applyLog)
-	yaml := strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", opts.timeout).Replace(testConfig)
+	hooks := newHookReceiver(t, "hook-secret")
+	yaml := strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", opts.timeout, "WEBHOOK", hooks.url).Replace(testConfig)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -121,13 +142,16 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{
-		t: t, temporal: ts, client: c, applyLog: applyLog,
+		t: t, temporal: ts, client: c, applyLog: applyLog, hooks: hooks,
 		acts: &activities.Activities{Config: cfg, Plans: store, Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
 	}
 	s.startWorker()
+	runs := starter.New(c, ts.GetDefaultNamespace(), taskQueue, cfg)
+	runs.MaxWakeups = opts.maxWakeups
+	s.runs = runs
 	srv := httptest.NewServer(gateway.New(gateway.Options{
 		Config: cfg,
-		Runs:   starter.New(c, ts.GetDefaultNamespace(), taskQueue, cfg),
+		Runs:   runs,
 		Plans:  store,
 		Logger: logger,
 		Health: func(ctx context.Context) error {
@@ -289,4 +313,50 @@ func (s *stack) applied() []string {
 		s.t.Fatal(err)
 	}
 	return strings.Split(strings.TrimSpace(string(data)), "\n")
+}
+
+// hookReceiver is a webhook endpoint that checks each delivery's signature
+// as a real receiver would and keeps the events it accepted.
+type hookReceiver struct {
+	url      string
+	secret   string
+	mu       sync.Mutex
+	accepted []activities.Event
+	bad      int
+}
+
+func newHookReceiver(t *testing.T, secret string) *hookReceiver {
+	h := &hookReceiver{secret: secret}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if err := activities.VerifyWebhook(h.secret, r.Header, body, time.Minute, time.Now()); err != nil {
+			h.bad++
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		var e activities.Event
+		if err := json.Unmarshal(body, &e); err != nil {
+			h.bad++
+			http.Error(w, "bad event", http.StatusBadRequest)
+			return
+		}
+		h.accepted = append(h.accepted, e)
+	}))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+func (h *hookReceiver) events(runID string) []activities.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []activities.Event
+	for _, e := range h.accepted {
+		if e.RunID == runID {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -15,8 +16,13 @@ import (
 // runs, and what its handler records.
 type decision struct {
 	name   string
-	check  func(approval.Request) error
+	check  func(workflow.Context, approval.Request) error
 	decide func(workflow.Context, approval.Request) error
+}
+
+// timeless adapts a check that does not depend on the time.
+func timeless(check func(approval.Request) error) func(workflow.Context, approval.Request) error {
+	return func(_ workflow.Context, req approval.Request) error { return check(req) }
 }
 
 // registerHandlers wires the run's query and Updates. Handlers only validate
@@ -30,20 +36,20 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	}
 	now := workflow.Now
 	decisions := []decision{
-		{UpdateApprove, r.state.CheckApprove, func(ctx workflow.Context, req approval.Request) error {
+		{UpdateApprove, timeless(r.state.CheckApprove), func(ctx workflow.Context, req approval.Request) error {
 			_, err := r.state.Approve(req, now(ctx))
 			return err
 		}},
-		{UpdateReject, r.state.CheckReject, func(ctx workflow.Context, req approval.Request) error {
+		{UpdateReject, timeless(r.state.CheckReject), func(ctx workflow.Context, req approval.Request) error {
 			return r.state.Reject(req, now(ctx))
 		}},
-		{UpdateCancel, r.state.CheckCancel, func(ctx workflow.Context, req approval.Request) error {
+		{UpdateCancel, timeless(r.state.CheckCancel), func(ctx workflow.Context, req approval.Request) error {
 			return r.state.Cancel(req, now(ctx))
 		}},
-		{UpdateRevoke, r.state.CheckRevoke, func(ctx workflow.Context, req approval.Request) error {
+		{UpdateRevoke, timeless(r.state.CheckRevoke), func(ctx workflow.Context, req approval.Request) error {
 			return r.state.Revoke(req, now(ctx))
 		}},
-		{UpdateRequestChanges, r.state.CheckRequestChanges, func(ctx workflow.Context, req approval.Request) error {
+		{UpdateRequestChanges, timeless(r.state.CheckRequestChanges), func(ctx workflow.Context, req approval.Request) error {
 			if err := r.state.RequestChanges(req, now(ctx)); err != nil {
 				return err
 			}
@@ -53,7 +59,7 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 			})
 			return nil
 		}},
-		{UpdateBypass, r.state.CheckBypass, func(ctx workflow.Context, req approval.Request) error {
+		{UpdateBypass, timeless(r.state.CheckBypass), func(ctx workflow.Context, req approval.Request) error {
 			ids, err := r.state.Bypass(req, now(ctx))
 			if err != nil {
 				return err
@@ -64,13 +70,28 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 			})
 			return nil
 		}},
+		{UpdateRenotify, func(ctx workflow.Context, req approval.Request) error {
+			return r.state.CheckRenotify(req, now(ctx))
+		}, func(ctx workflow.Context, req approval.Request) error {
+			who, err := r.state.Renotify(req, now(ctx))
+			if err != nil {
+				return err
+			}
+			r.outbox = append(r.outbox, activities.Event{
+				Kind: activities.EventRenotify, Recipients: who, Reasons: r.state.OpenReasons(), Actor: req.Actor.ID,
+			})
+			return nil
+		}},
 	}
 	for _, d := range decisions {
 		handler := func(ctx workflow.Context, req approval.Request) (approval.Run, error) {
 			return r.record(ctx, req, d.decide)
 		}
 		validator := func(ctx workflow.Context, req approval.Request) error {
-			return updateError(d.check(req))
+			if r.applied(ctx) {
+				return nil // a retry from before a continue-as-new: answered by the handler
+			}
+			return updateError(d.check(ctx, req))
 		}
 		if err := workflow.SetUpdateHandlerWithOptions(ctx, d.name, handler, workflow.UpdateHandlerOptions{Validator: validator}); err != nil {
 			return fmt.Errorf("register update %s: %w", d.name, err)
@@ -84,6 +105,9 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		})
 	}
 	validateRevise := func(ctx workflow.Context, rp RevisePlanRequest) error {
+		if r.applied(ctx) {
+			return nil
+		}
 		if rp.Plan.SHA256 == "" {
 			return updateError(approval.Errorf(approval.CodeInvalid, "plan: missing"))
 		}
@@ -101,11 +125,26 @@ func (r *run) record(ctx workflow.Context, req approval.Request, decide func(wor
 	// The Update ID, not whatever the caller put in the body, names the
 	// decision: it is what Temporal deduplicates retries on.
 	req.ID = workflow.GetCurrentUpdateInfo(ctx).ID
+	if r.applied(ctx) {
+		return r.state.Clone(), nil
+	}
 	if err := decide(ctx, req); err != nil {
 		return approval.Run{}, updateError(err)
 	}
 	r.publish(ctx)
 	return r.state.Clone(), nil
+}
+
+// applied reports whether the current Update's ID is already in the trail.
+// Temporal deduplicates Update IDs within one workflow run; the trail carries
+// them across continue-as-new, so a retry after it is answered, not applied
+// again.
+func (r *run) applied(ctx workflow.Context) bool {
+	info := workflow.GetCurrentUpdateInfo(ctx)
+	if info == nil || r.legacy {
+		return false
+	}
+	return slices.ContainsFunc(r.state.Decisions, func(d approval.Decision) bool { return d.ID == info.ID })
 }
 
 // updateError turns a domain error into an application error whose type is
@@ -116,7 +155,11 @@ func updateError(err error) error {
 	}
 	var de *approval.Error
 	if errors.As(err, &de) {
-		return temporal.NewNonRetryableApplicationError(de.Message, string(de.Code), nil)
+		return temporal.NewApplicationErrorWithOptions(de.Message, string(de.Code), temporal.ApplicationErrorOptions{
+			NonRetryable: true,
+			// Clients read the retry delay of a rate-limited request here.
+			Details: []any{de.RetryAfter.Seconds()},
+		})
 	}
 	return err
 }

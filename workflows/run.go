@@ -8,6 +8,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -28,10 +29,22 @@ const (
 	UpdateRequestChanges = "request_changes"
 	UpdateRevisePlan     = "revise_plan"
 	UpdateBypass         = "bypass"
+	UpdateRenotify       = "renotify"
 )
 
 // DefaultApplyTimeout bounds an apply when the workspace does not say.
 const DefaultApplyTimeout = time.Hour
+
+// DefaultMaxWakeups is how many times one workflow run wakes up (for a
+// reminder, an escalation or a decision) before it continues as new. Each
+// wake-up adds a bounded number of history events, so this bounds the
+// history of a run that waits for weeks; README states the figure.
+const DefaultMaxWakeups = 150
+
+// versionDurableTime guards the durable-time behaviour (reminders,
+// escalation, asynchronous notices, rich search attributes, continue-as-new)
+// so runs started before it replay as they ran.
+const versionDurableTime = "durable-time"
 
 // RunInput is everything a run starts from. It is a snapshot: later config
 // changes do not alter a run in flight. It carries no secrets and no plan
@@ -47,6 +60,19 @@ type RunInput struct {
 	Directory     []approval.Identity  `json:"directory,omitempty"`
 	ConfigVersion string               `json:"config_version,omitempty"`
 	ApplyTimeout  time.Duration        `json:"apply_timeout,omitempty"`
+	// MaxWakeups overrides DefaultMaxWakeups (tests set it low).
+	MaxWakeups int `json:"max_wakeups,omitempty"`
+	// Resume carries a run across continue-as-new.
+	Resume *Resume `json:"resume,omitempty"`
+}
+
+// Resume is the state a run hands to its next workflow run when it continues
+// as new: the whole run state (deadlines, approvals, decisions and so the
+// Update IDs already applied) and the notice bookkeeping.
+type Resume struct {
+	Run       approval.Run `json:"run"`
+	Announced []string     `json:"announced,omitempty"`
+	Notices   int          `json:"notices"`
 }
 
 // RevisePlanRequest is the argument of the revise_plan Update: the requester
@@ -72,6 +98,14 @@ func Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 		switch {
 		case r.state.Status == approval.StatusApproved:
 			r.apply(ctx)
+		case r.state.Status.Waiting() && r.historyFull(ctx):
+			ok, err := r.readyToContinue(ctx)
+			if err != nil {
+				return r.state, err
+			}
+			if ok {
+				return approval.Run{}, r.continueAsNew(ctx)
+			}
 		case r.state.Status.Waiting():
 			if err := r.waitForPeople(ctx); err != nil {
 				return r.state, err
@@ -81,10 +115,12 @@ func Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 		}
 	}
 	r.sendNotices(ctx)
-	r.notify(ctx, activities.Event{Kind: activities.EventFinished})
+	r.send(ctx, activities.Event{Kind: activities.EventFinished})
+	r.publish(ctx)
 
-	// Let Updates that arrived with the final decision reply before we close.
-	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+	// Let Updates that arrived with the final decision reply, and notices
+	// land, before we close.
+	if err := workflow.Await(ctx, r.drained(ctx)); err != nil {
 		return r.state, err
 	}
 	return r.state, nil
@@ -92,63 +128,113 @@ func Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 
 // run is the workflow's state and its steps.
 type run struct {
-	in        RunInput
-	state     approval.Run
-	published approval.Status
+	in    RunInput
+	state approval.Run
+	// legacy marks runs started before versionDurableTime: they keep the
+	// behaviour they started with (see legacy.go).
+	legacy bool
+	// published is what the search attributes say now.
+	published visibility
 	// announced holds "reason@round" for every reason whose approvers were
 	// asked, so each opening is announced once.
 	announced map[string]bool
 	// outbox holds notices that handlers queued for the main loop to send.
 	outbox []activities.Event
+	// notices counts notices sent over the run's whole life, for stable ids.
+	notices int
+	// delivering counts notices still being delivered.
+	delivering int
+	// wakeups counts wake-ups in this workflow run, for continue-as-new.
+	wakeups int
 }
 
 func newRun(ctx workflow.Context, in RunInput) *run {
-	return &run{
+	r := &run{
 		in:        in,
+		legacy:    workflow.GetVersion(ctx, versionDurableTime, workflow.DefaultVersion, 1) == workflow.DefaultVersion,
 		announced: map[string]bool{},
-		state: approval.NewRun(approval.NewRunParams{
-			ID:            workflow.GetInfo(ctx).WorkflowExecution.ID,
-			Workspace:     in.Workspace,
-			RequestedBy:   in.RequestedBy,
-			SubmittedBy:   in.SubmittedBy,
-			Message:       in.Message,
-			Plan:          in.Plan,
-			Directory:     in.Directory,
-			ConfigVersion: in.ConfigVersion,
-		}, workflow.Now(ctx)),
 	}
+	if in.Resume != nil {
+		r.state = in.Resume.Run
+		r.notices = in.Resume.Notices
+		for _, a := range in.Resume.Announced {
+			r.announced[a] = true
+		}
+		return r
+	}
+	r.state = approval.NewRun(approval.NewRunParams{
+		ID:            workflow.GetInfo(ctx).WorkflowExecution.ID,
+		Workspace:     in.Workspace,
+		RequestedBy:   in.RequestedBy,
+		SubmittedBy:   in.SubmittedBy,
+		Message:       in.Message,
+		Plan:          in.Plan,
+		Directory:     in.Directory,
+		ConfigVersion: in.ConfigVersion,
+	}, workflow.Now(ctx))
+	return r
 }
 
-// waitForPeople waits, on a durable timer, until something changes: a
-// decision moves the run, a new stage or round restarts the clock, or there
-// is news to send. If the deadline passes first the run fails closed: it ends
-// timed_out and never applies.
+// waitForPeople waits, on a durable timer, until something changes or comes
+// due: a decision moves the run, a new stage or round moves the clock, a
+// handler queued news, or a reminder, an escalation or the deadline is due.
+// A passed deadline fails closed: the run ends timed_out and never applies.
 func (r *run) waitForPeople(ctx workflow.Context) error {
-	status, deadline := r.state.Status, r.state.Deadline
+	if r.legacy {
+		return r.waitForPeopleV0(ctx)
+	}
+	status, wake := r.state.Status, r.state.NextWake()
 	changed := func() bool {
-		return r.state.Status != status || !r.state.Deadline.Equal(deadline) || len(r.outbox) > 0 || len(r.unannounced()) > 0
+		return r.state.Status != status || !r.state.NextWake().Equal(wake) || len(r.outbox) > 0 || len(r.unannounced()) > 0
 	}
-	wait := deadline.Sub(workflow.Now(ctx))
-	var decided bool
-	var err error
-	if wait > 0 {
-		decided, err = workflow.AwaitWithTimeout(ctx, wait, changed)
+	fired := true
+	if wait := wake.Sub(workflow.Now(ctx)); wait > 0 {
+		ok, err := workflow.AwaitWithTimeout(ctx, wait, changed)
+		switch {
+		case temporal.IsCanceledError(err):
+			r.cancelledInTemporal(ctx)
+			return nil
+		case err != nil:
+			return fmt.Errorf("wait for decisions: %w", err)
+		}
+		fired = !ok
 	}
-	switch {
-	case temporal.IsCanceledError(err):
-		// Cancelled from Temporal itself (Web UI or CLI): record it as a
-		// cancellation so the run's result says what happened.
-		r.state.CancelBySystem("the workflow was cancelled in Temporal", workflow.Now(ctx))
-		dctx, _ := workflow.NewDisconnectedContext(ctx)
-		r.publish(dctx)
-		return nil
-	case err != nil:
-		return fmt.Errorf("wait for decisions: %w", err)
-	case !decided && !changed():
-		r.state.TimeOut(workflow.Now(ctx))
-		r.publish(ctx)
+	r.wakeups++
+	if fired && !changed() {
+		r.fireDue(ctx)
 	}
 	return nil
+}
+
+// fireDue acts on what the clock brought: the deadline ends the run;
+// escalations widen who may approve and tell the fallback owners; reminders
+// go to whoever is still pending.
+func (r *run) fireDue(ctx workflow.Context) {
+	now := workflow.Now(ctx)
+	due := r.state.DueAt(now)
+	if due.Expired {
+		r.state.TimeOut(now)
+		r.publish(ctx)
+		return
+	}
+	if len(due.Escalate) > 0 {
+		who := r.state.Escalate(due.Escalate, r.in.Directory, now)
+		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventEscalated, Reasons: due.Escalate, Recipients: who})
+	}
+	if len(due.Remind) > 0 {
+		if who := r.state.Remind(due.Remind, now); len(who) > 0 {
+			r.outbox = append(r.outbox, activities.Event{Kind: activities.EventReminder, Reasons: due.Remind, Recipients: who})
+		}
+	}
+	r.publish(ctx)
+}
+
+// cancelledInTemporal records a cancellation requested through Temporal
+// itself (Web UI or CLI), so the run's result says what happened.
+func (r *run) cancelledInTemporal(ctx workflow.Context) {
+	r.state.CancelBySystem("the workflow was cancelled in Temporal", workflow.Now(ctx))
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	r.publish(dctx)
 }
 
 // apply runs exactly the approved plan, once: a started apply is never
@@ -182,6 +268,46 @@ func (r *run) apply(ctx workflow.Context) {
 	r.publish(ctx)
 }
 
+// historyFull reports whether this workflow run should hand over to a fresh
+// one: Temporal suggests it, or the run has woken up often enough that its
+// history approaches the bound README states.
+func (r *run) historyFull(ctx workflow.Context) bool {
+	if r.legacy {
+		return false
+	}
+	limit := r.in.MaxWakeups
+	if limit <= 0 {
+		limit = DefaultMaxWakeups
+	}
+	return workflow.GetInfo(ctx).GetContinueAsNewSuggested() || r.wakeups >= limit
+}
+
+// readyToContinue lets Update handlers finish and notices land, then reports
+// whether the run may continue as new now: still waiting, with nothing left
+// to send.
+func (r *run) readyToContinue(ctx workflow.Context) (bool, error) {
+	if err := workflow.Await(ctx, r.drained(ctx)); err != nil {
+		return false, err
+	}
+	return r.state.Status.Waiting() && len(r.outbox) == 0 && len(r.unannounced()) == 0, nil
+}
+
+func (r *run) drained(ctx workflow.Context) func() bool {
+	return func() bool { return workflow.AllHandlersFinished(ctx) && r.delivering == 0 }
+}
+
+// continueAsNew hands the run to a fresh workflow run with the same workflow
+// ID (the run id), carrying its whole state.
+func (r *run) continueAsNew(ctx workflow.Context) error {
+	in := r.in
+	in.Resume = &Resume{Run: r.state, Notices: r.notices}
+	for a := range r.announced {
+		in.Resume.Announced = append(in.Resume.Announced, a)
+	}
+	slices.Sort(in.Resume.Announced) // map order is random; history must not be
+	return workflow.NewContinueAsNewError(ctx, RunWorkflowName, in)
+}
+
 // unannounced lists the open reasons whose approvers have not been asked in
 // this round.
 func (r *run) unannounced() []string {
@@ -196,7 +322,7 @@ func (r *run) unannounced() []string {
 }
 
 // sendNotices asks the approvers of newly opened reasons and sends what the
-// handlers queued.
+// handlers and the clock queued.
 func (r *run) sendNotices(ctx workflow.Context) {
 	if ids := r.unannounced(); len(ids) > 0 {
 		for _, id := range ids {
@@ -209,45 +335,47 @@ func (r *run) sendNotices(ctx workflow.Context) {
 	batch := r.outbox
 	r.outbox = nil
 	for _, e := range batch {
-		r.notify(ctx, e)
+		r.send(ctx, e)
 	}
 }
 
-// notify tells people what happened. Notification is best effort: a failing
-// notifier is logged and never blocks or fails the run.
-func (r *run) notify(ctx workflow.Context, e activities.Event) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 5, InitialInterval: time.Second},
-	})
+// send delivers one notice. Notification is best effort: delivery runs
+// beside the run, a failing notifier never blocks or fails it, and what could
+// not be delivered is recorded on the run.
+func (r *run) send(ctx workflow.Context, e activities.Event) {
+	r.notices++
+	e.ID = fmt.Sprintf("%s/%d", r.state.ID, r.notices)
 	e.RunID, e.Workspace, e.Status = r.state.ID, r.state.Workspace, r.state.Status
 	e.RequestedBy, e.Deadline = r.state.RequestedBy.ID, r.state.Deadline
-	var a *activities.Activities
-	if err := workflow.ExecuteActivity(actx, a.Notify, e).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Warn("notification failed", "event", e.Kind, "error", err)
-	}
-}
-
-// publish keeps the search attributes that operators filter on in step with
-// the run's status.
-func (r *run) publish(ctx workflow.Context) {
-	if r.published == r.state.Status {
+	if r.legacy {
+		r.notifyV0(ctx, e)
 		return
 	}
-	err := workflow.UpsertTypedSearchAttributes(ctx,
-		StatusKey.ValueSet(string(r.state.Status)),
-		WorkspaceKey.ValueSet(r.state.Workspace),
-	)
-	if err != nil {
-		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
-		return
-	}
-	r.published = r.state.Status
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 8},
+	})
+	r.delivering++
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { r.delivering-- }()
+		var a *activities.Activities
+		if err := workflow.ExecuteActivity(actx, a.Notify, e).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("notice not delivered", "event", e.ID, "kind", e.Kind, "error", err)
+			r.state.NotifyFailures = append(r.state.NotifyFailures, approval.NotifyFailure{
+				EventID: e.ID, Kind: string(e.Kind), Error: rootMessage(err), At: workflow.Now(ctx),
+			})
+		}
+	})
 }
 
-// rootMessage is the innermost error message: the activity's own words rather
-// than the wrapping the SDK adds.
+// rootMessage is the activity's own words rather than the wrapping the SDK
+// adds: an application error's message, or the innermost error's.
 func rootMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
 	for {
 		next := errors.Unwrap(err)
 		if next == nil {

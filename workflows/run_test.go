@@ -32,7 +32,7 @@ func input(rules ...approval.Rule) workflows.RunInput {
 	return workflows.RunInput{
 		Workspace: approval.Workspace{
 			Name: "prod-network", Environment: "production",
-			Timeout: 4 * time.Hour, OnTimeout: approval.OutcomeReject, Rules: rules,
+			Timing: approval.Timing{Timeout: 4 * time.Hour}, OnTimeout: approval.OutcomeReject, Rules: rules,
 		},
 		RequestedBy: alice,
 		Message:     "rotate NAT",
@@ -58,10 +58,14 @@ func newEnv() *testsuite.TestWorkflowEnvironment {
 // harness is one workflow run on the SDK's time-skipping test environment
 // with the activities mocked and their calls counted.
 type harness struct {
-	t       *testing.T
-	env     *testsuite.TestWorkflowEnvironment
-	applies []activities.ApplyInput
-	events  []activities.Event
+	t          *testing.T
+	env        *testsuite.TestWorkflowEnvironment
+	applies    []activities.ApplyInput
+	events     []activities.Event
+	eventTimes []struct {
+		kind activities.EventKind
+		at   time.Time
+	}
 }
 
 func newHarness(t *testing.T) *harness {
@@ -71,6 +75,10 @@ func newHarness(t *testing.T) *harness {
 	worker.Register(h.env, acts)
 	h.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) error {
 		h.events = append(h.events, e)
+		h.eventTimes = append(h.eventTimes, struct {
+			kind activities.EventKind
+			at   time.Time
+		}{e.Kind, h.env.Now()})
 		return nil
 	})
 	h.env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(
@@ -198,7 +206,7 @@ func TestTimeoutOutcomeCancel(t *testing.T) {
 	h := newHarness(t)
 	in := input(destroysNeedTwo)
 	in.Workspace.OnTimeout = approval.OutcomeCancel
-	in.Workspace.Timeout = 30 * time.Minute
+	in.Workspace.Timing.Timeout = 30 * time.Minute
 	got := h.run(in)
 	if got.Status != approval.StatusTimedOut || got.Outcome != approval.OutcomeCancel {
 		t.Errorf("status %s outcome %s; want timed_out/cancel", got.Status, got.Outcome)

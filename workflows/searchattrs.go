@@ -1,23 +1,189 @@
 package workflows
 
 import (
+	"fmt"
+	"strings"
+	"time"
+
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
 )
 
 // Search attributes the run workflow keeps current, so operators can find
-// runs in the Temporal Web UI and the gateway can list them. Keys are values,
-// not state: they never change.
+// runs in the Temporal Web UI (stuck ones above all) and the gateway can list
+// them. SQLite visibility allows at most three keyword lists and three
+// datetimes; Gatehouse uses one and two. Keys are values, not state.
 var (
-	StatusKey    = temporal.NewSearchAttributeKeyKeyword("GatehouseStatus")
-	WorkspaceKey = temporal.NewSearchAttributeKeyKeyword("GatehouseWorkspace")
+	StatusKey           = temporal.NewSearchAttributeKeyKeyword("GatehouseStatus")
+	WorkspaceKey        = temporal.NewSearchAttributeKeyKeyword("GatehouseWorkspace")
+	EnvironmentKey      = temporal.NewSearchAttributeKeyKeyword("GatehouseEnvironment")
+	RequestedByKey      = temporal.NewSearchAttributeKeyKeyword("GatehouseRequestedBy")
+	PendingApproversKey = temporal.NewSearchAttributeKeyKeywordList("GatehousePendingApprovers")
+	PendingSinceKey     = temporal.NewSearchAttributeKeyTime("GatehousePendingSince")
+	DeadlineKey         = temporal.NewSearchAttributeKeyTime("GatehouseDeadline")
 )
 
 // SearchAttributes lists every custom search attribute Gatehouse uses with
 // its type, for registering them on a namespace.
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	return map[string]enumspb.IndexedValueType{
-		StatusKey.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-		WorkspaceKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		StatusKey.GetName():           enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		WorkspaceKey.GetName():        enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		EnvironmentKey.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		RequestedByKey.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+		PendingApproversKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+		PendingSinceKey.GetName():     enumspb.INDEXED_VALUE_TYPE_DATETIME,
+		DeadlineKey.GetName():         enumspb.INDEXED_VALUE_TYPE_DATETIME,
 	}
+}
+
+// visibility is what the search attributes show of a run.
+type visibility struct {
+	status       approval.Status
+	pending      string // joined, comparable
+	pendingSince time.Time
+	deadline     time.Time
+}
+
+func visibilityOf(run approval.Run) visibility {
+	v := visibility{status: run.Status}
+	if run.Status.Waiting() {
+		var ids []string
+		for _, id := range run.PendingApprovers() {
+			ids = append(ids, string(id))
+		}
+		v.pending = strings.Join(ids, ",")
+		v.pendingSince, v.deadline = run.ApprovalRequestedAt, run.Deadline
+	}
+	return v
+}
+
+// publish keeps the search attributes and the Web UI's current details in
+// step with the run.
+func (r *run) publish(ctx workflow.Context) {
+	workflow.SetCurrentDetails(ctx, currentDetails(r.state))
+	if r.legacy {
+		r.publishV0(ctx)
+		return
+	}
+	v := visibilityOf(r.state)
+	if v == r.published {
+		return
+	}
+	updates := []temporal.SearchAttributeUpdate{
+		StatusKey.ValueSet(string(v.status)),
+		WorkspaceKey.ValueSet(r.state.Workspace),
+		RequestedByKey.ValueSet(string(r.state.RequestedBy.ID)),
+	}
+	if r.state.Environment != "" {
+		updates = append(updates, EnvironmentKey.ValueSet(r.state.Environment))
+	}
+	if v.pending != "" {
+		updates = append(updates, PendingApproversKey.ValueSet(strings.Split(v.pending, ",")))
+	} else {
+		updates = append(updates, PendingApproversKey.ValueUnset())
+	}
+	if v.pendingSince.IsZero() {
+		updates = append(updates, PendingSinceKey.ValueUnset(), DeadlineKey.ValueUnset())
+	} else {
+		updates = append(updates, PendingSinceKey.ValueSet(v.pendingSince), DeadlineKey.ValueSet(v.deadline))
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
+		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
+		return
+	}
+	r.published = v
+}
+
+// currentDetails says in words what the run waits for, for the Temporal Web
+// UI: "waiting for 1/2 approvals on destroys-need-two from group platform;
+// times out 14:00 UTC".
+func currentDetails(run approval.Run) string {
+	deadline := ""
+	if !run.Deadline.IsZero() {
+		deadline = "; times out " + run.Deadline.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	switch run.Status {
+	case approval.StatusPendingApproval, approval.StatusAwaitingSignoff:
+		var parts []string
+		for _, reason := range run.Reasons {
+			if reason.State == approval.ReasonOpen {
+				parts = append(parts, fmt.Sprintf("%s approvals on %s from %s", reason.Progress(), reason.Name, describe(reason)))
+			}
+		}
+		verb := "waiting for "
+		if run.Status == approval.StatusAwaitingSignoff {
+			verb = "applied; waiting for sign-off: "
+		}
+		return verb + strings.Join(parts, "; ") + deadline
+	case approval.StatusChangesRequested:
+		last := lastDecision(run, approval.DecisionRequestChanges)
+		return fmt.Sprintf("changes requested by %s (%q); waiting for a revised plan from %s%s", last.UserID, last.Comment, run.RequestedBy.ID, deadline)
+	case approval.StatusApproved:
+		return "approved; about to apply plan " + short(run.Plan.SHA256)
+	case approval.StatusApplying:
+		return "applying plan " + short(run.Plan.SHA256)
+	case approval.StatusTimedOut:
+		return fmt.Sprintf("timed out at %s (outcome %s): nobody decided in time", run.Deadline.UTC().Format("2006-01-02 15:04 UTC"), run.Outcome)
+	case approval.StatusRejected:
+		last := lastDecision(run, approval.DecisionReject)
+		return fmt.Sprintf("rejected by %s: %s", last.UserID, last.Comment)
+	case approval.StatusCancelled:
+		last := lastDecision(run, approval.DecisionCancel)
+		return fmt.Sprintf("cancelled by %s: %s", last.UserID, last.Comment)
+	case approval.StatusFailed:
+		if run.Apply != nil {
+			return "apply failed: " + run.Apply.Error
+		}
+	}
+	return string(run.Status)
+}
+
+// describe names a reason's approvers: "group platform", "users bob, carol".
+func describe(reason approval.Reason) string {
+	var out []string
+	add := func(kind string, names []string) {
+		if len(names) == 1 {
+			out = append(out, kind+" "+names[0])
+		} else if len(names) > 1 {
+			out = append(out, kind+"s "+strings.Join(names, ", "))
+		}
+	}
+	str := func(ids []approval.UserID) []string {
+		var s []string
+		for _, id := range ids {
+			s = append(s, string(id))
+		}
+		return s
+	}
+	roles := func(rs []approval.Role) []string {
+		var s []string
+		for _, r := range rs {
+			s = append(s, string(r))
+		}
+		return s
+	}
+	add("user", str(reason.Approvers.Users))
+	add("group", reason.Approvers.Groups)
+	add("role", roles(reason.Approvers.Roles))
+	if reason.EscalatedAt != nil {
+		out = append(out, "escalated")
+	}
+	return strings.Join(out, " or ")
+}
+
+func lastDecision(run approval.Run, kind approval.DecisionKind) approval.Decision {
+	for i := len(run.Decisions) - 1; i >= 0; i-- {
+		if run.Decisions[i].Kind == kind {
+			return run.Decisions[i]
+		}
+	}
+	return approval.Decision{}
+}
+
+func short(sha string) string {
+	return sha[:min(12, len(sha))]
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,6 +15,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/gateway"
+	"github.com/gatehouse-dev/gatehouse/starter"
 )
 
 func newDevCmd() *cobra.Command {
@@ -195,5 +199,66 @@ func newConfigCmd() *cobra.Command {
 			return nil
 		},
 	})
+	return cmd
+}
+
+func newRunsCmd() *cobra.Command {
+	var o app.Options
+	var logLevel, workspace string
+	var stuck time.Duration
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "runs --stuck DURATION",
+		Short: "List runs that have waited for people longer than DURATION (from Temporal visibility)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if stuck <= 0 {
+				return fmt.Errorf("--stuck: a positive duration is required, e.g. --stuck 2h")
+			}
+			logger, err := newLogger(logLevel, false)
+			if err != nil {
+				return err
+			}
+			o.Logger = logger
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			runs, err := app.Stuck(ctx, o, stuck, workspace)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if runs == nil {
+					runs = []starter.RunSummary{}
+				}
+				return enc.Encode(map[string]any{"runs": runs})
+			}
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tWORKSPACE\tSTATUS\tWAITING\tDEADLINE\tPENDING APPROVERS")
+			now := time.Now()
+			for _, r := range runs {
+				waiting, deadline := "-", "-"
+				if r.PendingSince != nil {
+					waiting = now.Sub(*r.PendingSince).Round(time.Second).String()
+				}
+				if r.Deadline != nil {
+					deadline = r.Deadline.UTC().Format("2006-01-02 15:04 UTC")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workspace, r.Status, waiting, deadline, strings.Join(r.PendingApprovers, ","))
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%d run(s) waiting longer than %s\n", len(runs), stuck)
+			return nil
+		},
+	}
+	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+	f := cmd.Flags()
+	f.DurationVar(&stuck, "stuck", 0, "list runs waiting for people longer than this, e.g. 2h")
+	f.StringVarP(&workspace, "workspace", "w", "", "only this workspace")
+	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

@@ -44,7 +44,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newStartCmd(), newConfigCmd())
+	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newStartCmd(), newRunsCmd(), newConfigCmd())
 	return root
 }
 

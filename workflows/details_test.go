@@ -1,0 +1,46 @@
+package workflows
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+func TestCurrentDetailsSayWhatTheRunWaitsFor(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	ws := approval.Workspace{Name: "prod", Timing: approval.Timing{Timeout: 4 * time.Hour}, Rules: []approval.Rule{
+		{Name: "destroys-need-two", Approvers: approval.Approvers{Groups: []string{"platform"}}, MinApprovals: 2},
+		{Name: "iam", Approvers: approval.Approvers{Users: []approval.UserID{"dave", "sam"}}, MinApprovals: 1},
+	}}
+	bob := approval.Identity{ID: "bob", Groups: []string{"platform"}}
+	run := approval.NewRun(approval.NewRunParams{ID: "r", Workspace: ws, RequestedBy: approval.Identity{ID: "alice"},
+		Plan: approval.PlanSummary{SHA256: "0123456789abcdef"}}, t0)
+	if _, err := run.Approve(approval.Request{ID: "1", Actor: bob}, t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mutate func(*approval.Run)
+		want   string
+	}{
+		{func(*approval.Run) {}, "waiting for 1/2 approvals on destroys-need-two from group platform; 0/1 approvals on iam from users dave, sam; times out 2026-11-23 14:00 UTC"},
+		{func(r *approval.Run) {
+			_ = r.RequestChanges(approval.Request{Actor: bob, Comment: "split it"}, t0)
+		}, `changes requested by bob ("split it"); waiting for a revised plan from alice; times out 2026-11-23 14:00 UTC`},
+		{func(r *approval.Run) { r.StartApply(t0) }, "applying plan 0123456789ab"},
+		{func(r *approval.Run) { r.TimeOut(t0) }, "timed out at 2026-11-23 14:00 UTC (outcome reject): nobody decided in time"},
+		{func(r *approval.Run) {
+			_ = r.Reject(approval.Request{Actor: bob, Comment: "too risky"}, t0)
+		}, "rejected by bob: too risky"},
+	} {
+		r := run.Clone()
+		tc.mutate(&r)
+		if got := currentDetails(r); got != tc.want {
+			t.Errorf("got %q;\nwant %q", got, tc.want)
+		}
+	}
+	if !strings.HasPrefix(describe(run.Reasons[1]), "users dave, sam") {
+		t.Errorf("describe = %q", describe(run.Reasons[1]))
+	}
+}
