@@ -42,7 +42,9 @@ type Event struct {
 	Reasons    []string          `json:"reasons,omitempty"`
 	Actor      approval.UserID   `json:"actor,omitempty"`
 	Comment    string            `json:"comment,omitempty"`
-	Deadline   time.Time         `json:"deadline"`
+	// Warnings are the policies' warnings, shown with an approval request.
+	Warnings []string  `json:"warnings,omitempty"`
+	Deadline time.Time `json:"deadline"`
 }
 
 // Notifier delivers events to people or systems. Implementations return an
@@ -70,6 +72,7 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 		zap.Strings("reasons", e.Reasons),
 		zap.String("actor", string(e.Actor)),
 		zap.String("comment", e.Comment),
+		zap.Strings("warnings", e.Warnings),
 		zap.Time("deadline", e.Deadline),
 	)
 	return nil

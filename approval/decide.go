@@ -344,7 +344,7 @@ func (r *Run) CheckCancel(req Request) error {
 	if !r.mayFollowUp(actor) {
 		return Errorf(CodeForbidden, "role: only the requester, an approver of this run or an admin may cancel it")
 	}
-	return r.checkStatus("cancel", StatusPendingApproval, StatusChangesRequested)
+	return r.checkStatus("cancel", StatusPendingApproval, StatusChangesRequested, StatusEvaluatingPolicy)
 }
 
 // Cancel ends the run as cancelled: cancelling any reason cancels them all.
@@ -408,12 +408,14 @@ func (r *Run) CheckRevisePlan(req Request) error {
 	return r.checkStatus("revise the plan", StatusPendingApproval, StatusChangesRequested)
 }
 
-// RevisePlan replaces the plan and starts a new round. fresh is the result
-// of evaluating the workspace against the new plan (Evaluate). Reasons whose
-// inputs are unchanged keep their approvals; reasons whose inputs changed
-// start over; reasons the new plan no longer needs are dropped and new ones
-// added. The run then waits again with a fresh deadline.
-func (r *Run) RevisePlan(req Request, plan PlanSummary, fresh []Reason, now time.Time) error {
+// RevisePlan replaces the plan (and its cost estimate) and starts a new
+// round. fresh is the result of evaluating the workspace against the new
+// plan (Evaluate). Reasons whose inputs are unchanged keep their approvals;
+// reasons whose inputs changed start over; reasons the new plan no longer
+// needs are dropped and new ones added. The run then waits again with a fresh
+// deadline, or, when the workspace has policies, waits for them to be
+// evaluated again (ApplyPolicy settles the policy reasons).
+func (r *Run) RevisePlan(req Request, plan PlanSummary, cost *CostSummary, fresh []Reason, now time.Time) error {
 	if err := r.CheckRevisePlan(req); err != nil {
 		return err
 	}
@@ -439,14 +441,25 @@ func (r *Run) RevisePlan(req Request, plan PlanSummary, fresh []Reason, now time
 		}
 	}
 	for _, old := range r.Reasons {
-		if !slices.ContainsFunc(fresh, func(f Reason) bool { return f.ID == old.ID }) {
+		switch {
+		case old.Kind == KindPolicy && len(r.Policies) > 0:
+			// Kept aside for ApplyPolicy to compare with what the
+			// policies ask of the new plan.
+			old.State = ReasonWaiting
+			fresh = append(fresh, old)
+		case !slices.ContainsFunc(fresh, func(f Reason) bool { return f.ID == old.ID }):
 			round.Dropped = append(round.Dropped, old.ID)
 		}
 	}
 	r.Plan = plan
+	r.Cost = cost
 	r.Reasons = fresh
 	r.Rounds = append(r.Rounds, round)
 	r.record(req, DecisionRevisePlan, reasonIDs(fresh, nil), now)
+	if len(r.Policies) > 0 {
+		r.Status = StatusEvaluatingPolicy
+		return nil
+	}
 	r.advance(now, true)
 	return nil
 }

@@ -292,8 +292,8 @@ func TestRevisedPlanResetsOnlyChangedInputs(t *testing.T) {
 				t.Fatalf("status %s; want changes_requested", run.Status)
 			}
 			later := t0.Add(20 * time.Minute)
-			fresh := approval.Evaluate(ws, tc.revised, alice, directory)
-			if err := run.RevisePlan(approval.Request{ID: "rp", Actor: alice}, tc.revised, fresh, later); err != nil {
+			fresh := approval.Evaluate(ws, tc.revised, nil, alice, directory)
+			if err := run.RevisePlan(approval.Request{ID: "rp", Actor: alice}, tc.revised, nil, fresh, later); err != nil {
 				t.Fatal(err)
 			}
 			round := run.Rounds[1]
@@ -319,8 +319,8 @@ func TestRevisedPlanResetsOnlyChangedInputs(t *testing.T) {
 
 func TestRevisePlanRules(t *testing.T) {
 	run := newRun(t, prodWorkspace(destroysNeedTwo), destroyPlan())
-	fresh := approval.Evaluate(prodWorkspace(destroysNeedTwo), destroyPlan(), alice, directory)
-	if err := run.RevisePlan(approval.Request{Actor: bob}, destroyPlan(), fresh, t0); approval.ErrorCode(err) != approval.CodeForbidden {
+	fresh := approval.Evaluate(prodWorkspace(destroysNeedTwo), destroyPlan(), nil, alice, directory)
+	if err := run.RevisePlan(approval.Request{Actor: bob}, destroyPlan(), nil, fresh, t0); approval.ErrorCode(err) != approval.CodeForbidden {
 		t.Errorf("bob revising alice's plan: %v; want forbidden", err)
 	}
 	if err := run.CheckRequestChanges(approval.Request{Actor: bob}); approval.ErrorCode(err) != approval.CodeInvalid {
@@ -331,7 +331,7 @@ func TestRevisePlanRules(t *testing.T) {
 	}
 	// A revised plan that no rule matches is approved at once.
 	empty := planWith("p-empty", updA)
-	if err := run.RevisePlan(approval.Request{Actor: alice}, empty, approval.Evaluate(prodWorkspace(destroysNeedTwo), empty, alice, directory), t0); err != nil {
+	if err := run.RevisePlan(approval.Request{Actor: alice}, empty, nil, approval.Evaluate(prodWorkspace(destroysNeedTwo), empty, nil, alice, directory), t0); err != nil {
 		t.Fatal(err)
 	}
 	if run.Status != approval.StatusApproved {

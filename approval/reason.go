@@ -36,7 +36,10 @@ type Reason struct {
 	AllowSelfApproval bool        `json:"allow_self_approval,omitempty"`
 	// Inputs fingerprints the plan changes this reason looks at; a revised
 	// plan with the same inputs keeps the reason's approvals.
-	Inputs   string    `json:"inputs,omitempty"`
+	Inputs string `json:"inputs,omitempty"`
+	// Note explains why the reason applies when that is not plain from its
+	// rule, e.g. a cost condition met because no estimate was submitted.
+	Note     string    `json:"note,omitempty"`
 	Timing   Timing    `json:"timing"`
 	OpenedAt time.Time `json:"opened_at"`
 	// Deadline is OpenedAt plus the timeout, while the reason is open.

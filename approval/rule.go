@@ -8,62 +8,6 @@ import (
 	"time"
 )
 
-// Conditions say when a rule applies. Every condition that is set must hold;
-// "or" is expressed with several rules. A rule with no conditions always
-// applies.
-type Conditions struct {
-	AddsGT      *int   `json:"adds_gt,omitempty"`
-	ChangesGT   *int   `json:"changes_gt,omitempty"`
-	DestroysGT  *int   `json:"destroys_gt,omitempty"`
-	Environment string `json:"environment,omitempty"`
-}
-
-// Matches reports whether a plan for a workspace in environment env meets
-// every condition.
-func (c Conditions) Matches(p PlanSummary, env string) bool {
-	if c.AddsGT != nil && p.Adds <= *c.AddsGT {
-		return false
-	}
-	if c.ChangesGT != nil && p.Changes <= *c.ChangesGT {
-		return false
-	}
-	if c.DestroysGT != nil && p.Destroys <= *c.DestroysGT {
-		return false
-	}
-	if c.Environment != "" && c.Environment != env {
-		return false
-	}
-	return true
-}
-
-// inputs returns the resource changes the conditions look at, as sorted
-// "action address" lines: a destroy rule looks at deletes and replaces, an
-// adds rule at creates and replaces, a changes rule at updates. A rule with
-// no condition on the plan looks at every change. When a revised plan leaves
-// a reason's inputs as they were, the approvals given on it still stand.
-func (c Conditions) inputs(p PlanSummary) []string {
-	var want []Action
-	if c.AddsGT != nil {
-		want = append(want, ActionCreate, ActionReplace)
-	}
-	if c.ChangesGT != nil {
-		want = append(want, ActionUpdate)
-	}
-	if c.DestroysGT != nil {
-		want = append(want, ActionDelete, ActionReplace)
-	}
-	var out []string
-	for _, r := range p.Resources {
-		for _, a := range r.Actions {
-			if want == nil || slices.Contains(want, a) {
-				out = append(out, string(a)+" "+r.Address)
-			}
-		}
-	}
-	sort.Strings(out)
-	return slices.Compact(out)
-}
-
 // fingerprint condenses inputs into a short stable string.
 func fingerprint(lines []string) string {
 	h := sha256.New()
@@ -154,55 +98,70 @@ const DefaultTimeout = 4 * time.Hour
 // Workspace is the approval policy of one workspace: the snapshot a run is
 // evaluated against.
 type Workspace struct {
-	Name        string  `json:"name"`
-	Environment string  `json:"environment,omitempty"`
-	OnTimeout   Outcome `json:"on_timeout"`
-	AllowBypass bool    `json:"allow_bypass,omitempty"`
-	Steps       []Step  `json:"steps,omitempty"`
-	Rules       []Rule  `json:"rules,omitempty"`
+	Name        string   `json:"name"`
+	Environment string   `json:"environment,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+	// Policies names the Rego policies the workspace's runs are checked
+	// against (evaluated by an activity; their requirements become policy
+	// reasons).
+	Policies    []string `json:"policies,omitempty"`
+	OnTimeout   Outcome  `json:"on_timeout"`
+	AllowBypass bool     `json:"allow_bypass,omitempty"`
+	Steps       []Step   `json:"steps,omitempty"`
+	Rules       []Rule   `json:"rules,omitempty"`
 	// Timing is the default of every reason of the workspace.
 	Timing
 }
 
-// Evaluate returns the approval reasons a plan needs in a workspace: one per
-// step and one per matching rule, ordered by stage, then policy, step, rule,
-// then configuration order. All start waiting; the run opens them stage by
-// stage. directory lists the users who could be eligible, so each reason can
-// say whom it waits for; the requester is left out of that list unless the
+// Evaluate returns the approval reasons a plan (and its cost estimate, nil
+// when none was submitted) needs in a workspace: one per step and one per
+// matching rule, ordered by stage, then policy, step, rule, then
+// configuration order. Policy reasons come later, from the policy activity
+// (PolicyReasons). All start waiting; the run opens them stage by stage.
+// directory lists the users who could be eligible, so each reason can say
+// whom it waits for; the requester is left out of that list unless the
 // reason allows self-approval.
-func Evaluate(ws Workspace, plan PlanSummary, requester Identity, directory []Identity) []Reason {
+func Evaluate(ws Workspace, plan PlanSummary, cost *CostSummary, requester Identity, directory []Identity) []Reason {
+	facts := Facts{Plan: plan, Cost: cost, Environment: ws.Environment, Tags: ws.Tags}
+	everything := fingerprint(Conditions{}.inputs(facts))
 	reasons := []Reason{}
-	add := func(kind ReasonKind, name string, stage Stage, approvers Approvers, min int, self bool, timing Timing, inputs []string) {
-		if stage == "" {
-			stage = StagePostPlan
-		}
-		if min < 1 {
-			min = 1
-		}
-		var eligible []UserID
-		for _, id := range approvers.Expand(directory) {
-			if id == requester.ID && !self {
-				continue
-			}
-			eligible = append(eligible, id)
-		}
-		reasons = append(reasons, Reason{
-			ID: string(kind) + ":" + name, Name: name, Kind: kind, Stage: stage, State: ReasonWaiting,
-			Approvers: approvers, Eligible: eligible, Required: min, AllowSelfApproval: self,
-			Timing: timing.Over(ws.Timing).resolved(), Inputs: fingerprint(inputs), Approvals: []Approval{},
-		})
-	}
-	everything := Conditions{}.inputs(plan)
 	for _, s := range ws.Steps {
-		add(KindStep, s.Name, s.Stage, s.Approvers, s.MinApprovals, s.AllowSelfApproval, s.Timing, everything)
+		reasons = append(reasons, newReason(ws, KindStep, s.Name, s.Stage, s.Approvers, s.MinApprovals, s.AllowSelfApproval, s.Timing, everything, requester, directory))
 	}
 	for _, rule := range ws.Rules {
-		if rule.When.Matches(plan, ws.Environment) {
-			add(KindRule, rule.Name, rule.Stage, rule.Approvers, rule.MinApprovals, rule.AllowSelfApproval, rule.Timing, rule.When.inputs(plan))
+		ok, note := rule.When.Match(facts)
+		if !ok {
+			continue
 		}
+		reason := newReason(ws, KindRule, rule.Name, rule.Stage, rule.Approvers, rule.MinApprovals, rule.AllowSelfApproval, rule.Timing, fingerprint(rule.When.inputs(facts)), requester, directory)
+		reason.Note = note
+		reasons = append(reasons, reason)
 	}
 	SortReasons(reasons)
 	return reasons
+}
+
+// newReason builds a waiting reason with its eligible approvers expanded and
+// its timing resolved against the workspace's.
+func newReason(ws Workspace, kind ReasonKind, name string, stage Stage, approvers Approvers, min int, self bool, timing Timing, inputs string, requester Identity, directory []Identity) Reason {
+	if stage == "" {
+		stage = StagePostPlan
+	}
+	if min < 1 {
+		min = 1
+	}
+	var eligible []UserID
+	for _, id := range approvers.Expand(directory) {
+		if id == requester.ID && !self {
+			continue
+		}
+		eligible = append(eligible, id)
+	}
+	return Reason{
+		ID: string(kind) + ":" + name, Name: name, Kind: kind, Stage: stage, State: ReasonWaiting,
+		Approvers: approvers, Eligible: eligible, Required: min, AllowSelfApproval: self,
+		Timing: timing.Over(ws.Timing).resolved(), Inputs: inputs, Approvals: []Approval{},
+	}
 }
 
 // SortReasons orders reasons by stage, then kind (policy, step, rule), keeping

@@ -23,11 +23,18 @@ const (
 	StatusCancelled        Status = "cancelled"
 	StatusTimedOut         Status = "timed_out"
 	StatusFailed           Status = "failed"
+	// StatusEvaluatingPolicy: the workspace's policies are being checked;
+	// nothing can be approved until they are.
+	StatusEvaluatingPolicy Status = "evaluating_policy"
+	// StatusPolicyFailed: a policy denied the plan, or could not be
+	// evaluated (fail closed). Final.
+	StatusPolicyFailed Status = "policy_failed"
 )
 
 var statuses = []Status{
 	StatusPendingApproval, StatusChangesRequested, StatusApproved, StatusApplying, StatusAwaitingSignoff,
 	StatusApplied, StatusRejected, StatusCancelled, StatusTimedOut, StatusFailed,
+	StatusEvaluatingPolicy, StatusPolicyFailed,
 }
 
 // Valid reports whether s is a known status.
@@ -36,7 +43,7 @@ func (s Status) Valid() bool { return slices.Contains(statuses, s) }
 // Final reports whether a run in status s can change no more.
 func (s Status) Final() bool {
 	switch s {
-	case StatusApplied, StatusRejected, StatusCancelled, StatusTimedOut, StatusFailed:
+	case StatusApplied, StatusRejected, StatusCancelled, StatusTimedOut, StatusFailed, StatusPolicyFailed:
 		return true
 	}
 	return false
@@ -92,19 +99,23 @@ type Run struct {
 	RequestedBy Identity `json:"requested_by"`
 	// SubmittedBy is the automation that submitted the run on behalf of
 	// RequestedBy, if any.
-	SubmittedBy   *Identity   `json:"submitted_by,omitempty"`
-	Message       string      `json:"message,omitempty"`
-	CreatedAt     time.Time   `json:"created_at"`
-	ConfigVersion string      `json:"config_version,omitempty"`
-	Plan          PlanSummary `json:"plan"`
-	Status        Status      `json:"status"`
-	Outcome       Outcome     `json:"outcome,omitempty"`
-	Bypassed      bool        `json:"bypassed,omitempty"`
-	Reasons       []Reason    `json:"reasons"`
-	Decisions     []Decision  `json:"decisions"`
-	Rounds        []Round     `json:"rounds"`
-	OnTimeout     Outcome     `json:"on_timeout"`
-	AllowBypass   bool        `json:"allow_bypass,omitempty"`
+	SubmittedBy   *Identity     `json:"submitted_by,omitempty"`
+	Message       string        `json:"message,omitempty"`
+	CreatedAt     time.Time     `json:"created_at"`
+	ConfigVersion string        `json:"config_version,omitempty"`
+	Plan          PlanSummary   `json:"plan"`
+	Cost          *CostSummary  `json:"cost,omitempty"`
+	Policy        *PolicyResult `json:"policy,omitempty"`
+	// Policies names the policies the workspace checks its runs against.
+	Policies    []string   `json:"policies,omitempty"`
+	Status      Status     `json:"status"`
+	Outcome     Outcome    `json:"outcome,omitempty"`
+	Bypassed    bool       `json:"bypassed,omitempty"`
+	Reasons     []Reason   `json:"reasons"`
+	Decisions   []Decision `json:"decisions"`
+	Rounds      []Round    `json:"rounds"`
+	OnTimeout   Outcome    `json:"on_timeout"`
+	AllowBypass bool       `json:"allow_bypass,omitempty"`
 	// LastRenotifiedAt is when approvers were last asked again on request;
 	// it rate-limits renotify and, being state, survives restarts.
 	LastRenotifiedAt time.Time `json:"last_renotified_at"`
@@ -126,6 +137,7 @@ type NewRunParams struct {
 	SubmittedBy   *Identity
 	Message       string
 	Plan          PlanSummary
+	Cost          *CostSummary
 	Directory     []Identity
 	ConfigVersion string
 }
@@ -148,7 +160,9 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		CreatedAt:     now,
 		ConfigVersion: p.ConfigVersion,
 		Plan:          p.Plan,
-		Reasons:       Evaluate(p.Workspace, p.Plan, p.RequestedBy, p.Directory),
+		Cost:          p.Cost,
+		Policies:      p.Workspace.Policies,
+		Reasons:       Evaluate(p.Workspace, p.Plan, p.Cost, p.RequestedBy, p.Directory),
 		Decisions:     []Decision{},
 		Rounds:        []Round{{Number: 1, Plan: p.Plan, StartedAt: now}},
 		OnTimeout:     onTimeout,
@@ -156,6 +170,12 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		UpdatedAt:     now,
 	}
 	r.Rounds[0].Added = reasonIDs(r.Reasons, nil)
+	if len(p.Workspace.Policies) > 0 {
+		// Policies may deny the plan or add reasons: nothing opens until
+		// they have been evaluated (ApplyPolicy).
+		r.Status = StatusEvaluatingPolicy
+		return r
+	}
 	r.advance(now, true)
 	return r
 }
@@ -173,6 +193,10 @@ func (r *Run) Clone() Run {
 	c.Decisions = slices.Clone(r.Decisions)
 	c.Rounds = slices.Clone(r.Rounds)
 	c.NotifyFailures = slices.Clone(r.NotifyFailures)
+	if r.Policy != nil {
+		p := *r.Policy
+		c.Policy = &p
+	}
 	if r.Apply != nil {
 		a := *r.Apply
 		c.Apply = &a

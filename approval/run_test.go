@@ -95,7 +95,7 @@ func TestEvaluateMakesOneReasonPerMatchingRule(t *testing.T) {
 		approval.Rule{Name: "big-adds", When: approval.Conditions{AddsGT: intp(10)}, Approvers: approval.Approvers{Users: []approval.UserID{"bob"}}, MinApprovals: 1},
 		securityOne,
 	)
-	reasons := approval.Evaluate(ws, destroyPlan(), alice, directory)
+	reasons := approval.Evaluate(ws, destroyPlan(), nil, alice, directory)
 	if len(reasons) != 2 {
 		t.Fatalf("got %d reasons; want 2 (big-adds does not match)", len(reasons))
 	}

@@ -39,7 +39,9 @@ type Config struct {
 	// order, comments or YAML style), so runs can record which policy they
 	// were evaluated against. Apply dirs are part of it as stored, so a file
 	// loaded from another directory (whose commands then run elsewhere) has
-	// another version.
+	// another version. Policies are part of it by name and by the digest of
+	// their source, so editing a policy file changes it; templates only
+	// through the steps and rules they give workspaces.
 	Version string
 
 	warnings []Problem
@@ -58,8 +60,15 @@ type User struct {
 }
 
 // Workspace is one workspace's approval policy and how to apply its plans.
+// Its steps and rules are those in effect: the templates' it uses merged with
+// its own, as described in template.go.
 type Workspace struct {
 	approval.Workspace
+	// Policies are the Rego policies its runs are checked against, in the
+	// configuration's order, read when the configuration loaded. They
+	// shadow the embedded approval.Workspace.Policies, which holds their
+	// names.
+	Policies []Policy
 	// Apply is nil when the workspace has no apply section: approved runs
 	// then finish without executing anything.
 	Apply *Apply
@@ -128,9 +137,10 @@ func (e *ValidationError) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Load reads and validates the configuration file at path. Relative apply
-// directories are resolved against the file's directory, so a config means the
-// same thing whatever directory Gatehouse is started from.
+// Load reads and validates the configuration file at path, and the policy
+// files it names. Relative apply directories and policy paths are resolved
+// against the file's directory, so a config means the same thing whatever
+// directory Gatehouse is started from.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -149,7 +159,9 @@ func Load(path string) (*Config, error) {
 
 // Parse validates a configuration given as YAML. Problems with it come back as
 // a *ValidationError. Apply directories are kept as written. Environment
-// variables the configuration names (a webhook's secret_env) are read now.
+// variables the configuration names (a webhook's secret_env) are read now, and
+// so are the policy files it names, relative to the current directory (their
+// paths are kept as written).
 func Parse(data []byte) (*Config, error) {
 	return parse(data, "", os.Getenv)
 }
@@ -177,7 +189,7 @@ func parse(data []byte, baseDir string, getenv func(string) string) (*Config, er
 	if len(v.problems) > 0 {
 		return nil, v.err()
 	}
-	c.warnings = warnings(c)
+	c.warnings = warnings(c.Directory(), v.gates)
 	version, err := canonicalVersion(c)
 	if err != nil {
 		return nil, fmt.Errorf("config version: %w", err)
@@ -278,46 +290,48 @@ func (c *Config) Warnings() []Problem {
 	return slices.Clone(c.warnings)
 }
 
-// warnings finds the steps and rules that can never be satisfied because
-// fewer users match their approvers than they require. Viewers are left out:
-// they match a spec by group like anyone else but may never approve.
-func warnings(c *Config) []Problem {
+// warnings finds the steps and rules (gates, each where it is written) that
+// can never be satisfied because fewer users match their approvers than they
+// require, or that can never be satisfied for a run one of their approvers
+// requests: without self-approval the requester does not count, so
+// min_approvals must be below the number of eligible users. Viewers are left
+// out: they match a spec by group like anyone else but may never approve.
+func warnings(directory []approval.Identity, gates []gateSite) []Problem {
 	var approvers []approval.Identity
-	for _, id := range c.Directory() {
+	for _, id := range directory {
 		if !id.HasRole(approval.RoleViewer) {
 			approvers = append(approvers, id)
 		}
 	}
 	var out []Problem
-	check := func(p, kind string, a approval.Approvers, minApprovals int) {
-		eligible := len(a.Expand(approvers))
-		if minApprovals <= eligible {
-			return
+	for _, g := range gates {
+		eligible := len(g.approvers.Expand(approvers))
+		var msg string
+		switch {
+		case g.minApprovals > eligible:
+			users := "users are"
+			if eligible == 1 {
+				users = "user is"
+			}
+			msg = fmt.Sprintf("min_approvals %d but only %d %s eligible: the %s can never be satisfied",
+				g.minApprovals, eligible, users, g.kind)
+		case g.minApprovals == eligible && !g.self:
+			them := "one of them"
+			if eligible == 1 {
+				them = "that user"
+			}
+			msg = fmt.Sprintf("min_approvals %d with %d eligible: a run requested by %s can never be approved (allow_self_approval is off)",
+				g.minApprovals, eligible, them)
+		default:
+			continue
 		}
-		users := "users are"
-		if eligible == 1 {
-			users = "user is"
-		}
-		out = append(out, Problem{
-			Path: p + ".min_approvals",
-			Message: fmt.Sprintf("min_approvals %d but only %d %s eligible: the %s can never be satisfied",
-				minApprovals, eligible, users, kind),
-		})
-	}
-	for i, w := range c.Workspaces {
-		wp := indexPath("workspaces", i)
-		for j, s := range w.Steps {
-			check(indexPath(wp+".steps", j), "step", s.Approvers, s.MinApprovals)
-		}
-		for j, r := range w.Rules {
-			check(indexPath(wp+".rules", j), "rule", r.Approvers, r.MinApprovals)
-		}
+		out = append(out, Problem{Path: g.path + ".min_approvals", Message: msg})
 	}
 	return out
 }
 
 // hashToken returns the lower-case hex SHA-256 of a token, or of another
-// secret such as a webhook's.
+// secret such as a webhook's, or of a policy's source.
 func hashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
@@ -340,7 +354,11 @@ func hashToken(token string) string {
 // embedded approval.Workspace, where they were before its timeout moved into
 // the embedded approval.Timing, and its steps and rules after it, and every
 // escalate_to is shadowed by one that is omitted when empty.
-// TestVersionOfOldConfigIsStable pins the result.
+// TestVersionOfOldConfigIsStable pins the result. Policies are written as
+// their names and the digests of their sources, so that editing a policy file
+// changes the version. Templates are not written at all: only the steps and
+// rules they give the workspaces that use them are, so moving rules into a
+// template keeps the version, and an unused template does not change it.
 type (
 	canonicalConfig struct {
 		Users      []canonicalUser      `json:"users"`
@@ -362,6 +380,12 @@ type (
 		EscalateTo *approval.Approvers `json:"escalate_to,omitempty"`
 		Apply      *canonicalApply     `json:"apply,omitempty"`
 		Notify     *canonicalNotify    `json:"notify,omitempty"`
+		Policies   []canonicalPolicy   `json:"policies,omitempty"`
+	}
+
+	canonicalPolicy struct {
+		Name         string `json:"name"`
+		SourceSHA256 string `json:"source_sha256"`
 	}
 
 	canonicalStep struct {
@@ -429,6 +453,9 @@ func canonicalJSON(c *Config) ([]byte, error) {
 		}
 		for _, r := range w.Rules {
 			cw.Rules = append(cw.Rules, canonicalRule{Rule: r, EscalateTo: escalateTo(r.EscalateTo)})
+		}
+		for _, p := range w.Policies {
+			cw.Policies = append(cw.Policies, canonicalPolicy{Name: p.Name, SourceSHA256: hashToken(p.Source)})
 		}
 		if w.Apply != nil {
 			cw.Apply = &canonicalApply{Command: w.Apply.Command, Dir: w.Apply.Dir, Timeout: w.Apply.Timeout}

@@ -47,6 +47,8 @@ func step(body string) string {
 
 func intp(n int) *int { return &n }
 
+func floatp(x float64) *float64 { return &x }
+
 func sha(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
@@ -149,12 +151,19 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		{
 			Workspace: approval.Workspace{
 				Name: "prod-network", Environment: "production", OnTimeout: approval.OutcomeCancel,
-				AllowBypass: true,
+				Tags: []string{"pci", "network"}, AllowBypass: true,
 				Timing: approval.Timing{
 					Timeout: 2 * time.Hour, RemindEvery: 30 * time.Minute, RemindBefore: 15 * time.Minute,
 					EscalateAfter: time.Hour, EscalateTo: approval.Approvers{Users: []approval.UserID{"bob"}},
 				},
+				// The template's steps and rules come first.
 				Steps: []approval.Step{
+					{
+						Name:         "change-ticket",
+						Stage:        approval.StagePreApply,
+						Approvers:    approval.Approvers{Groups: []string{"platform"}},
+						MinApprovals: 1,
+					},
 					{
 						Name:              "security-signoff",
 						Stage:             approval.StagePostApply,
@@ -166,6 +175,22 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 					},
 				},
 				Rules: []approval.Rule{
+					{
+						Name:  "costly-deletes",
+						Stage: approval.StagePreApply,
+						When: approval.Conditions{
+							ReplacesGT: intp(1), ResourcesGT: intp(10),
+							Actions:            []approval.Action{approval.ActionDelete, approval.ActionReplace},
+							ResourceTypes:      []string{"aws_*", "google_?ompute_*"},
+							Providers:          []string{"registry.terraform.io/hashicorp/*"},
+							Tags:               []string{"pci"},
+							MonthlyCostDeltaGT: floatp(-99.5), MonthlyCostGT: floatp(1000),
+						},
+						Approvers:         approval.Approvers{Groups: []string{"platform"}, Roles: []approval.Role{approval.RoleAdmin}},
+						MinApprovals:      2,
+						AllowSelfApproval: true,
+						Timing:            approval.Timing{RemindBefore: 10 * time.Minute},
+					},
 					{
 						Name:              "destroys-need-two",
 						Stage:             approval.StagePostPlan,
@@ -182,7 +207,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 						Name:         "adds",
 						Stage:        approval.StagePreApply,
 						When:         approval.Conditions{AddsGT: intp(5), ChangesGT: intp(0)},
-						Approvers:    approval.Approvers{Groups: []string{"security"}},
+						Approvers:    approval.Approvers{Users: []approval.UserID{"alice"}, Groups: []string{"security"}},
 						MinApprovals: 1, // default
 					},
 				},
@@ -248,6 +273,57 @@ workspaces:
 	}
 }
 
+func TestParseConditions(t *testing.T) {
+	tests := []struct {
+		when string
+		want approval.Conditions
+	}{
+		{"{}", approval.Conditions{}},
+		{"{replaces_gt: 0}", approval.Conditions{ReplacesGT: intp(0)}},
+		{"{resources_gt: 20}", approval.Conditions{ResourcesGT: intp(20)}},
+		{"{actions: [create, update, delete, replace]}", approval.Conditions{Actions: []approval.Action{
+			approval.ActionCreate, approval.ActionUpdate, approval.ActionDelete, approval.ActionReplace}}},
+		{`{resource_types: ["aws_iam_*", "aws_s3_bucket", "google_?ompute_instance"]}`,
+			approval.Conditions{ResourceTypes: []string{"aws_iam_*", "aws_s3_bucket", "google_?ompute_instance"}}},
+		{`{providers: ["registry.terraform.io/hashicorp/*", "*/aws"]}`,
+			approval.Conditions{Providers: []string{"registry.terraform.io/hashicorp/*", "*/aws"}}},
+		{"{environment: production}", approval.Conditions{Environment: "production"}},
+		{"{tags: [pci, network]}", approval.Conditions{Tags: []string{"pci", "network"}}},
+		{"{monthly_cost_delta_gt: 500}", approval.Conditions{MonthlyCostDeltaGT: floatp(500)}},
+		{"{monthly_cost_delta_gt: -100}", approval.Conditions{MonthlyCostDeltaGT: floatp(-100)}},
+		{"{monthly_cost_delta_gt: 0.5}", approval.Conditions{MonthlyCostDeltaGT: floatp(0.5)}},
+		{"{monthly_cost_gt: 10000}", approval.Conditions{MonthlyCostGT: floatp(10000)}},
+		{"{monthly_cost_gt: 1e3}", approval.Conditions{MonthlyCostGT: floatp(1000)}},
+		{"{monthly_cost_gt: 0}", approval.Conditions{MonthlyCostGT: floatp(0)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.when, func(t *testing.T) {
+			c := mustParse(t, rule("        when: "+tt.when+"\n        approvers: {users: [bob]}\n"))
+			if got := c.Workspaces[0].Rules[0].When; !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got conditions %s; want %s", jsonOf(got), jsonOf(tt.want))
+			}
+		})
+	}
+
+	// The globs mean what approval.MatchAnyGlob makes of them.
+	c := mustParse(t, rule("        when: {resource_types: [\"aws_iam_*\"], providers: [\"*/hashicorp/aws\"]}\n        approvers: {users: [bob]}\n"))
+	when := c.Workspaces[0].Rules[0].When
+	for _, tt := range []struct {
+		typ, provider string
+		want          bool
+	}{
+		{"aws_iam_role", "registry.terraform.io/hashicorp/aws", true},
+		{"aws_iam_", "registry.terraform.io/hashicorp/aws", true},
+		{"aws_s3_bucket", "registry.terraform.io/hashicorp/aws", false},
+		{"aws_iam_role", "registry.terraform.io/hashicorp/google", false},
+	} {
+		plan := approval.Summarize("", []approval.Resource{{Address: "x.y", Type: tt.typ, Provider: tt.provider, Actions: []approval.Action{approval.ActionCreate}}})
+		if got := when.Matches(plan, ""); got != tt.want {
+			t.Errorf("%s from %s: got match %v; want %v", tt.typ, tt.provider, got, tt.want)
+		}
+	}
+}
+
 func TestParseTimingInheritance(t *testing.T) {
 	c := mustParse(t, baseUsers+`workspaces:
   - name: ws
@@ -298,7 +374,7 @@ func TestParseTimingInheritance(t *testing.T) {
 		"fast":    {Timeout: 90 * time.Minute, RemindEvery: 15 * time.Minute, RemindBefore: 30 * time.Minute, EscalateAfter: time.Hour, EscalateTo: alice},
 		"plain":   wantWorkspace,
 	}
-	reasons := approval.Evaluate(w.Workspace, approval.PlanSummary{}, approval.Identity{ID: "carol"}, c.Directory())
+	reasons := approval.Evaluate(w.Workspace, approval.PlanSummary{}, nil, approval.Identity{ID: "carol"}, c.Directory())
 	got = map[string]approval.Timing{}
 	for _, r := range reasons {
 		got[r.Name] = r.Timing
@@ -444,6 +520,11 @@ func TestParseProblems(t *testing.T) {
 		{"timeout zero", ws("    timeout: 0s\n"), []Problem{{"workspaces[0].timeout", "must be positive"}}},
 		{"timeout negative", ws("    timeout: -1h\n"), []Problem{{"workspaces[0].timeout", "must be positive"}}},
 		{"on_timeout unknown", ws("    on_timeout: approve\n"), []Problem{{"workspaces[0].on_timeout", `unknown outcome "approve"`}}},
+		{"tag empty", ws("    tags: [pci, \"\"]\n"), []Problem{{"workspaces[0].tags[1]", "must not be empty"}}},
+		{"tag blank", ws("    tags: [\"  \"]\n"), []Problem{{"workspaces[0].tags[0]", "must not be empty"}}},
+		{"tag duplicate", ws("    tags: [pci, network, pci]\n"), []Problem{{"workspaces[0].tags[2]", `duplicate tag "pci" (also workspaces[0].tags[0])`}}},
+		{"tags not a list", ws("    tags: pci\n"), []Problem{{"workspaces[0].tags", `expected a list, got "pci"`}}},
+		{"tag not a string", ws("    tags: [{name: pci}]\n"), []Problem{{"workspaces[0].tags[0]", "expected a string, got a mapping"}}},
 		{"apply without command", ws("    apply: {dir: .}\n"), []Problem{{"workspaces[0].apply.command", "required"}}},
 		{"apply with empty command", ws("    apply: {command: []}\n"), []Problem{{"workspaces[0].apply.command", "required"}}},
 		{"apply with empty program", ws("    apply: {command: [\"\", x]}\n"), []Problem{{"workspaces[0].apply.command[0]", "must not be empty"}}},
@@ -465,6 +546,50 @@ func TestParseProblems(t *testing.T) {
 		{"adds_gt negative", rule("        when: {adds_gt: -1}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.adds_gt", "must be >= 0"}}},
 		{"changes_gt negative", rule("        when: {changes_gt: -2}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.changes_gt", "must be >= 0"}}},
 		{"destroys_gt negative", rule("        when: {destroys_gt: -1}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.destroys_gt", "must be >= 0"}}},
+		{"replaces_gt negative", rule("        when: {replaces_gt: -1}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.replaces_gt", "must be >= 0, got -1"}}},
+		{"resources_gt negative", rule("        when: {resources_gt: -5}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.resources_gt", "must be >= 0, got -5"}}},
+		{"replaces_gt not an int", rule("        when: {replaces_gt: many}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.replaces_gt", `expected an integer, got "many"`}}},
+		{"resources_gt a float", rule("        when: {resources_gt: 2.5}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.resources_gt", "expected an integer"}}},
+		{"action unknown", rule("        when: {actions: [create, destroy]}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.actions[1]", `unknown action "destroy" (want create, update, delete or replace)`}}},
+		{"action in another case", rule("        when: {actions: [Delete]}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.actions[0]", `unknown action "Delete"`}}},
+		{"action empty", rule("        when: {actions: [\"\"]}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.actions[0]", "must not be empty"}}},
+		{"actions empty", rule("        when: {actions: []}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.actions", "must not be empty: leave actions out to match any action"}}},
+		{"actions not a list", rule("        when: {actions: delete}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.actions", `expected a list, got "delete"`}}},
+		{"resource type with a class", rule("        when: {resource_types: [\"aws_iam_*\", \"aws_[a-z]*\"]}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.resource_types[1]", `"aws_[a-z]*": character classes and escapes are not supported: only * (any run of characters) and ? (one character) are special`}}},
+		{"resource type with an escape", rule("        when: {resource_types: ['aws_\\*']}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.resource_types[0]", "character classes and escapes are not supported"}}},
+		{"resource type empty", rule("        when: {resource_types: [\" \"]}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.resource_types[0]", "must not be empty"}}},
+		{"resource types empty", rule("        when: {resource_types: []}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.resource_types", "must not be empty: leave resource_types out to match any resource type"}}},
+		{"provider with a class", rule("        when: {providers: [\"registry.terraform.io/[a-z]*/aws\"]}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.providers[0]", "character classes and escapes are not supported"}}},
+		{"providers empty", rule("        when: {providers: []}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.providers", "must not be empty: leave providers out to match any provider"}}},
+		{"providers not a list", rule("        when: {providers: {aws: true}}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.providers", "expected a list, got a mapping"}}},
+		{"condition tag empty", rule("        when: {tags: [pci, \"\"]}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.tags[1]", "must not be empty"}}},
+		{"condition tags empty", rule("        when: {tags: []}\n        approvers: {users: [bob]}\n"),
+			[]Problem{{"workspaces[0].rules[0].when.tags", "must not be empty: leave tags out to match any workspace"}}},
+		{"monthly_cost_gt negative", rule("        when: {monthly_cost_gt: -0.5}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.monthly_cost_gt", "must be >= 0, got -0.5"}}},
+		{"monthly_cost_gt not a number", rule("        when: {monthly_cost_gt: lots}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.monthly_cost_gt", `expected a number, got "lots"`}}},
+		{"monthly_cost_gt quoted", rule("        when: {monthly_cost_gt: \"500\"}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.monthly_cost_gt", "expected a number"}}},
+		{"monthly_cost_gt with a currency", rule("        when: {monthly_cost_gt: 500 USD}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.monthly_cost_gt", `expected a number, got "500 USD"`}}},
+		{"monthly_cost_gt infinite", rule("        when: {monthly_cost_gt: .inf}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.monthly_cost_gt", "must be a finite number, got +Inf"}}},
+		{"monthly_cost_delta_gt not a number", rule("        when: {monthly_cost_delta_gt: .nan}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.monthly_cost_delta_gt", "must be a finite number, got NaN"}}},
+		{"monthly_cost_delta_gt a list", rule("        when: {monthly_cost_delta_gt: [1]}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.monthly_cost_delta_gt", "expected a number, got a list"}}},
+		{"every condition problem", rule("        when: {adds_gt: -1, replaces_gt: -1, actions: [], resource_types: [\"a[b]\"], providers: [\"\"], tags: [], monthly_cost_delta_gt: -.inf, monthly_cost_gt: -1}\n        approvers: {users: [bob]}\n"),
+			[]Problem{
+				{"workspaces[0].rules[0].when.adds_gt", "must be >= 0"},
+				{"workspaces[0].rules[0].when.replaces_gt", "must be >= 0"},
+				{"workspaces[0].rules[0].when.actions", "must not be empty"},
+				{"workspaces[0].rules[0].when.resource_types[0]", "character classes"},
+				{"workspaces[0].rules[0].when.providers[0]", "must not be empty"},
+				{"workspaces[0].rules[0].when.tags", "must not be empty"},
+				{"workspaces[0].rules[0].when.monthly_cost_delta_gt", "must be a finite number"},
+				{"workspaces[0].rules[0].when.monthly_cost_gt", "must be >= 0"},
+			}},
 		{"approvers missing", rule("        min_approvals: 1\n"), []Problem{{"workspaces[0].rules[0].approvers", "required"}}},
 		{"approvers empty", rule("        approvers: {users: [], groups: []}\n"), []Problem{{"workspaces[0].rules[0].approvers", "required"}}},
 		{"approver user dangling", rule("        approvers: {users: [bob, zed]}\n"), []Problem{{"workspaces[0].rules[0].approvers.users[1]", `unknown user "zed"`}}},
@@ -666,7 +791,11 @@ func TestParseAcceptsEdgeCases(t *testing.T) {
 		{"step and rule of one name in two workspaces", baseUsers + "workspaces:\n  - {name: a, steps: [{name: x, stage: pre_apply, approvers: {users: [bob]}}]}\n  - {name: b, rules: [{name: x, approvers: {users: [bob]}}]}\n"},
 		{"automation approver", "users:\n  - {id: ci, email: ci@x, automation: true, groups: [platform], roles: [approver]}\n" + baseWorkspaces},
 		{"admin who is not automation", "users:\n  - {id: ci, email: ci@x, automation: false, roles: [admin]}\n" + baseWorkspaces},
-		{"conditions of zero", rule("        when: {adds_gt: 0, changes_gt: 0, destroys_gt: 0, environment: prod}\n        approvers: {roles: [admin]}\n")},
+		{"conditions of zero", rule("        when: {adds_gt: 0, changes_gt: 0, destroys_gt: 0, replaces_gt: 0, resources_gt: 0, monthly_cost_gt: 0, monthly_cost_delta_gt: 0, environment: prod}\n        approvers: {roles: [admin]}\n")},
+		{"a negative cost delta", rule("        when: {monthly_cost_delta_gt: -100}\n        approvers: {roles: [admin]}\n")},
+		{"null conditions mean absent", rule("        when: {actions: ~, resource_types: null, tags: null, providers: ~, monthly_cost_gt: ~}\n        approvers: {roles: [admin]}\n")},
+		{"same tag in two workspaces", baseUsers + "workspaces:\n  - {name: a, tags: [pci]}\n  - {name: b, tags: [pci]}\n"},
+		{"no tags", ws("    tags: []\n")},
 		{"null timing values mean absent", ws("    remind_every: ~\n    remind_before:\n    escalate_after: null\n    escalate_to: ~\n")},
 		{"rule escalate_after inheriting escalate_to", ws("    escalate_after: 2h\n    escalate_to: {users: [alice]}\n    rules:\n      - {name: r, approvers: {users: [bob]}, escalate_after: 30m}\n")},
 		{"step escalate_to inheriting escalate_after", ws("    escalate_after: 2h\n    escalate_to: {users: [alice]}\n    steps:\n      - {name: s, stage: pre_apply, approvers: {users: [bob]}, escalate_to: {roles: [admin]}}\n")},
@@ -918,7 +1047,7 @@ func TestVersion(t *testing.T) {
 		{"apply command", `["./apply.sh", "--yes"]`, `["./apply.sh"]`},
 		{"apply dir", "dir: scripts", "dir: other"},
 		{"apply timeout", "timeout: 10m", "timeout: 11m"},
-		{"environment", "environment: production\n    timeout", "environment: prod\n    timeout"},
+		{"environment", "environment: production\n    tags", "environment: prod\n    tags"},
 		{"rule name", "name: adds", "name: adds-many"},
 		{"workspace added", "  - name: staging\n", "  - name: staging\n  - name: dev\n"},
 		{"automation", "automation: true", "automation: false"},
@@ -940,6 +1069,22 @@ func TestVersion(t *testing.T) {
 		{"webhook url", "url: https://hooks.example.com/gatehouse", "url: https://hooks.example.com/gatehouse2"},
 		{"webhook secret", "secret: dev-only-secret", "secret: dev-only-secret2"},
 		{"webhook removed", "    notify:\n      webhook:\n        url: https://hooks.example.com/gatehouse\n        secret: dev-only-secret\n", ""},
+		{"new condition key added", "when: {adds_gt: 5, changes_gt: 0}", "when: {adds_gt: 5, changes_gt: 0, providers: [\"registry.terraform.io/hashicorp/aws\"]}"},
+		{"replaces_gt", "replaces_gt: 1", "replaces_gt: 2"},
+		{"resources_gt", "resources_gt: 10", "resources_gt: 11"},
+		{"actions", "actions: [delete, replace]", "actions: [delete]"},
+		{"resource_types", `"aws_*", "google_?ompute_*"`, `"aws_*"`},
+		{"providers", `"registry.terraform.io/hashicorp/*"`, `"registry.terraform.io/*"`},
+		{"condition tags", "tags: [pci]", "tags: [pci, sox]"},
+		{"monthly_cost_delta_gt", "monthly_cost_delta_gt: -99.5", "monthly_cost_delta_gt: -99.4"},
+		{"monthly_cost_gt", "monthly_cost_gt: 1000", "monthly_cost_gt: 1000.01"},
+		{"workspace tag", "tags: [pci, network]", "tags: [pci]"},
+		{"workspace tag added", "tags: [pci, network]", "tags: [pci, network, sox]"},
+		{"template rule approvers", "approvers: {groups: [platform], roles: [admin]}", "approvers: {groups: [platform], roles: [approver]}"},
+		{"template rule min_approvals", "        min_approvals: 2\n        allow_self_approval: true\n        remind_before: 10m", "        min_approvals: 1\n        allow_self_approval: true\n        remind_before: 10m"},
+		{"template rule timing", "remind_before: 10m", "remind_before: 11m"},
+		{"template step stage", "      - name: change-ticket\n        stage: pre_apply", "      - name: change-ticket\n        stage: post_plan"},
+		{"template no longer used", "    use: [baseline]\n", ""},
 	}
 	for _, tt := range changes {
 		t.Run(tt.name, func(t *testing.T) {
@@ -999,27 +1144,46 @@ func TestWarnings(t *testing.T) {
 		name      string
 		approvers string
 		min       int
+		self      bool
 		want      []Problem
 	}{
-		{"enough approvers", "{groups: [platform]}", 2, nil},
-		{"viewers do not count", "{groups: [platform]}", 3, []Problem{{
+		{"enough approvers", "{groups: [platform]}", 1, false, nil},
+		{"as many approvers as required, with self-approval", "{groups: [platform]}", 2, true, nil},
+		{"as many approvers as required", "{groups: [platform]}", 2, false, []Problem{{
+			"workspaces[0].rules[0].min_approvals",
+			"min_approvals 2 with 2 eligible: a run requested by one of them can never be approved (allow_self_approval is off)",
+		}}},
+		{"one approver for one approval", "{users: [erin]}", 1, false, []Problem{{
+			"workspaces[0].rules[0].min_approvals",
+			"min_approvals 1 with 1 eligible: a run requested by that user can never be approved",
+		}}},
+		{"one approver for one approval, with self-approval", "{users: [erin]}", 1, true, nil},
+		{"viewers do not count", "{groups: [platform]}", 3, false, []Problem{{
 			"workspaces[0].rules[0].min_approvals",
 			"min_approvals 3 but only 2 users are eligible: the rule can never be satisfied",
 		}}},
-		{"a person named twice counts once", "{users: [alice], groups: [platform]}", 3, []Problem{{
+		{"viewers do not count, even with self-approval", "{groups: [platform]}", 3, true, []Problem{{
+			"workspaces[0].rules[0].min_approvals",
+			"min_approvals 3 but only 2 users are eligible: the rule can never be satisfied",
+		}}},
+		{"a person named twice counts once", "{users: [alice], groups: [platform]}", 3, false, []Problem{{
 			"workspaces[0].rules[0].min_approvals",
 			"min_approvals 3 but only 2 users are eligible",
 		}}},
-		{"one eligible user", "{roles: [admin]}", 2, []Problem{{
+		{"one eligible user", "{roles: [admin]}", 2, false, []Problem{{
 			"workspaces[0].rules[0].min_approvals",
 			"min_approvals 2 but only 1 user is eligible: the rule can never be satisfied",
 		}}},
-		{"by role and user", "{users: [erin], roles: [approver]}", 3, nil},
+		{"by role and user", "{users: [erin], roles: [approver]}", 2, false, nil},
+		{"by role and user, all of them", "{users: [erin], roles: [approver]}", 3, false, []Problem{{
+			"workspaces[0].rules[0].min_approvals",
+			"min_approvals 3 with 3 eligible",
+		}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := users + "workspaces:\n  - name: ws\n    rules:\n      - name: r\n        approvers: " + tt.approvers +
-				"\n        min_approvals: " + strconv.Itoa(tt.min) + "\n"
+				"\n        min_approvals: " + strconv.Itoa(tt.min) + "\n        allow_self_approval: " + strconv.FormatBool(tt.self) + "\n"
 			checkProblems(t, mustParse(t, src).Warnings(), tt.want)
 		})
 	}
@@ -1028,14 +1192,43 @@ func TestWarnings(t *testing.T) {
 		src := users + `workspaces:
   - name: ws
     steps:
-      - {name: ok, stage: pre_apply, approvers: {groups: [platform]}, min_approvals: 2}
+      - {name: ok, stage: pre_apply, approvers: {groups: [platform]}, min_approvals: 1}
       - {name: sign-off, stage: post_apply, approvers: {groups: [platform]}, min_approvals: 3}
+      - {name: pair, stage: post_plan, approvers: {groups: [platform]}, min_approvals: 2}
     rules:
       - {name: r, approvers: {roles: [admin]}, min_approvals: 2}
 `
 		checkProblems(t, mustParse(t, src).Warnings(), []Problem{
 			{"workspaces[0].steps[1].min_approvals", "min_approvals 3 but only 2 users are eligible: the step can never be satisfied"},
+			{"workspaces[0].steps[2].min_approvals", "min_approvals 2 with 2 eligible: a run requested by one of them can never be approved"},
 			{"workspaces[0].rules[0].min_approvals", "min_approvals 2 but only 1 user is eligible: the rule can never be satisfied"},
+		})
+	})
+
+	t.Run("templates, once at the template", func(t *testing.T) {
+		src := users + `templates:
+  - name: base
+    steps:
+      - {name: admin-ok, stage: pre_apply, approvers: {roles: [admin]}}
+    rules:
+      - {name: two, approvers: {groups: [platform]}, min_approvals: 2}
+workspaces:
+  - {name: a, use: [base]}
+  - name: b
+    use: [base]
+    rules:
+      - {name: own, approvers: {users: [alice]}}
+  - name: c
+    rules:
+      # Replaces the template's rule: warned about where it is written.
+      - {name: two, approvers: {groups: [platform]}, min_approvals: 2}
+    use: [base]
+`
+		checkProblems(t, mustParse(t, src).Warnings(), []Problem{
+			{"templates[0].steps[0].min_approvals", "min_approvals 1 with 1 eligible: a run requested by that user can never be approved"},
+			{"templates[0].rules[0].min_approvals", "min_approvals 2 with 2 eligible"},
+			{"workspaces[1].rules[0].min_approvals", "min_approvals 1 with 1 eligible"},
+			{"workspaces[2].rules[0].min_approvals", "min_approvals 2 with 2 eligible"},
 		})
 	})
 }
@@ -1054,7 +1247,7 @@ func TestExampleConfig(t *testing.T) {
 	for _, u := range c.Users {
 		ids = append(ids, u.ID)
 	}
-	if want := []approval.UserID{"alice", "bob", "carol", "dave", "erin", "victor", "ci-bot", "sam"}; !reflect.DeepEqual(ids, want) {
+	if want := []approval.UserID{"alice", "bob", "carol", "dave", "erin", "victor", "ci-bot", "sam", "fiona", "dirk", "dana"}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("got users %v; want %v", ids, want)
 	}
 	tokens := map[approval.UserID]string{"ci-bot": "dev-ci"}
@@ -1096,10 +1289,13 @@ func TestExampleConfig(t *testing.T) {
 		steps, rules []string
 	}
 	want := map[string]gates{
+		// production-baseline's rules, then the workspace's own.
 		"prod-network": {bypass: true,
 			rules: []string{"destroys-need-two@post_plan", "changes-need-one@post_plan"}},
+		// Both templates' rules, in use order.
+		"prod-compute": {rules: []string{"destroys-need-two@post_plan", "finance-over-500@post_plan", "director-over-5000@post_plan"}},
 		"prod-iam": {steps: []string{"security-signoff@post_apply"},
-			rules: []string{"platform-review@post_plan", "security-before-apply@pre_apply"}},
+			rules: []string{"platform-review@post_plan", "security-before-apply@pre_apply", "iam-changes-need-security@post_plan"}},
 		"staging-app": {},
 	}
 	if len(c.Workspaces) != len(want) {
@@ -1155,8 +1351,9 @@ func TestExampleConfig(t *testing.T) {
 	wantTiming := map[string]approval.Timing{
 		"prod-network": {Timeout: 4 * time.Hour, RemindEvery: time.Hour, RemindBefore: 30 * time.Minute,
 			EscalateAfter: 2 * time.Hour, EscalateTo: approval.Approvers{Users: []approval.UserID{"erin"}}},
-		"prod-iam":    {Timeout: 4 * time.Hour},
-		"staging-app": {Timeout: approval.DefaultTimeout},
+		"prod-iam":     {Timeout: 4 * time.Hour},
+		"prod-compute": {Timeout: approval.DefaultTimeout},
+		"staging-app":  {Timeout: approval.DefaultTimeout},
 	}
 	for _, w := range c.Workspaces {
 		if !reflect.DeepEqual(w.Timing, wantTiming[w.Name]) {
@@ -1180,6 +1377,71 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("got erin %+v; want an admin", erin.Identity)
 	}
 
+	// prod-network is tagged and checked against the production policy,
+	// read relative to the config file.
+	prod, _ := c.Workspace("prod-network")
+	if want := []string{"network"}; !reflect.DeepEqual(prod.Tags, want) {
+		t.Errorf("prod-network: got tags %q; want %q", prod.Tags, want)
+	}
+	policyPath := filepath.Join(root, "examples", "policies", "production.rego")
+	wantPolicies := []Policy{{Name: "policies/production.rego", Path: policyPath, Source: readFile(t, policyPath)}}
+	if !reflect.DeepEqual(prod.Policies, wantPolicies) {
+		t.Errorf("prod-network: got policies %+v; want %+v", prod.Policies, wantPolicies)
+	}
+	if want := []string{"policies/production.rego"}; !reflect.DeepEqual(prod.Workspace.Policies, want) {
+		t.Errorf("prod-network: got domain policies %q; want %q", prod.Workspace.Policies, want)
+	}
+	compute, _ := c.Workspace("prod-compute")
+	if !reflect.DeepEqual(compute.Policies, wantPolicies) || !reflect.DeepEqual(compute.Tags, []string{"compute"}) {
+		t.Errorf("prod-compute: got policies %+v, tags %q; want the production policy and tag compute", compute.Policies, compute.Tags)
+	}
+	for _, w := range c.Workspaces {
+		if w.Name != "prod-network" && w.Name != "prod-compute" && (w.Policies != nil || w.Tags != nil) {
+			t.Errorf("workspace %s: got policies %+v, tags %q; want none", w.Name, w.Policies, w.Tags)
+		}
+	}
+
+	// What the rules ask for, by the reasons they give.
+	reasons := func(w Workspace, plan approval.PlanSummary, cost *approval.CostSummary) []string {
+		var out []string
+		for _, r := range approval.Evaluate(w.Workspace, plan, cost, approval.Identity{ID: "alice"}, c.Directory()) {
+			out = append(out, r.Name)
+		}
+		return out
+	}
+	update := approval.Summarize("", []approval.Resource{{Address: "aws_vpc.main", Type: "aws_vpc", Actions: []approval.Action{approval.ActionUpdate}}})
+	for _, tt := range []struct {
+		name string
+		cost *approval.CostSummary
+		want []string
+	}{
+		{"no cost estimate: every cost tier (fail closed)", nil, []string{"finance-over-500", "director-over-5000"}},
+		{"saves money", &approval.CostSummary{Currency: "USD", MonthlyCost: 1000, MonthlyCostDelta: -200}, nil},
+		{"+500 exactly", &approval.CostSummary{Currency: "USD", MonthlyCost: 1500, MonthlyCostDelta: 500}, nil},
+		{"+600", &approval.CostSummary{Currency: "USD", MonthlyCost: 1600, MonthlyCostDelta: 600}, []string{"finance-over-500"}},
+		{"+6000", &approval.CostSummary{Currency: "USD", MonthlyCost: 7000, MonthlyCostDelta: 6000}, []string{"finance-over-500", "director-over-5000"}},
+	} {
+		if got := reasons(compute, update, tt.cost); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("prod-compute, an update, %s: got reasons %q; want %q", tt.name, got, tt.want)
+		}
+	}
+	if got := reasons(prod, update, nil); !reflect.DeepEqual(got, []string{"changes-need-one"}) {
+		t.Errorf("prod-network, an update without estimate: got reasons %q; want only changes-need-one (no cost tiers there)", got)
+	}
+	iam, _ := c.Workspace("prod-iam")
+	for _, tt := range []struct {
+		typ  string
+		want []string
+	}{
+		{"aws_iam_role_policy", []string{"platform-review", "iam-changes-need-security", "security-before-apply", "security-signoff"}},
+		{"aws_s3_bucket", []string{"platform-review", "security-before-apply", "security-signoff"}},
+	} {
+		plan := approval.Summarize("", []approval.Resource{{Address: tt.typ + ".x", Type: tt.typ, Actions: []approval.Action{approval.ActionCreate}}})
+		if got := reasons(iam, plan, nil); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("prod-iam, creating a %s: got reasons %q; want %q", tt.typ, got, tt.want)
+		}
+	}
+
 	t.Run("the commented-out notify block", func(t *testing.T) {
 		lines := strings.Split(readFile(t, path), "\n")
 		start := slices.Index(lines, "    # notify:")
@@ -1194,7 +1456,11 @@ func TestExampleConfig(t *testing.T) {
 		getenv := func(name string) string {
 			return map[string]string{"GATEHOUSE_WEBHOOK_SECRET": "from-the-environment"}[name]
 		}
-		c, err := parse([]byte(strings.Join(lines, "\n")), "", getenv)
+		dir, err := filepath.Abs(filepath.Dir(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := parse([]byte(strings.Join(lines, "\n")), dir, getenv)
 		if err != nil {
 			t.Fatalf("parse with the notify block uncommented: %v", err)
 		}

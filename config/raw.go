@@ -19,7 +19,17 @@ import (
 type (
 	rawConfig struct {
 		Users      []rawUser      `yaml:"users"`
+		Templates  []rawTemplate  `yaml:"templates"`
 		Workspaces []rawWorkspace `yaml:"workspaces"`
+	}
+
+	// rawTemplate is a named set of rules and steps that workspaces take in
+	// with use. It has no timing of its own: its rules and steps run on the
+	// timing of each workspace that uses it, under their own overrides.
+	rawTemplate struct {
+		Name  string    `yaml:"name"`
+		Steps []rawStep `yaml:"steps"`
+		Rules []rawRule `yaml:"rules"`
 	}
 
 	rawUser struct {
@@ -36,6 +46,9 @@ type (
 	rawWorkspace struct {
 		Name        string     `yaml:"name"`
 		Environment string     `yaml:"environment"`
+		Tags        []string   `yaml:"tags"`
+		Use         []string   `yaml:"use"`
+		Policies    []string   `yaml:"policies"`
 		OnTimeout   string     `yaml:"on_timeout"`
 		Apply       *rawApply  `yaml:"apply"`
 		Notify      *rawNotify `yaml:"notify"`
@@ -91,10 +104,18 @@ type (
 	}
 
 	rawConditions struct {
-		AddsGT      *int   `yaml:"adds_gt"`
-		ChangesGT   *int   `yaml:"changes_gt"`
-		DestroysGT  *int   `yaml:"destroys_gt"`
-		Environment string `yaml:"environment"`
+		AddsGT             *int     `yaml:"adds_gt"`
+		ChangesGT          *int     `yaml:"changes_gt"`
+		DestroysGT         *int     `yaml:"destroys_gt"`
+		ReplacesGT         *int     `yaml:"replaces_gt"`
+		ResourcesGT        *int     `yaml:"resources_gt"`
+		Actions            []string `yaml:"actions"`
+		ResourceTypes      []string `yaml:"resource_types"`
+		Providers          []string `yaml:"providers"`
+		Environment        string   `yaml:"environment"`
+		Tags               []string `yaml:"tags"`
+		MonthlyCostDeltaGT *float64 `yaml:"monthly_cost_delta_gt"`
+		MonthlyCostGT      *float64 `yaml:"monthly_cost_gt"`
 	}
 
 	rawApprovers struct {
@@ -108,6 +129,7 @@ type (
 const (
 	tagNull  = "!!null"
 	tagInt   = "!!int"
+	tagFloat = "!!float"
 	tagBool  = "!!bool"
 	tagMerge = "!!merge"
 )
@@ -179,6 +201,11 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, v *validator) {
 	case reflect.Int:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagInt {
 			v.add(path, "expected an integer, got %s", describe(n))
+		}
+	case reflect.Float64:
+		// A whole number is a fine number: "monthly_cost_gt: 500".
+		if n.Kind != yaml.ScalarNode || (n.ShortTag() != tagInt && n.ShortTag() != tagFloat) {
+			v.add(path, "expected a number, got %s", describe(n))
 		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.ShortTag() != tagBool {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -30,6 +31,18 @@ type validator struct {
 	// getenv looks up the environment variables the configuration names,
 	// such as a webhook's secret_env.
 	getenv func(string) string
+	// gates lists every step and rule as validated, each once, where it is
+	// written: a template's at the template, however many workspaces use it.
+	// Warnings are about them.
+	gates []gateSite
+}
+
+// gateSite is a step or rule where it is written, as Warnings looks at it.
+type gateSite struct {
+	path, kind   string
+	approvers    approval.Approvers
+	minApprovals int
+	self         bool
 }
 
 // add records a problem at path.
@@ -50,17 +63,19 @@ type directory struct {
 
 // build turns the raw configuration into a Config, filling in defaults and
 // recording every problem. baseDir, when not "", is what relative apply
-// directories are resolved against.
+// directories and policy paths are resolved against; "" resolves policy
+// paths against the current directory and keeps both as written.
 func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	c := &Config{}
 	dir := directory{ids: map[approval.UserID]bool{}, groups: map[string]bool{}}
 	c.Users = v.users(raw.Users, dir)
+	templates := v.templates(raw.Templates, dir)
 	if len(raw.Workspaces) == 0 {
 		v.add("workspaces", "at least one workspace is required")
 	}
 	names := map[string]string{}
 	for i, rw := range raw.Workspaces {
-		c.Workspaces = append(c.Workspaces, v.workspace(indexPath("workspaces", i), rw, names, dir, baseDir))
+		c.Workspaces = append(c.Workspaces, v.workspace(indexPath("workspaces", i), rw, names, dir, baseDir, templates))
 	}
 	return c
 }
@@ -203,8 +218,8 @@ func (v *validator) users(raws []rawUser, dir directory) []User {
 }
 
 // workspace validates one workspace; names maps the workspace names seen so
-// far to their paths.
-func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string, dir directory, baseDir string) Workspace {
+// far to their paths, templates the templates it may use.
+func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string, dir directory, baseDir string, templates map[string]*template) Workspace {
 	w := Workspace{Workspace: approval.Workspace{
 		Name:        rw.Name,
 		Environment: rw.Environment,
@@ -217,6 +232,11 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 		} else {
 			names[rw.Name] = p
 		}
+	}
+	v.uniqueStrings(p+".tags", rw.Tags, "tag")
+	if len(rw.Tags) > 0 {
+		// "tags: []" is no tags, for callers and for Version alike.
+		w.Tags = rw.Tags
 	}
 	timing := v.timing(p, rw.rawTiming, nil, dir)
 	w.Timing = timing.Timing
@@ -237,16 +257,55 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 		// nil so that both mean the same to callers and to Version.
 		w.Notify = &Notify{Webhook: v.webhook(p+".notify.webhook", *rw.Notify.Webhook)}
 	}
+	w.Policies = v.policies(p+".policies", rw.Policies, baseDir)
+	for _, pol := range w.Policies {
+		w.Workspace.Policies = append(w.Workspace.Policies, pol.Name)
+	}
 	// Steps and rules share one namespace: their reason ids differ ("step:x",
-	// "rule:x") but approvers see the name.
+	// "rule:x") but approvers see the name. The templates' come first, in
+	// use order; a step or rule of the workspace's own that has the name of
+	// a template's replaces it in place, provided it is at least as strict.
 	gates := map[string]gateUse{}
+	v.use(p, rw, templates, gates, &w, &timing)
 	for j, rs := range rw.Steps {
-		w.Steps = append(w.Steps, v.step(indexPath(p+".steps", j), rs, gates, dir, &timing))
+		sp := indexPath(p+".steps", j)
+		tmpl, replaces := v.gateName(rs.Name, gateUse{kind: "step", path: sp, index: len(w.Steps)}, gates)
+		s, _ := v.step(sp, rs, dir, &timing)
+		if !replaces {
+			w.Steps = append(w.Steps, s)
+			continue
+		}
+		v.weakens(sp, rs.Name, tmpl, stepGate(w.Steps[tmpl.index]), stepGate(s), w.Timing)
+		w.Steps[tmpl.index] = s
 	}
 	for j, rr := range rw.Rules {
-		w.Rules = append(w.Rules, v.rule(indexPath(p+".rules", j), rr, gates, dir, &timing))
+		rp := indexPath(p+".rules", j)
+		tmpl, replaces := v.gateName(rr.Name, gateUse{kind: "rule", path: rp, index: len(w.Rules)}, gates)
+		r, _ := v.rule(rp, rr, dir, &timing)
+		if !replaces {
+			w.Rules = append(w.Rules, r)
+			continue
+		}
+		v.weakens(rp, rr.Name, tmpl, ruleGate(w.Rules[tmpl.index]), ruleGate(r), w.Timing)
+		w.Rules[tmpl.index] = r
 	}
 	return w
+}
+
+// uniqueStrings checks a list of non-empty, unique strings at p, such as a
+// workspace's tags; what names an entry in messages.
+func (v *validator) uniqueStrings(p string, list []string, what string) {
+	seen := map[string]int{}
+	for j, s := range list {
+		switch k, dup := seen[s]; {
+		case strings.TrimSpace(s) == "":
+			v.add(indexPath(p, j), "must not be empty")
+		case dup:
+			v.add(indexPath(p, j), "duplicate %s %q (also %s)", what, s, indexPath(p, k))
+		default:
+			seen[s] = j
+		}
+	}
 }
 
 // webhook validates a webhook and resolves its secret.
@@ -311,29 +370,46 @@ func (v *validator) apply(p string, ra rawApply, baseDir string) *Apply {
 // number of approvals, and timing overrides. gateName, gateApproval and
 // timing hold the checks they share.
 
-// gateUse is where a step or rule name was first used in a workspace.
+// gateUse is where a step or rule name was first used in a workspace (or
+// template).
 type gateUse struct {
 	kind string // "step" or "rule"
 	path string
+	// template names the template a workspace took the gate from; "" for
+	// the workspace's own.
+	template string
+	// index is the gate's position in the workspace's steps or rules.
+	index int
 }
 
-// gateName checks the name of the step or rule at p (reported at p.name):
-// well formed, and unique among the workspace's steps and rules together.
-// names maps the names seen so far.
-func (v *validator) gateName(p, kind, name string, names map[string]gateUse) {
+// gateName checks the name of the step or rule use (reported at
+// use.path.name): well formed, and unique among the workspace's (or
+// template's) steps and rules together. names maps the names seen so far.
+// When the gate has the kind and name of one the workspace took from a
+// template, that is no duplicate but a replacement, provided it is at least
+// as strict (see weakens): gateName returns the template's gate and true, and
+// the replacement takes its place in names, so that a second one is a
+// duplicate.
+func (v *validator) gateName(name string, use gateUse, names map[string]gateUse) (gateUse, bool) {
+	p := use.path
 	if !v.name(p+".name", name) {
-		return
+		return gateUse{}, false
 	}
 	switch other, dup := names[name]; {
 	case !dup:
-		names[name] = gateUse{kind: kind, path: p}
-	case other.kind == kind:
-		v.add(p+".name", "duplicate %s name %q (also %s)", kind, name, other.path)
+		names[name] = use
+	case other.kind == use.kind && other.template != "":
+		use.index = other.index
+		names[name] = use
+		return other, true
+	case other.kind == use.kind:
+		v.add(p+".name", "duplicate %s name %q (also %s)", use.kind, name, other.path)
 	default:
 		// The domain could tell them apart (reason ids "step:x" and
 		// "rule:x"), but one name meaning two things confuses approvers.
 		v.add(p+".name", "name already used by %s %q (%s): steps and rules share one namespace", other.kind, name, other.path)
 	}
+	return gateUse{}, false
 }
 
 // gateApproval checks who may approve a step or rule (at p.approvers) and how
@@ -408,6 +484,14 @@ func invalid(raw string, d time.Duration) bool { return raw != "" && d == 0 }
 // where a value of the pair is written at p: a conflict between two inherited
 // values is the workspace's, reported there.
 func (v *validator) timing(p string, rt rawTiming, ws *timingLevel, dir directory) timingLevel {
+	l := v.timingValues(p, rt, dir)
+	v.timingRelations(p, l, ws)
+	return l
+}
+
+// timingValues validates each timing value written at p on its own: the
+// durations and whom to escalate to.
+func (v *validator) timingValues(p string, rt rawTiming, dir directory) timingLevel {
 	l := timingLevel{raw: rt}
 	for _, f := range []struct {
 		key, raw string
@@ -427,7 +511,15 @@ func (v *validator) timing(p string, rt rawTiming, ws *timingLevel, dir director
 	if rt.EscalateTo != nil {
 		l.EscalateTo = v.approvers(p+".escalate_to", *rt.EscalateTo, dir)
 	}
+	return l
+}
 
+// timingRelations checks how the timing values l written at p go together
+// and with those of the workspace's ws they override (nil when l is the
+// workspace's own), as timing describes. A template's steps and rules are
+// checked so once per workspace that uses them, with that workspace's ws.
+func (v *validator) timingRelations(p string, l timingLevel, ws *timingLevel) {
+	rt := l.raw
 	afterGiven, toGiven := rt.EscalateAfter != "", rt.EscalateTo != nil
 	switch {
 	case ws == nil && afterGiven && !toGiven:
@@ -453,7 +545,7 @@ func (v *validator) timing(p string, rt rawTiming, ws *timingLevel, dir director
 	if timeoutUnknown {
 		// Already reported; comparing with a timeout nobody meant would
 		// only add confusion.
-		return l
+		return
 	}
 	eff := l.Timing.Over(base)
 	for _, c := range []struct {
@@ -477,7 +569,6 @@ func (v *validator) timing(p string, rt rawTiming, ws *timingLevel, dir director
 				formatDuration(l.Timeout), c.key, formatDuration(c.eff), inherited, c.why)
 		}
 	}
-	return l
 }
 
 // formatDuration writes d as a person would: 4h rather than 4h0m0s.
@@ -501,10 +592,12 @@ func (v *validator) stage(p, s string) approval.Stage {
 	return st
 }
 
-// step validates one step; names is as for gateName, ws the workspace's timing.
-func (v *validator) step(p string, rs rawStep, names map[string]gateUse, dir directory, ws *timingLevel) approval.Step {
+// step validates one step, but for its name (see gateName), and returns it
+// with its timing as written. ws is the workspace's timing; nil for a
+// template's step, whose timing values are checked together with those of
+// each workspace that uses it (see use).
+func (v *validator) step(p string, rs rawStep, dir directory, ws *timingLevel) (approval.Step, timingLevel) {
 	s := approval.Step{Name: rs.Name, Stage: approval.Stage(rs.Stage), AllowSelfApproval: rs.AllowSelfApproval}
-	v.gateName(p, "step", rs.Name, names)
 	if rs.Stage == "" {
 		// Unlike a rule's, a step's stage has no default: a step is
 		// precisely "this stage always asks for this approval".
@@ -513,38 +606,124 @@ func (v *validator) step(p string, rs rawStep, names map[string]gateUse, dir dir
 		s.Stage = v.stage(p+".stage", rs.Stage)
 	}
 	s.Approvers, s.MinApprovals = v.gateApproval(p, rs.Approvers, rs.MinApprovals, dir)
-	s.Timing = v.timing(p, rs.rawTiming, ws, dir).Timing
-	return s
+	l := v.gateTiming(p, rs.rawTiming, dir, ws)
+	s.Timing = l.Timing
+	v.gates = append(v.gates, gateSite{path: p, kind: "step", approvers: s.Approvers, minApprovals: s.MinApprovals, self: s.AllowSelfApproval})
+	return s, l
 }
 
-// rule validates one rule; names is as for gateName, ws the workspace's timing.
-func (v *validator) rule(p string, rr rawRule, names map[string]gateUse, dir directory, ws *timingLevel) approval.Rule {
+// gateTiming validates a step's or rule's timing at p; see step for ws.
+func (v *validator) gateTiming(p string, rt rawTiming, dir directory, ws *timingLevel) timingLevel {
+	l := v.timingValues(p, rt, dir)
+	if ws != nil {
+		v.timingRelations(p, l, ws)
+	}
+	return l
+}
+
+// rule validates one rule, but for its name, as step does a step.
+func (v *validator) rule(p string, rr rawRule, dir directory, ws *timingLevel) (approval.Rule, timingLevel) {
 	r := approval.Rule{
-		Name:  rr.Name,
-		Stage: approval.StagePostPlan,
-		When: approval.Conditions{
-			AddsGT:      rr.When.AddsGT,
-			ChangesGT:   rr.When.ChangesGT,
-			DestroysGT:  rr.When.DestroysGT,
-			Environment: rr.When.Environment,
-		},
+		Name:              rr.Name,
+		Stage:             approval.StagePostPlan,
+		When:              v.conditions(p+".when", rr.When),
 		AllowSelfApproval: rr.AllowSelfApproval,
 	}
-	v.gateName(p, "rule", rr.Name, names)
 	if rr.Stage != "" {
 		r.Stage = v.stage(p+".stage", rr.Stage)
 	}
-	for _, c := range []struct {
+	r.Approvers, r.MinApprovals = v.gateApproval(p, rr.Approvers, rr.MinApprovals, dir)
+	l := v.gateTiming(p, rr.rawTiming, dir, ws)
+	r.Timing = l.Timing
+	v.gates = append(v.gates, gateSite{path: p, kind: "rule", approvers: r.Approvers, minApprovals: r.MinApprovals, self: r.AllowSelfApproval})
+	return r, l
+}
+
+// actions are the resource actions a rule's actions condition may name.
+var actions = []approval.Action{approval.ActionCreate, approval.ActionUpdate, approval.ActionDelete, approval.ActionReplace}
+
+// conditions validates a rule's when, written at p.
+func (v *validator) conditions(p string, rc rawConditions) approval.Conditions {
+	c := approval.Conditions{
+		AddsGT:             rc.AddsGT,
+		ChangesGT:          rc.ChangesGT,
+		DestroysGT:         rc.DestroysGT,
+		ReplacesGT:         rc.ReplacesGT,
+		ResourcesGT:        rc.ResourcesGT,
+		ResourceTypes:      rc.ResourceTypes,
+		Providers:          rc.Providers,
+		Environment:        rc.Environment,
+		Tags:               rc.Tags,
+		MonthlyCostDeltaGT: rc.MonthlyCostDeltaGT,
+		MonthlyCostGT:      rc.MonthlyCostGT,
+	}
+	for _, n := range []struct {
 		key string
 		n   *int
-	}{{"adds_gt", rr.When.AddsGT}, {"changes_gt", rr.When.ChangesGT}, {"destroys_gt", rr.When.DestroysGT}} {
-		if c.n != nil && *c.n < 0 {
-			v.add(p+".when."+c.key, "must be >= 0, got %d", *c.n)
+	}{
+		{"adds_gt", rc.AddsGT}, {"changes_gt", rc.ChangesGT}, {"destroys_gt", rc.DestroysGT},
+		{"replaces_gt", rc.ReplacesGT}, {"resources_gt", rc.ResourcesGT},
+	} {
+		if n.n != nil && *n.n < 0 {
+			v.add(p+"."+n.key, "must be >= 0, got %d", *n.n)
 		}
 	}
-	r.Approvers, r.MinApprovals = v.gateApproval(p, rr.Approvers, rr.MinApprovals, dir)
-	r.Timing = v.timing(p, rr.rawTiming, ws, dir).Timing
-	return r
+
+	if rc.Actions != nil {
+		c.Actions = []approval.Action{}
+	}
+	v.conditionList(p, "actions", rc.Actions, "any action", func(ep, s string) {
+		a := approval.Action(s)
+		c.Actions = append(c.Actions, a)
+		if !slices.Contains(actions, a) {
+			v.add(ep, "unknown action %q (want create, update, delete or replace)", s)
+		}
+	})
+	for _, g := range []struct {
+		key, what string
+		globs     []string
+	}{{"resource_types", "any resource type", rc.ResourceTypes}, {"providers", "any provider", rc.Providers}} {
+		v.conditionList(p, g.key, g.globs, g.what, func(ep, s string) {
+			if strings.ContainsAny(s, "[\\") {
+				v.add(ep, "%q: character classes and escapes are not supported: only * (any run of characters) and ? (one character) are special", s)
+			}
+		})
+	}
+	v.conditionList(p, "tags", rc.Tags, "any workspace", func(string, string) {})
+
+	for _, f := range []struct {
+		key      string
+		n        *float64
+		negative bool // whether a negative number makes sense
+	}{{"monthly_cost_delta_gt", rc.MonthlyCostDeltaGT, true}, {"monthly_cost_gt", rc.MonthlyCostGT, false}} {
+		switch {
+		case f.n == nil:
+		case math.IsNaN(*f.n) || math.IsInf(*f.n, 0):
+			v.add(p+"."+f.key, "must be a finite number, got %v", *f.n)
+		case *f.n < 0 && !f.negative:
+			v.add(p+"."+f.key, "must be >= 0, got %v", *f.n)
+		}
+	}
+	return c
+}
+
+// conditionList checks the list condition key of the conditions at p: when
+// given, it must not be empty (leaving the key out is how to match what), nor
+// may any of its entries; check checks each entry further, at its path ep.
+func (v *validator) conditionList(p, key string, list []string, what string, check func(ep, s string)) {
+	p += "." + key
+	if list != nil && len(list) == 0 {
+		v.add(p, "must not be empty: leave %s out to match %s", key, what)
+		return
+	}
+	for j, s := range list {
+		ep := indexPath(p, j)
+		if strings.TrimSpace(s) == "" {
+			v.add(ep, "must not be empty")
+			continue
+		}
+		check(ep, s)
+	}
 }
 
 // name checks a workspace, step or rule name and reports whether it is well formed.

@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/cost"
 	"github.com/gatehouse-dev/gatehouse/plan"
 	"github.com/gatehouse-dev/gatehouse/starter"
 )
@@ -23,6 +24,7 @@ const maxIdempotencyKey = 200
 
 type createRunBody struct {
 	Plan       json.RawMessage `json:"plan"`
+	Cost       json.RawMessage `json:"cost"`
 	Message    string          `json:"message"`
 	OnBehalfOf string          `json:"on_behalf_of"`
 }
@@ -36,6 +38,10 @@ func (s *server) createRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	estimate, rawCost, err := parseCost(body.Cost)
+	if err != nil {
+		return err
+	}
 	key, err := idempotencyKey(c)
 	if err != nil {
 		return err
@@ -44,7 +50,7 @@ func (s *server) createRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.storePlan(raw); err != nil {
+	if err := s.storePlan(raw, rawCost); err != nil {
 		return err
 	}
 	run, err := s.Runs.StartRun(c.Request().Context(), starter.StartRequest{
@@ -53,6 +59,7 @@ func (s *server) createRun(c echo.Context) error {
 		SubmittedBy:    submitter,
 		Message:        body.Message,
 		Plan:           summary,
+		Cost:           estimate,
 		IdempotencyKey: key,
 	})
 	if err != nil {
@@ -76,12 +83,31 @@ func parsePlan(field json.RawMessage) (approval.PlanSummary, []byte, error) {
 	return summary, raw, nil
 }
 
-// storePlan keeps the plan's bytes before any run refers to them: a run that
-// needs no approval applies at once and must find its plan. A failed start
-// leaves only an unreferenced, content-addressed file behind.
-func (s *server) storePlan(raw []byte) error {
-	if _, err := s.Plans.Put(raw); err != nil {
-		return fmt.Errorf("store plan: %w", err)
+// parseCost validates the optional cost field: an Infracost JSON estimate.
+func parseCost(field json.RawMessage) (*approval.CostSummary, []byte, error) {
+	raw := bytes.TrimSpace(field)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil, nil
+	}
+	estimate, err := cost.Parse(raw)
+	if err != nil {
+		return nil, nil, approval.Errorf(approval.CodeInvalid, "cost: %v", err)
+	}
+	return &estimate, raw, nil
+}
+
+// storePlan keeps the plan's (and estimate's) bytes before any run refers to
+// them: a run that needs no approval applies at once and must find its plan,
+// and policies read both. A failed start leaves only unreferenced,
+// content-addressed files behind.
+func (s *server) storePlan(docs ...[]byte) error {
+	for _, doc := range docs {
+		if doc == nil {
+			continue
+		}
+		if _, err := s.Plans.Put(doc); err != nil {
+			return fmt.Errorf("store plan: %w", err)
+		}
 	}
 	return nil
 }
@@ -221,6 +247,7 @@ func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 
 type revisePlanBody struct {
 	Plan json.RawMessage `json:"plan"`
+	Cost json.RawMessage `json:"cost"`
 }
 
 // revisePlan takes the requester's revised plan after changes were requested.
@@ -238,6 +265,10 @@ func (s *server) revisePlan(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	estimate, rawCost, err := parseCost(body.Cost)
+	if err != nil {
+		return err
+	}
 	key, err := idempotencyKey(c)
 	if err != nil {
 		return err
@@ -246,12 +277,12 @@ func (s *server) revisePlan(c echo.Context) error {
 	if err := run.CheckRevisePlan(approval.Request{Actor: userOf(c)}); err != nil && (approval.ErrorCode(err) != approval.CodeConflict || run.Status.Final()) {
 		return err
 	}
-	if err := s.storePlan(raw); err != nil {
+	if err := s.storePlan(raw, rawCost); err != nil {
 		return err
 	}
 	out, err := s.Runs.DecideOn(ctx, run, starter.DecisionRequest{
 		Workspace: run.Workspace, RunID: run.ID, Kind: approval.DecisionRevisePlan,
-		Actor: userOf(c), Plan: &summary, IdempotencyKey: key,
+		Actor: userOf(c), Plan: &summary, Cost: estimate, IdempotencyKey: key,
 	})
 	if err != nil {
 		return err

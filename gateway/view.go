@@ -10,24 +10,28 @@ import (
 // this module (the `gatehouse start` command, tests) decode the same shape
 // the gateway writes.
 type RunView struct {
-	ID                  string               `json:"id"`
-	Workspace           string               `json:"workspace"`
-	Environment         string               `json:"environment,omitempty"`
-	Status              approval.Status      `json:"status"`
-	Outcome             approval.Outcome     `json:"outcome,omitempty"`
-	RequestedBy         approval.UserID      `json:"requested_by"`
-	SubmittedBy         approval.UserID      `json:"submitted_by,omitempty"`
-	Bypassed            bool                 `json:"bypassed"`
-	Message             string               `json:"message"`
-	CreatedAt           time.Time            `json:"created_at"`
-	UpdatedAt           time.Time            `json:"updated_at"`
-	ApprovalRequestedAt *time.Time           `json:"approval_requested_at,omitempty"`
-	Deadline            *time.Time           `json:"deadline,omitempty"`
-	ConfigVersion       string               `json:"config_version,omitempty"`
-	Plan                approval.PlanSummary `json:"plan"`
-	Reasons             []ReasonView         `json:"reasons"`
-	Decisions           []DecisionView       `json:"decisions"`
-	Rounds              []approval.Round     `json:"rounds"`
+	ID                  string                `json:"id"`
+	Workspace           string                `json:"workspace"`
+	Environment         string                `json:"environment,omitempty"`
+	Status              approval.Status       `json:"status"`
+	Outcome             approval.Outcome      `json:"outcome,omitempty"`
+	RequestedBy         approval.UserID       `json:"requested_by"`
+	SubmittedBy         approval.UserID       `json:"submitted_by,omitempty"`
+	Bypassed            bool                  `json:"bypassed"`
+	Message             string                `json:"message"`
+	CreatedAt           time.Time             `json:"created_at"`
+	UpdatedAt           time.Time             `json:"updated_at"`
+	ApprovalRequestedAt *time.Time            `json:"approval_requested_at,omitempty"`
+	Deadline            *time.Time            `json:"deadline,omitempty"`
+	ConfigVersion       string                `json:"config_version,omitempty"`
+	Plan                approval.PlanSummary  `json:"plan"`
+	Cost                *approval.CostSummary `json:"cost,omitempty"`
+	// Policy is what the workspace's policies said: shown to approvers
+	// with the request.
+	Policy    *approval.PolicyResult `json:"policy,omitempty"`
+	Reasons   []ReasonView           `json:"reasons"`
+	Decisions []DecisionView         `json:"decisions"`
+	Rounds    []approval.Round       `json:"rounds"`
 	// NotifyFailures lists notices that could not be delivered.
 	NotifyFailures []approval.NotifyFailure `json:"notify_failures"`
 	Apply          *approval.ApplyResult    `json:"apply,omitempty"`
@@ -43,6 +47,7 @@ type ReasonView struct {
 	Required int                  `json:"required"`
 	Approved bool                 `json:"approved"`
 	Progress string               `json:"progress"`
+	Note     string               `json:"note,omitempty"`
 	OpenedAt *time.Time           `json:"opened_at,omitempty"`
 	// Deadline is when this reason fails closed, while it is open.
 	Deadline    *time.Time `json:"deadline,omitempty"`
@@ -87,6 +92,7 @@ func newRunView(r approval.Run) RunView {
 		RequestedBy: r.RequestedBy.ID, Message: r.Message, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		ApprovalRequestedAt: timePtr(r.ApprovalRequestedAt), Deadline: timePtr(r.Deadline),
 		ConfigVersion: r.ConfigVersion, Plan: r.Plan, Apply: r.Apply, Bypassed: r.Bypassed, Rounds: r.Rounds,
+		Cost: r.Cost, Policy: r.Policy,
 		Reasons: []ReasonView{}, Decisions: []DecisionView{},
 	}
 	if r.SubmittedBy != nil {
@@ -107,7 +113,7 @@ func newRunView(r approval.Run) RunView {
 			ID: reason.ID, Name: reason.Name, Kind: reason.Kind, Stage: reason.Stage, State: reason.State,
 			Required: reason.Required, Approved: reason.State == approval.ReasonApproved,
 			Progress: reason.Progress(), OpenedAt: timePtr(reason.OpenedAt), Eligible: reason.Approvers, Approvers: []ApproverView{},
-			EscalatedAt: reason.EscalatedAt, RemindersSent: reason.RemindersSent,
+			EscalatedAt: reason.EscalatedAt, RemindersSent: reason.RemindersSent, Note: reason.Note,
 		}
 		if reason.State == approval.ReasonOpen {
 			rv.Deadline = timePtr(reason.Deadline)

@@ -49,6 +49,8 @@ type StartRequest struct {
 	SubmittedBy *approval.Identity
 	Message     string
 	Plan        approval.PlanSummary
+	// Cost is the plan's Infracost estimate, nil when none was submitted.
+	Cost *approval.CostSummary
 	// IdempotencyKey, when set, makes a retried start return the run the
 	// first attempt created instead of creating another.
 	IdempotencyKey string
@@ -67,6 +69,7 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 		SubmittedBy:   req.SubmittedBy,
 		Message:       req.Message,
 		Plan:          req.Plan,
+		Cost:          req.Cost,
 		Directory:     c.config.Directory(),
 		ConfigVersion: c.config.Version,
 		MaxWakeups:    c.MaxWakeups,
@@ -232,6 +235,7 @@ type DecisionRequest struct {
 	Comment        string
 	ReasonIDs      []string              // approve only: limit to these reasons
 	Plan           *approval.PlanSummary // revise_plan only: the new plan
+	Cost           *approval.CostSummary // revise_plan only: its estimate, if any
 	IdempotencyKey string                // becomes the Update ID; generated when empty
 }
 
@@ -306,7 +310,7 @@ func decisionUpdate(run approval.Run, d DecisionRequest, req approval.Request) (
 		if d.Plan == nil {
 			return nil, "", nil, approval.Errorf(approval.CodeInvalid, "plan: required")
 		}
-		return run.CheckRevisePlan, workflows.UpdateRevisePlan, workflows.RevisePlanRequest{Request: req, Plan: *d.Plan}, nil
+		return run.CheckRevisePlan, workflows.UpdateRevisePlan, workflows.RevisePlanRequest{Request: req, Plan: *d.Plan, Cost: d.Cost}, nil
 	}
 	return nil, "", nil, approval.Errorf(approval.CodeInvalid, "decision: unknown kind %q", d.Kind)
 }

@@ -261,7 +261,19 @@ func TestComposeConfigIsMountedAndItsApplyCommandsExist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Parse reads policy files relative to the working directory: parse
+	// from the config's directory, as the container's paths resolve.
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chdir(filepath.Dir(hostCfg)); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := config.Parse(data)
+	if cerr := os.Chdir(wd); cerr != nil {
+		t.Fatal(cerr)
+	}
 	if err != nil {
 		t.Fatalf("config.Parse(%s): got %v; want nil", hostCfg, err)
 	}

@@ -3,7 +3,6 @@ package tests
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -30,7 +29,7 @@ func TestDevRestartKeepsRuns(t *testing.T) {
 	}
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	hooks := newHookReceiver(t, "hook-secret")
-	yaml := strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", "1h", "WEBHOOK", hooks.url).Replace(testConfig)
+	yaml := renderConfig(t, script, "1h", hooks.url)
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -81,6 +81,13 @@ workspaces:
     notify: {webhook: {url: WEBHOOK, secret: hook-secret}}
     rules:
       - {name: one, approvers: {groups: [platform]}}
+  - name: guarded
+    environment: production
+    policies: [POLICY]
+    apply: {command: [APPLY], dir: "."}
+    rules:
+      - {name: platform-review, approvers: {groups: [platform]}}
+      - {name: finance-over-500, when: {monthly_cost_delta_gt: 500}, approvers: {users: [erin, dave]}}
   - name: staged
     apply: {command: [APPLY], dir: "."}
     steps:
@@ -90,6 +97,17 @@ workspaces:
       - {name: platform-review, approvers: {groups: [platform]}}
       - {name: security-review, approvers: {groups: [security]}}
 `
+
+// renderConfig fills testConfig's placeholders with absolute paths, so the
+// config loads from any directory.
+func renderConfig(t *testing.T, script, timeout, webhook string) string {
+	t.Helper()
+	policy, err := filepath.Abs("testdata/policies/guard.rego")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", timeout, "WEBHOOK", webhook, "POLICY", fmt.Sprintf("%q", policy)).Replace(testConfig)
+}
 
 // stack is one Gatehouse: server, worker, gateway.
 type stack struct {
@@ -123,7 +141,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	// The apply activity passes its environment on to the script.
 	t.Setenv("GATEHOUSE_APPLY_LOG", applyLog)
 	hooks := newHookReceiver(t, "hook-secret")
-	yaml := strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", opts.timeout, "WEBHOOK", hooks.url).Replace(testConfig)
+	yaml := renderConfig(t, script, opts.timeout, hooks.url)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)

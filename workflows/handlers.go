@@ -100,8 +100,8 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 
 	revise := func(ctx workflow.Context, rp RevisePlanRequest) (approval.Run, error) {
 		return r.record(ctx, rp.Request, func(ctx workflow.Context, req approval.Request) error {
-			fresh := approval.Evaluate(r.in.Workspace, rp.Plan, r.state.RequestedBy, r.in.Directory)
-			return r.state.RevisePlan(req, rp.Plan, fresh, now(ctx))
+			fresh := approval.Evaluate(r.in.Workspace, rp.Plan, rp.Cost, r.state.RequestedBy, r.in.Directory)
+			return r.state.RevisePlan(req, rp.Plan, rp.Cost, fresh, now(ctx))
 		})
 	}
 	validateRevise := func(ctx workflow.Context, rp RevisePlanRequest) error {

@@ -54,12 +54,13 @@ type RunInput struct {
 	RequestedBy approval.Identity  `json:"requested_by"`
 	// SubmittedBy is the automation that submitted the run on behalf of
 	// RequestedBy, if any.
-	SubmittedBy   *approval.Identity   `json:"submitted_by,omitempty"`
-	Message       string               `json:"message,omitempty"`
-	Plan          approval.PlanSummary `json:"plan"`
-	Directory     []approval.Identity  `json:"directory,omitempty"`
-	ConfigVersion string               `json:"config_version,omitempty"`
-	ApplyTimeout  time.Duration        `json:"apply_timeout,omitempty"`
+	SubmittedBy   *approval.Identity    `json:"submitted_by,omitempty"`
+	Message       string                `json:"message,omitempty"`
+	Plan          approval.PlanSummary  `json:"plan"`
+	Cost          *approval.CostSummary `json:"cost,omitempty"`
+	Directory     []approval.Identity   `json:"directory,omitempty"`
+	ConfigVersion string                `json:"config_version,omitempty"`
+	ApplyTimeout  time.Duration         `json:"apply_timeout,omitempty"`
 	// MaxWakeups overrides DefaultMaxWakeups (tests set it low).
 	MaxWakeups int `json:"max_wakeups,omitempty"`
 	// Resume carries a run across continue-as-new.
@@ -78,8 +79,9 @@ type Resume struct {
 // RevisePlanRequest is the argument of the revise_plan Update: the requester
 // and the summary of the plan that replaces the current one.
 type RevisePlanRequest struct {
-	Request approval.Request     `json:"request"`
-	Plan    approval.PlanSummary `json:"plan"`
+	Request approval.Request      `json:"request"`
+	Plan    approval.PlanSummary  `json:"plan"`
+	Cost    *approval.CostSummary `json:"cost,omitempty"`
 }
 
 // Run is the run workflow: it waits for people while the run waits for
@@ -96,6 +98,8 @@ func Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 	for !r.state.Status.Final() {
 		r.sendNotices(ctx)
 		switch {
+		case r.state.Status == approval.StatusEvaluatingPolicy:
+			r.evaluatePolicy(ctx)
 		case r.state.Status == approval.StatusApproved:
 			r.apply(ctx)
 		case r.state.Status.Waiting() && r.historyFull(ctx):
@@ -169,10 +173,40 @@ func newRun(ctx workflow.Context, in RunInput) *run {
 		SubmittedBy:   in.SubmittedBy,
 		Message:       in.Message,
 		Plan:          in.Plan,
+		Cost:          in.Cost,
 		Directory:     in.Directory,
 		ConfigVersion: in.ConfigVersion,
 	}, workflow.Now(ctx))
 	return r
+}
+
+// evaluatePolicy checks the plan against the workspace's Rego policies in an
+// activity (policies may use non-deterministic built-ins) and lets the
+// result decide: a denial or an evaluation error fails the run closed before
+// anyone is asked; requirements become policy reasons. Only runs whose
+// workspace has policies reach this step, and runs started before policies
+// existed have none in their input, so it needs no version guard.
+func (r *run) evaluatePolicy(ctx workflow.Context) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
+	})
+	in := activities.PolicyInput{
+		RunID: r.state.ID, Workspace: r.state.Workspace, Environment: r.state.Environment,
+		RequestedBy: string(r.state.RequestedBy.ID), Message: r.state.Message, Tags: r.in.Workspace.Tags,
+		PlanSHA256: r.state.Plan.SHA256,
+	}
+	if r.state.Cost != nil {
+		in.CostSHA256 = r.state.Cost.SHA256
+	}
+	var a *activities.Activities
+	var res approval.PolicyResult
+	if err := workflow.ExecuteActivity(actx, a.EvaluatePolicy, in).Get(ctx, &res); err != nil {
+		res = approval.PolicyResult{Policies: r.state.Policies, Error: "policy evaluation failed: " + rootMessage(err)}
+	}
+	fresh := approval.PolicyReasons(r.in.Workspace, r.state.Plan, res, r.state.RequestedBy, r.in.Directory)
+	r.state.ApplyPolicy(res, fresh, workflow.Now(ctx))
+	r.publish(ctx)
 }
 
 // waitForPeople waits, on a durable timer, until something changes or comes
@@ -328,9 +362,12 @@ func (r *run) sendNotices(ctx workflow.Context) {
 		for _, id := range ids {
 			r.announced[fmt.Sprintf("%s@%d", id, len(r.state.Rounds))] = true
 		}
-		r.outbox = append(r.outbox, activities.Event{
-			Kind: activities.EventApprovalRequested, Reasons: ids, Recipients: r.state.PendingApprovers(),
-		})
+		e := activities.Event{Kind: activities.EventApprovalRequested, Reasons: ids, Recipients: r.state.PendingApprovers()}
+		if r.state.Policy != nil {
+			// Approvers see what the policies said with the request.
+			e.Warnings = r.state.Policy.Warnings
+		}
+		r.outbox = append(r.outbox, e)
 	}
 	batch := r.outbox
 	r.outbox = nil

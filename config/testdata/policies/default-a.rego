@@ -1,0 +1,3 @@
+package gatehouse
+
+default large := false

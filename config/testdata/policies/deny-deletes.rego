@@ -1,0 +1,8 @@
+# A valid policy: deny any plan that deletes a resource.
+package gatehouse
+
+deny contains msg if {
+	some rc in input.plan.resource_changes
+	"delete" in rc.change.actions
+	msg := sprintf("%s would be deleted", [rc.address])
+}

@@ -1,0 +1,5 @@
+package gatehouse
+
+deny contains msg if {
+	msg := "unterminated
+}

@@ -1,0 +1,3 @@
+package terraform.policies
+
+deny contains "always" if true

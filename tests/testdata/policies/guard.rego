@@ -1,0 +1,30 @@
+# Test policy for the end-to-end tests: the shape a platform team writes.
+package gatehouse
+
+import rego.v1
+
+changes := [rc | some rc in input.plan.resource_changes; not "no-op" in rc.change.actions; not "read" in rc.change.actions]
+
+deny contains msg if {
+	some rc in changes
+	rc.type == "aws_kms_key"
+	"delete" in rc.change.actions
+	msg := sprintf("deleting %s is not allowed: KMS keys are retired, not deleted", [rc.address])
+}
+
+require_approval contains req if {
+	some rc in changes
+	startswith(rc.type, "aws_iam_")
+	req := {
+		"name": "iam-security-review",
+		"approvers": {"groups": ["security"]},
+		"min_approvals": 1,
+		"stage": "pre_apply",
+	}
+}
+
+warn contains msg if {
+	input.cost != null
+	to_number(input.cost.diffTotalMonthlyCost) > 100
+	msg := sprintf("this change adds %s %s per month", [input.cost.diffTotalMonthlyCost, input.cost.currency])
+}
