@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -33,10 +34,13 @@ func (c *Client) CreateRun(ctx context.Context, workspace string, plan []byte, m
 	if !json.Valid(plan) {
 		return RunView{}, fmt.Errorf("plan file is not JSON: pass the output of `terraform show -json <planfile>`")
 	}
-	body, err := json.Marshal(map[string]any{"plan": json.RawMessage(plan), "message": message})
+	// The plan is embedded byte for byte (json.Marshal would compact it):
+	// its hash must be the hash of the file the user has.
+	msg, err := json.Marshal(message)
 	if err != nil {
 		return RunView{}, fmt.Errorf("encode request: %w", err)
 	}
+	body := slices.Concat([]byte(`{"plan": `), bytes.TrimSpace(plan), []byte(`, "message": `), msg, []byte("}"))
 	var run RunView
 	err = c.do(ctx, http.MethodPost, "/api/v1/workspaces/"+url.PathEscape(workspace)+"/runs", body, idempotencyKey, &run)
 	return run, err

@@ -98,7 +98,31 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	if err != nil {
 		return approval.Run{}, fmt.Errorf("read new run %s: %w", wr.GetID(), err)
 	}
-	return run, nil
+	return c.settlePolicy(ctx, run), nil
+}
+
+// policyWait bounds how long StartRun waits for a new run's policies, so the
+// answer shows the policy reasons (or the denial) in the common case and
+// still returns promptly when evaluation is slow.
+const policyWait = 3 * time.Second
+
+// settlePolicy waits briefly while the run's policies are being evaluated and
+// returns the latest state it read.
+func (c *Client) settlePolicy(ctx context.Context, run approval.Run) approval.Run {
+	deadline := time.Now().Add(policyWait)
+	for run.Status == approval.StatusEvaluatingPolicy && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return run
+		case <-time.After(50 * time.Millisecond):
+		}
+		next, err := c.queryState(ctx, run.ID)
+		if err != nil {
+			return run
+		}
+		run = next
+	}
+	return run
 }
 
 // runID is a new, time-ordered id, or one derived from the idempotency key so
