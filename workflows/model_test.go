@@ -1,9 +1,13 @@
 package workflows_test
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/mock"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
@@ -146,5 +150,54 @@ func TestBypassAppliesAndNotifies(t *testing.T) {
 	notices := h.eventsOf(activities.EventBypassed)
 	if len(notices) != 1 || !slices.Contains(notices[0].Recipients, "bob") || !slices.Contains(notices[0].Recipients, "dave") || notices[0].Comment != "prod down, INC-42" {
 		t.Errorf("bypass notices %+v; want one to the bypassed approvers with the justification", notices)
+	}
+}
+
+func TestPolicyStep(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		result  approval.PolicyResult
+		err     error
+		status  approval.Status
+		applies int
+	}{
+		{"denial fails the run before approval", approval.PolicyResult{Denials: []string{"no KMS deletes"}}, nil, approval.StatusPolicyFailed, 0},
+		{"an activity failure fails closed", approval.PolicyResult{}, errors.New("policy store unreachable"), approval.StatusPolicyFailed, 0},
+		{"a requirement gates the apply", approval.PolicyResult{Requirements: []approval.PolicyRequirement{
+			{Name: "security", Approvers: approval.Approvers{Users: []approval.UserID{"dave"}}, MinApprovals: 1, Stage: approval.StagePreApply},
+		}, Warnings: []string{"big change"}}, nil, approval.StatusApplied, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			var acts *activities.Activities
+			var seen activities.PolicyInput
+			h.env.OnActivity(acts.EvaluatePolicy, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PolicyInput) (approval.PolicyResult, error) {
+				seen = in
+				return tc.result, tc.err
+			})
+			in := input(destroysNeedTwo)
+			in.Directory = append(in.Directory, dave)
+			in.Workspace.Policies = []string{"production.rego"}
+			in.Cost = &approval.CostSummary{SHA256: "c0575", Currency: "USD"}
+			h.update(time.Minute, workflows.UpdateApprove, "b", approval.Request{Actor: bob})
+			h.update(2*time.Minute, workflows.UpdateApprove, "c", approval.Request{Actor: carol})
+			h.update(3*time.Minute, workflows.UpdateApprove, "d", approval.Request{Actor: dave})
+			got := h.run(in)
+			if got.Status != tc.status || len(h.applies) != tc.applies {
+				t.Fatalf("status %s, %d applies; want %s, %d", got.Status, len(h.applies), tc.status, tc.applies)
+			}
+			if seen.PlanSHA256 != "4f2c" || seen.CostSHA256 != "c0575" || seen.Workspace != "prod-network" {
+				t.Errorf("policy input %+v; want the plan and cost by hash", seen)
+			}
+			if tc.err != nil && (got.Policy == nil || got.Policy.Error == "") {
+				t.Errorf("policy %+v; want the failure recorded", got.Policy)
+			}
+			if tc.status == approval.StatusApplied {
+				asked := h.eventsOf(activities.EventApprovalRequested)
+				if len(asked) != 2 || !slices.Equal(asked[0].Warnings, []string{"big change"}) || !slices.Equal(asked[1].Reasons, []string{"policy:security"}) {
+					t.Errorf("approval requests %+v; want the warning with the first, then the policy reason at pre_apply", asked)
+				}
+			}
+		})
 	}
 }
