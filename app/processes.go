@@ -106,15 +106,25 @@ func (d *Dev) Close() error {
 	return errors.Join(errs...)
 }
 
+// connect loads the config and dials the external Temporal cluster: the
+// start of every process but dev. The caller closes p.client.
+func connect(ctx context.Context, opts Options) (*parts, error) {
+	p, err := loadParts(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
 // RunWorker runs a worker against an external Temporal cluster until ctx
 // ends.
 func RunWorker(ctx context.Context, opts Options) error {
 	opts.defaults()
-	p, err := loadParts(opts)
+	p, err := connect(ctx, opts)
 	if err != nil {
-		return err
-	}
-	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
 		return err
 	}
 	defer p.client.Close()
@@ -133,11 +143,8 @@ func RunWorker(ctx context.Context, opts Options) error {
 // ctx ends.
 func RunGateway(ctx context.Context, opts Options) error {
 	opts.defaults()
-	p, err := loadParts(opts)
+	p, err := connect(ctx, opts)
 	if err != nil {
-		return err
-	}
-	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
 		return err
 	}
 	defer p.client.Close()

@@ -34,11 +34,7 @@ func (s *server) createRun(c echo.Context) error {
 	if err := decodeBody(c, &body, true); err != nil {
 		return err
 	}
-	summary, raw, err := parsePlan(body.Plan)
-	if err != nil {
-		return err
-	}
-	estimate, rawCost, err := parseCost(body.Cost)
+	sub, err := parseSubmission(body.Plan, body.Cost)
 	if err != nil {
 		return err
 	}
@@ -50,7 +46,7 @@ func (s *server) createRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.storePlan(raw, rawCost); err != nil {
+	if err := s.store(sub); err != nil {
 		return err
 	}
 	run, err := s.Runs.StartRun(c.Request().Context(), starter.StartRequest{
@@ -58,8 +54,8 @@ func (s *server) createRun(c echo.Context) error {
 		RequestedBy:    requester,
 		SubmittedBy:    submitter,
 		Message:        body.Message,
-		Plan:           summary,
-		Cost:           estimate,
+		Plan:           sub.plan,
+		Cost:           sub.cost,
 		IdempotencyKey: key,
 	})
 	if err != nil {
@@ -69,42 +65,43 @@ func (s *server) createRun(c echo.Context) error {
 	return c.JSON(http.StatusCreated, newRunView(run))
 }
 
-// parsePlan validates the plan field of a body; raw is the exact bytes that
-// are hashed and stored.
-func parsePlan(field json.RawMessage) (approval.PlanSummary, []byte, error) {
-	raw := bytes.TrimSpace(field)
+// submission is a plan (and optional cost estimate) as submitted: the
+// summaries a run is started with and the exact documents to store.
+type submission struct {
+	plan approval.PlanSummary
+	cost *approval.CostSummary
+	docs [][]byte
+}
+
+// parseSubmission validates the plan and cost fields of a body. The plan's
+// raw bytes are what is hashed and stored.
+func parseSubmission(planField, costField json.RawMessage) (submission, error) {
+	raw := bytes.TrimSpace(planField)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return approval.PlanSummary{}, nil, approval.Errorf(approval.CodeInvalid, "plan: required: the output of `terraform show -json <planfile>`")
+		return submission{}, approval.Errorf(approval.CodeInvalid, "plan: required: the output of `terraform show -json <planfile>`")
 	}
 	summary, err := plan.Parse(raw)
 	if err != nil {
-		return approval.PlanSummary{}, nil, approval.Errorf(approval.CodeInvalid, "plan: %v", err)
+		return submission{}, approval.Errorf(approval.CodeInvalid, "plan: %v", err)
 	}
-	return summary, raw, nil
-}
-
-// parseCost validates the optional cost field: an Infracost JSON estimate.
-func parseCost(field json.RawMessage) (*approval.CostSummary, []byte, error) {
-	raw := bytes.TrimSpace(field)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil, nil, nil
-	}
-	estimate, err := cost.Parse(raw)
-	if err != nil {
-		return nil, nil, approval.Errorf(approval.CodeInvalid, "cost: %v", err)
-	}
-	return &estimate, raw, nil
-}
-
-// storePlan keeps the plan's (and estimate's) bytes before any run refers to
-// them: a run that needs no approval applies at once and must find its plan,
-// and policies read both. A failed start leaves only unreferenced,
-// content-addressed files behind.
-func (s *server) storePlan(docs ...[]byte) error {
-	for _, doc := range docs {
-		if doc == nil {
-			continue
+	sub := submission{plan: summary, docs: [][]byte{raw}}
+	if rawCost := bytes.TrimSpace(costField); len(rawCost) > 0 && !bytes.Equal(rawCost, []byte("null")) {
+		estimate, err := cost.Parse(rawCost)
+		if err != nil {
+			return submission{}, approval.Errorf(approval.CodeInvalid, "cost: %v", err)
 		}
+		sub.cost = &estimate
+		sub.docs = append(sub.docs, rawCost)
+	}
+	return sub, nil
+}
+
+// store keeps the submitted documents before any run refers to them: a run
+// that needs no approval applies at once and must find its plan, and
+// policies read both. A failed start leaves only unreferenced,
+// content-addressed files behind.
+func (s *server) store(sub submission) error {
+	for _, doc := range sub.docs {
 		if _, err := s.Plans.Put(doc); err != nil {
 			return fmt.Errorf("store plan: %w", err)
 		}
@@ -261,11 +258,7 @@ func (s *server) revisePlan(c echo.Context) error {
 	if err := decodeBody(c, &body, true); err != nil {
 		return err
 	}
-	summary, raw, err := parsePlan(body.Plan)
-	if err != nil {
-		return err
-	}
-	estimate, rawCost, err := parseCost(body.Cost)
+	sub, err := parseSubmission(body.Plan, body.Cost)
 	if err != nil {
 		return err
 	}
@@ -277,12 +270,12 @@ func (s *server) revisePlan(c echo.Context) error {
 	if err := run.CheckRevisePlan(approval.Request{Actor: userOf(c)}); err != nil && (approval.ErrorCode(err) != approval.CodeConflict || run.Status.Final()) {
 		return err
 	}
-	if err := s.storePlan(raw, rawCost); err != nil {
+	if err := s.store(sub); err != nil {
 		return err
 	}
 	out, err := s.Runs.DecideOn(ctx, run, starter.DecisionRequest{
 		Workspace: run.Workspace, RunID: run.ID, Kind: approval.DecisionRevisePlan,
-		Actor: userOf(c), Plan: &summary, Cost: estimate, IdempotencyKey: key,
+		Actor: userOf(c), Plan: &sub.plan, Cost: sub.cost, IdempotencyKey: key,
 	})
 	if err != nil {
 		return err

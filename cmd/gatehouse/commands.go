@@ -60,62 +60,45 @@ func newDevCmd() *cobra.Command {
 	return cmd
 }
 
-func newWorkerCmd() *cobra.Command {
+// clusterCmd is a command that works against a Temporal cluster with the
+// common flags and a JSON logger; run gets the options with the logger set.
+func clusterCmd(use, short string, run func(cmd *cobra.Command, o app.Options) error) (*cobra.Command, *app.Options) {
 	var o app.Options
 	var logLevel string
 	cmd := &cobra.Command{
-		Use:   "worker",
-		Short: "Run the worker (run workflow, apply and notify activities) against a Temporal cluster",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logLevel, false)
 			if err != nil {
 				return err
 			}
-			defer logger.Sync() //nolint:errcheck
+			defer logger.Sync() //nolint:errcheck // nothing useful to do on a failed flush
 			o.Logger = logger
-			return app.RunWorker(cmd.Context(), o)
+			return run(cmd, o)
 		},
 	}
 	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+	return cmd, &o
+}
+
+func newWorkerCmd() *cobra.Command {
+	cmd, _ := clusterCmd("worker", "Run the worker (run workflow, apply, policy and notify activities) against a Temporal cluster",
+		func(cmd *cobra.Command, o app.Options) error { return app.RunWorker(cmd.Context(), o) })
 	return cmd
 }
 
 func newGatewayCmd() *cobra.Command {
-	var o app.Options
-	var logLevel string
-	cmd := &cobra.Command{
-		Use:   "gateway",
-		Short: "Serve the REST API against a Temporal cluster",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logLevel, false)
-			if err != nil {
-				return err
-			}
-			defer logger.Sync() //nolint:errcheck
-			o.Logger = logger
-			return app.RunGateway(cmd.Context(), o)
-		},
-	}
-	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+	cmd, o := clusterCmd("gateway", "Serve the REST API against a Temporal cluster",
+		func(cmd *cobra.Command, o app.Options) error { return app.RunGateway(cmd.Context(), o) })
 	cmd.Flags().StringVar(&o.HTTPAddr, "http-addr", envOr("GATEHOUSE_HTTP_ADDR", "127.0.0.1:8080"), "listen address (env GATEHOUSE_HTTP_ADDR)")
 	return cmd
 }
 
 func newSetupCmd() *cobra.Command {
-	var o app.Options
-	var logLevel string
-	cmd := &cobra.Command{
-		Use:   "setup",
-		Short: "Register Gatehouse's search attributes on a Temporal cluster's namespace (idempotent)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logLevel, false)
-			if err != nil {
-				return err
-			}
-			o.Logger = logger
+	cmd, _ := clusterCmd("setup", "Register Gatehouse's search attributes on a Temporal cluster's namespace (idempotent)",
+		func(cmd *cobra.Command, o app.Options) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
 			if err := app.Setup(ctx, o); err != nil {
@@ -123,9 +106,7 @@ func newSetupCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "search attributes registered on namespace %s at %s\n", o.Namespace, o.TemporalAddr)
 			return nil
-		},
-	}
-	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+		})
 	return cmd
 }
 
@@ -203,62 +184,54 @@ func newConfigCmd() *cobra.Command {
 }
 
 func newRunsCmd() *cobra.Command {
-	var o app.Options
-	var logLevel, workspace string
+	var workspace string
 	var stuck time.Duration
 	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "runs --stuck DURATION",
-		Short: "List runs that have waited for people longer than DURATION (from Temporal visibility)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+	cmd, _ := clusterCmd("runs --stuck DURATION", "List runs that have waited for people longer than DURATION (from Temporal visibility)",
+		func(cmd *cobra.Command, o app.Options) error {
 			if stuck <= 0 {
 				return fmt.Errorf("--stuck: a positive duration is required, e.g. --stuck 2h")
 			}
-			logger, err := newLogger(logLevel, false)
-			if err != nil {
-				return err
-			}
-			o.Logger = logger
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
 			runs, err := app.Stuck(ctx, o, stuck, workspace)
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(out)
-				enc.SetIndent("", "  ")
-				if runs == nil {
-					runs = []starter.RunSummary{}
-				}
-				return enc.Encode(map[string]any{"runs": runs})
-			}
-			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tWORKSPACE\tSTATUS\tWAITING\tDEADLINE\tPENDING APPROVERS")
-			now := time.Now()
-			for _, r := range runs {
-				waiting, deadline := "-", "-"
-				if r.PendingSince != nil {
-					waiting = now.Sub(*r.PendingSince).Round(time.Second).String()
-				}
-				if r.Deadline != nil {
-					deadline = r.Deadline.UTC().Format("2006-01-02 15:04 UTC")
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workspace, r.Status, waiting, deadline, strings.Join(r.PendingApprovers, ","))
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "%d run(s) waiting longer than %s\n", len(runs), stuck)
-			return nil
-		},
-	}
-	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+			return printStuck(cmd.OutOrStdout(), runs, stuck, asJSON)
+		})
 	f := cmd.Flags()
 	f.DurationVar(&stuck, "stuck", 0, "list runs waiting for people longer than this, e.g. 2h")
 	f.StringVarP(&workspace, "workspace", "w", "", "only this workspace")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+func printStuck(out io.Writer, runs []starter.RunSummary, stuck time.Duration, asJSON bool) error {
+	if asJSON {
+		if runs == nil {
+			runs = []starter.RunSummary{}
+		}
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{"runs": runs})
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RUN\tWORKSPACE\tSTATUS\tWAITING\tDEADLINE\tPENDING APPROVERS")
+	now := time.Now()
+	for _, r := range runs {
+		waiting, deadline := "-", "-"
+		if r.PendingSince != nil {
+			waiting = now.Sub(*r.PendingSince).Round(time.Second).String()
+		}
+		if r.Deadline != nil {
+			deadline = r.Deadline.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Workspace, r.Status, waiting, deadline, strings.Join(r.PendingApprovers, ","))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%d run(s) waiting longer than %s\n", len(runs), stuck)
+	return nil
 }
