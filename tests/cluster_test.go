@@ -1,0 +1,122 @@
+package tests
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.temporal.io/server/temporaltest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gatehouse-dev/gatehouse/app"
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// freeAddr returns a loopback address with a port nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestSeparateProcessesAgainstACluster runs the deployment shape: gatehouse
+// setup, then a worker and a gateway, each on its own, against an external
+// Temporal server (here temporaltest), sharing only the config and the data
+// dir.
+func TestSeparateProcessesAgainstACluster(t *testing.T) {
+	dir := t.TempDir()
+	script, err := filepath.Abs("../examples/apply.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	applyLog := filepath.Join(dir, "applied.log")
+	t.Setenv("GATEHOUSE_APPLY_LOG", applyLog)
+
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	opts := app.Options{
+		ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
+		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
+		HTTPAddr: freeAddr(t), Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := app.Setup(ctx, opts); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if err := app.Setup(ctx, opts); err != nil {
+		t.Fatalf("setup is not idempotent: %v", err)
+	}
+
+	procs, stop := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	go func() { done <- app.RunWorker(procs, opts) }()
+	go func() { done <- app.RunGateway(procs, opts) }()
+	s := &stack{t: t, url: "http://" + opts.HTTPAddr, applyLog: applyLog}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(s.url + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not healthy: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	run := s.createRun("prod-network", "t-alice", "prod-network.json")
+	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
+	s.decide(run, "approve", "t-carol", nil, http.StatusOK)
+	s.waitFor(run, approval.StatusApplied)
+	if lines := s.applied(); len(lines) != 1 {
+		t.Errorf("apply ran %d times; want once", len(lines))
+	}
+	pending := s.createRun("prod-network", "t-alice", "prod-network.json")
+	var stuck []string
+	for time.Now().Before(deadline) {
+		runs, err := app.Stuck(ctx, opts, -time.Minute, "")
+		if err != nil {
+			t.Fatalf("stuck: %v", err)
+		}
+		stuck = stuck[:0]
+		for _, r := range runs {
+			stuck = append(stuck, r.ID)
+		}
+		if len(stuck) == 1 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(stuck) != 1 || stuck[0] != pending.ID {
+		t.Errorf("stuck runs %v; want only %s", stuck, pending.ID)
+	}
+
+	stop()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("process stopped with %v; want a clean stop", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a process did not stop")
+		}
+	}
+}
