@@ -36,6 +36,7 @@ type Decision struct {
 	ReasonIDs  []string     `json:"reason_ids,omitempty"`
 	PlanSHA256 string       `json:"plan_sha256,omitempty"`
 	Bypassed   bool         `json:"bypassed,omitempty"`
+	Channel    string       `json:"channel,omitempty"`
 	At         time.Time    `json:"created_at"`
 	// ResponseSeconds is the time from the earliest opening of the reasons
 	// decided on (or from the request, when none) to the decision: the
@@ -51,6 +52,9 @@ type Request struct {
 	// ReasonIDs limits an approval to these reasons; empty means every open
 	// reason the actor may approve.
 	ReasonIDs []string `json:"reason_ids,omitempty"`
+	// Channel says where the request came from ("api" today; Slack and
+	// ITSM callbacks next), for the audit trail.
+	Channel string `json:"channel,omitempty"`
 }
 
 // SystemActor is the actor recorded for decisions no person made.
@@ -597,6 +601,7 @@ func (r *Run) record(req Request, kind DecisionKind, reasonIDs []string, now tim
 		Comment:         req.Comment,
 		ReasonIDs:       reasonIDs,
 		PlanSHA256:      r.Plan.SHA256,
+		Channel:         req.Channel,
 		At:              now,
 	})
 	r.UpdatedAt = now

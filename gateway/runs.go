@@ -18,6 +18,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/starter"
 )
 
+// channelAPI names this channel on the decisions it carries.
+const channelAPI = "api"
+
 // maxIdempotencyKey bounds the Idempotency-Key header: it becomes a Temporal
 // Update ID and part of workflow IDs.
 const maxIdempotencyKey = 200
@@ -233,7 +236,7 @@ func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 		}
 		out, err := s.Runs.DecideOn(ctx, run, starter.DecisionRequest{
 			Workspace: run.Workspace, RunID: run.ID, Kind: kind,
-			Actor: userOf(c), Comment: text, ReasonIDs: body.ReasonIDs, IdempotencyKey: key,
+			Actor: userOf(c), Comment: text, ReasonIDs: body.ReasonIDs, IdempotencyKey: key, Channel: channelAPI,
 		})
 		if err != nil {
 			return err
@@ -275,7 +278,7 @@ func (s *server) revisePlan(c echo.Context) error {
 	}
 	out, err := s.Runs.DecideOn(ctx, run, starter.DecisionRequest{
 		Workspace: run.Workspace, RunID: run.ID, Kind: approval.DecisionRevisePlan,
-		Actor: userOf(c), Plan: &sub.plan, Cost: sub.cost, IdempotencyKey: key,
+		Actor: userOf(c), Plan: &sub.plan, Cost: sub.cost, IdempotencyKey: key, Channel: channelAPI,
 	})
 	if err != nil {
 		return err

@@ -80,6 +80,7 @@ type DecisionView struct {
 	ReasonIDs  []string              `json:"reason_ids,omitempty"`
 	PlanSHA256 string                `json:"plan_sha256,omitempty"`
 	Bypassed   bool                  `json:"bypassed,omitempty"`
+	Channel    string                `json:"channel,omitempty"`
 	CreatedAt  time.Time             `json:"created_at"`
 	// ResponseSeconds runs from the opening of the reasons decided to the
 	// decision.
@@ -130,7 +131,7 @@ func newRunView(r approval.Run) RunView {
 		v.Decisions = append(v.Decisions, DecisionView{
 			ID: d.ID, RunID: r.ID, UserID: d.UserID, UserEmail: d.Email, Source: d.Source,
 			Decision: d.Kind, Comment: d.Comment, ReasonIDs: d.ReasonIDs, PlanSHA256: d.PlanSHA256,
-			Bypassed: d.Bypassed, CreatedAt: d.At, ResponseSeconds: d.ResponseSeconds,
+			Bypassed: d.Bypassed, Channel: d.Channel, CreatedAt: d.At, ResponseSeconds: d.ResponseSeconds,
 		})
 	}
 	return v

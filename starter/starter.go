@@ -261,6 +261,7 @@ type DecisionRequest struct {
 	Plan           *approval.PlanSummary // revise_plan only: the new plan
 	Cost           *approval.CostSummary // revise_plan only: its estimate, if any
 	IdempotencyKey string                // becomes the Update ID; generated when empty
+	Channel        string                // where the decision came from, e.g. "api"
 }
 
 // Decide carries a decision to the run: GetRun, then DecideOn.
@@ -278,7 +279,7 @@ func (c *Client) Decide(ctx context.Context, d DecisionRequest) (approval.Run, e
 // anything is sent; the workflow then decides for real. A finished run cannot
 // take Updates: that is a conflict.
 func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionRequest) (approval.Run, error) {
-	req := approval.Request{ID: d.IdempotencyKey, Actor: d.Actor, Comment: d.Comment, ReasonIDs: d.ReasonIDs}
+	req := approval.Request{ID: d.IdempotencyKey, Actor: d.Actor, Comment: d.Comment, ReasonIDs: d.ReasonIDs, Channel: d.Channel}
 	if req.ID == "" {
 		req.ID = uuid.NewString()
 	}

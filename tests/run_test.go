@@ -61,7 +61,8 @@ func TestTwoApprovalsApplyExactlyOnce(t *testing.T) {
 	}
 	s.call("GET", s.runPath(run)+"/approvals", "t-alice", nil).decode(t, &decisions)
 	if len(decisions.Decisions) != 2 || decisions.Decisions[0].UserID != "bob" || decisions.Decisions[0].UserEmail != "bob@example.com" ||
-		decisions.Decisions[0].Comment != "checked the NAT swap" || decisions.Decisions[0].RunID != run.ID || decisions.Decisions[1].UserID != "carol" {
+		decisions.Decisions[0].Comment != "checked the NAT swap" || decisions.Decisions[0].RunID != run.ID || decisions.Decisions[1].UserID != "carol" ||
+		decisions.Decisions[0].Channel != "api" || decisions.Decisions[0].PlanSHA256 != run.Plan.SHA256 {
 		t.Errorf("decisions %+v; want bob's then carol's approvals", decisions.Decisions)
 	}
 	var reqs struct {
