@@ -335,10 +335,11 @@ func (r *run) drained(ctx workflow.Context) func() bool {
 func (r *run) continueAsNew(ctx workflow.Context) error {
 	in := r.in
 	in.Resume = &Resume{Run: r.state, Notices: r.notices}
+	//workflowcheck:ignore map order is random, but the keys are sorted below before they reach history
 	for a := range r.announced {
 		in.Resume.Announced = append(in.Resume.Announced, a)
 	}
-	slices.Sort(in.Resume.Announced) // map order is random; history must not be
+	slices.Sort(in.Resume.Announced)
 	return workflow.NewContinueAsNewError(ctx, RunWorkflowName, in)
 }
 
