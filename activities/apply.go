@@ -34,6 +34,27 @@ type Activities struct {
 	Logger   *zap.Logger
 	// HTTP is the client for webhooks; a default with a timeout when nil.
 	HTTP *http.Client
+	// Executor applies approved plans; CommandExecutor when nil.
+	Executor Executor
+}
+
+// ApplyJob is one approved plan to apply: the run, the workspace's apply
+// settings and a private copy of the plan whose bytes match the approved
+// hash.
+type ApplyJob struct {
+	RunID      string
+	Workspace  string
+	PlanSHA256 string
+	PlanFile   string
+	Apply      config.Apply
+}
+
+// Executor applies an approved plan. A failure to apply is a result
+// (ExitCode, Error), not an error: the run records it as a failed apply.
+// The command executor is the one there is today; an OpenTofu executor that
+// runs `tofu apply` on a stored plan file fits the same seam.
+type Executor interface {
+	Execute(ctx context.Context, job ApplyJob) approval.ApplyResult
 }
 
 // ApplyInput names the run and the exact plan to apply.
@@ -87,11 +108,12 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (approval.ApplyRe
 		return approval.ApplyResult{}, fmt.Errorf("apply %s: write plan: %w", in.RunID, err)
 	}
 
-	res := a.runCommand(ctx, ws.Apply, []string{
-		"GATEHOUSE_RUN_ID=" + in.RunID,
-		"GATEHOUSE_WORKSPACE=" + in.Workspace,
-		"GATEHOUSE_PLAN_SHA256=" + in.PlanSHA256,
-		"GATEHOUSE_PLAN_FILE=" + planFile,
+	executor := a.Executor
+	if executor == nil {
+		executor = CommandExecutor{}
+	}
+	res := executor.Execute(ctx, ApplyJob{
+		RunID: in.RunID, Workspace: in.Workspace, PlanSHA256: in.PlanSHA256, PlanFile: planFile, Apply: *ws.Apply,
 	})
 	res.StartedAt = started
 	res.FinishedAt = time.Now().UTC()
@@ -101,14 +123,24 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (approval.ApplyRe
 	return res, nil
 }
 
-// runCommand runs the apply command, heartbeating while it runs and asking it
-// to stop gracefully (SIGTERM, then a kill after a grace period) if the
-// activity is cancelled.
-func (a *Activities) runCommand(ctx context.Context, ap *config.Apply, env []string) approval.ApplyResult {
+// CommandExecutor runs the workspace's apply command with the run id, the
+// workspace, the plan hash and the plan file in its environment.
+type CommandExecutor struct{}
+
+// Execute runs the command, heartbeating while it runs and asking it to stop
+// gracefully (SIGTERM, then a kill after a grace period) if the activity is
+// cancelled.
+func (CommandExecutor) Execute(ctx context.Context, job ApplyJob) approval.ApplyResult {
+	ap := job.Apply
 	res := approval.ApplyResult{Command: ap.Command}
 	cmd := exec.CommandContext(ctx, ap.Command[0], ap.Command[1:]...)
 	cmd.Dir = ap.Dir
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = append(os.Environ(),
+		"GATEHOUSE_RUN_ID="+job.RunID,
+		"GATEHOUSE_WORKSPACE="+job.Workspace,
+		"GATEHOUSE_PLAN_SHA256="+job.PlanSHA256,
+		"GATEHOUSE_PLAN_FILE="+job.PlanFile,
+	)
 	out := &tailBuffer{limit: outputLimit}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
