@@ -109,15 +109,18 @@ func (c Conditions) selectsResources() bool {
 // selected lists the resources the action, type and provider conditions
 // pick out (all of those set must hold for a resource).
 func (c Conditions) selected(p PlanSummary) []Resource {
+	// Globs are compiled once per evaluation, not once per resource: plans
+	// of hundreds of resources are common and this runs in a workflow task.
+	types, providers := compileGlobs(c.ResourceTypes), compileGlobs(c.Providers)
 	var out []Resource
 	for _, r := range p.Resources {
 		if len(c.Actions) > 0 && !slices.ContainsFunc(r.Actions, func(a Action) bool { return slices.Contains(c.Actions, a) }) {
 			continue
 		}
-		if len(c.ResourceTypes) > 0 && !MatchAnyGlob(c.ResourceTypes, r.Type) {
+		if len(types) > 0 && !matchAny(types, r.Type) {
 			continue
 		}
-		if len(c.Providers) > 0 && !MatchAnyGlob(c.Providers, r.Provider) {
+		if len(providers) > 0 && !matchAny(providers, r.Provider) {
 			continue
 		}
 		out = append(out, r)
@@ -171,10 +174,18 @@ func (c Conditions) inputs(f Facts) []string {
 	return slices.Compact(out)
 }
 
-// MatchAnyGlob reports whether s matches any of the globs, where '*'
-// matches any run of characters (slashes included) and '?' one character.
-func MatchAnyGlob(globs []string, s string) bool {
-	return slices.ContainsFunc(globs, func(g string) bool { return globRegexp(g).MatchString(s) })
+// compileGlobs turns globs into matchers: '*' matches any run of characters
+// (slashes included) and '?' one character.
+func compileGlobs(globs []string) []*regexp.Regexp {
+	var out []*regexp.Regexp
+	for _, g := range globs {
+		out = append(out, globRegexp(g))
+	}
+	return out
+}
+
+func matchAny(res []*regexp.Regexp, s string) bool {
+	return slices.ContainsFunc(res, func(re *regexp.Regexp) bool { return re.MatchString(s) })
 }
 
 func globRegexp(glob string) *regexp.Regexp {

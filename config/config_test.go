@@ -305,7 +305,7 @@ func TestParseConditions(t *testing.T) {
 		})
 	}
 
-	// The globs mean what approval.MatchAnyGlob makes of them.
+	// The globs mean what approval's conditions make of them.
 	c := mustParse(t, rule("        when: {resource_types: [\"aws_iam_*\"], providers: [\"*/hashicorp/aws\"]}\n        approvers: {users: [bob]}\n"))
 	when := c.Workspaces[0].Rules[0].When
 	for _, tt := range []struct {
