@@ -423,7 +423,7 @@ func (r *Run) RevisePlan(req Request, plan PlanSummary, cost *CostSummary, fresh
 	if err := r.CheckRevisePlan(req); err != nil {
 		return err
 	}
-	round := Round{Number: len(r.Rounds) + 1, Plan: plan, StartedAt: now}
+	round := Round{Number: len(r.Rounds) + 1, Plan: plan.Counts(), StartedAt: now}
 	if prev := &r.Rounds[len(r.Rounds)-1]; prev.EndedAt == nil {
 		prev.EndedAt, prev.EndedBy = &now, req.Actor.ID
 	}

@@ -13,6 +13,22 @@ type PlanSummary struct {
 	Resources []Resource `json:"resources"`
 }
 
+// PlanCounts is a plan's hash and counts without its resource list: what a
+// round records of its plan, so rounds do not repeat the list in workflow
+// state (the run carries it for the current plan).
+type PlanCounts struct {
+	SHA256   string `json:"sha256"`
+	Adds     int    `json:"adds"`
+	Changes  int    `json:"changes"`
+	Destroys int    `json:"destroys"`
+	Replaces int    `json:"replaces"`
+}
+
+// Counts returns the plan's hash and counts.
+func (p PlanSummary) Counts() PlanCounts {
+	return PlanCounts{SHA256: p.SHA256, Adds: p.Adds, Changes: p.Changes, Destroys: p.Destroys, Replaces: p.Replaces}
+}
+
 // Resource is one resource the plan touches with a non-trivial action.
 type Resource struct {
 	Address  string   `json:"address"`

@@ -78,12 +78,14 @@ type NotifyFailure struct {
 // Round is one plan's turn through review. A request for changes ends a
 // round; the revised plan starts the next.
 type Round struct {
-	Number     int         `json:"number"`
-	Plan       PlanSummary `json:"plan"`
-	StartedAt  time.Time   `json:"started_at"`
-	EndedAt    *time.Time  `json:"ended_at,omitempty"`
-	EndedBy    UserID      `json:"ended_by,omitempty"`
-	EndComment string      `json:"end_comment,omitempty"`
+	Number int `json:"number"`
+	// Plan is the round's plan: its hash and counts (the resources are on
+	// the run for the current plan).
+	Plan       PlanCounts `json:"plan"`
+	StartedAt  time.Time  `json:"started_at"`
+	EndedAt    *time.Time `json:"ended_at,omitempty"`
+	EndedBy    UserID     `json:"ended_by,omitempty"`
+	EndComment string     `json:"end_comment,omitempty"`
 	// How the round's reasons relate to the previous round's.
 	Kept    []string `json:"kept,omitempty"`
 	Reset   []string `json:"reset,omitempty"`
@@ -164,7 +166,7 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		Policies:      p.Workspace.Policies,
 		Reasons:       Evaluate(p.Workspace, p.Plan, p.Cost, p.RequestedBy, p.Directory),
 		Decisions:     []Decision{},
-		Rounds:        []Round{{Number: 1, Plan: p.Plan, StartedAt: now}},
+		Rounds:        []Round{{Number: 1, Plan: p.Plan.Counts(), StartedAt: now}},
 		OnTimeout:     onTimeout,
 		AllowBypass:   p.Workspace.AllowBypass,
 		UpdatedAt:     now,
