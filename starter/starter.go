@@ -295,21 +295,51 @@ func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionReque
 	if run.Status.Final() {
 		return approval.Run{}, approval.Errorf(approval.CodeConflict, "run is %s: it takes no more decisions", run.Status)
 	}
-	h, err := c.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	opts := client.UpdateWorkflowOptions{
 		WorkflowID:   d.RunID,
 		UpdateID:     req.ID,
 		UpdateName:   update,
 		Args:         []any{arg},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
+	}
+	for attempt := 1; ; attempt++ {
+		out, err := c.update(ctx, opts)
+		// An Update that reaches a workflow run as it continues as new finds
+		// it closed; the run itself lives on in the next workflow run, so
+		// the Update is sent again (same ID: it still applies once).
+		if err != nil && isClosed(err) && attempt < 5 && c.stillRunning(ctx, d.RunID) {
+			continue
+		}
+		if err != nil {
+			return approval.Run{}, updateError(d.RunID, err)
+		}
+		return out, nil
+	}
+}
+
+func (c *Client) update(ctx context.Context, opts client.UpdateWorkflowOptions) (approval.Run, error) {
+	h, err := c.temporal.UpdateWorkflow(ctx, opts)
 	if err != nil {
-		return approval.Run{}, updateError(d.RunID, err)
+		return approval.Run{}, err
 	}
 	var out approval.Run
 	if err := h.Get(ctx, &out); err != nil {
-		return approval.Run{}, updateError(d.RunID, err)
+		return approval.Run{}, err
 	}
 	return out, nil
+}
+
+// isClosed reports whether Temporal refused an Update because the workflow
+// run it reached had closed.
+func isClosed(err error) bool {
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed")
+}
+
+// stillRunning reports whether the run's latest workflow run is open.
+func (c *Client) stillRunning(ctx context.Context, id string) bool {
+	desc, err := c.temporal.DescribeWorkflowExecution(ctx, id, "")
+	return err == nil && desc.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
 }
 
 // decisionUpdate picks the pure check, the Update and its argument for a
@@ -354,8 +384,7 @@ func updateError(id string, err error) error {
 			return de
 		}
 	}
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) || strings.Contains(err.Error(), "workflow execution already completed") {
+	if isClosed(err) {
 		return approval.Errorf(approval.CodeConflict, "run %s is finished: it takes no more decisions", id)
 	}
 	return fmt.Errorf("update run %s: %w", id, err)

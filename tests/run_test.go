@@ -75,7 +75,8 @@ func TestTwoApprovalsApplyExactlyOnce(t *testing.T) {
 }
 
 func TestRejectCancelAndTimeoutNeverApply(t *testing.T) {
-	s := newStack(t, stackOptions{timeout: "2s"})
+	// Long enough for the decisions below to land first on a loaded machine.
+	s := newStack(t, stackOptions{timeout: "4s"})
 
 	rejected := s.createRun("prod-network", "t-alice", "prod-network.json")
 	s.decide(rejected, "reject", "t-bob", map[string]string{"comment": "not during the freeze"}, http.StatusOK)
