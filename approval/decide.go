@@ -459,7 +459,7 @@ func (r *Run) RevisePlan(req Request, plan PlanSummary, cost *CostSummary, fresh
 	r.Cost = cost
 	r.Reasons = fresh
 	r.Rounds = append(r.Rounds, round)
-	r.record(req, DecisionRevisePlan, reasonIDs(fresh, nil), now)
+	r.record(req, DecisionRevisePlan, reasonIDs(fresh), now)
 	if len(r.Policies) > 0 {
 		r.Status = StatusEvaluatingPolicy
 		return nil

@@ -38,7 +38,9 @@ var stageOrder = []Stage{StagePostPlan, StagePreApply, StagePostApply}
 // Valid reports whether s is a known stage.
 func (s Stage) Valid() bool { return slices.Contains(stageOrder, s) }
 
-func (s Stage) rank() int { return slices.Index(stageOrder, s) }
+// Rank orders stages as they open: post_plan < pre_apply < post_apply;
+// -1 for an unknown stage.
+func (s Stage) Rank() int { return slices.Index(stageOrder, s) }
 
 // ReasonKind says where an approval reason came from.
 type ReasonKind string
@@ -160,7 +162,7 @@ func newReason(ws Workspace, kind ReasonKind, name string, stage Stage, approver
 	return Reason{
 		ID: string(kind) + ":" + name, Name: name, Kind: kind, Stage: stage, State: ReasonWaiting,
 		Approvers: approvers, Eligible: eligible, Required: min, AllowSelfApproval: self,
-		Timing: timing.Over(ws.Timing).resolved(), Inputs: inputs, Approvals: []Approval{},
+		Timing: timing.Over(ws.Timing).Resolved(), Inputs: inputs, Approvals: []Approval{},
 	}
 }
 
@@ -171,7 +173,7 @@ func SortReasons(reasons []Reason) {
 	sort.SliceStable(reasons, func(i, j int) bool {
 		a, b := reasons[i], reasons[j]
 		if a.Stage != b.Stage {
-			return a.Stage.rank() < b.Stage.rank()
+			return a.Stage.Rank() < b.Stage.Rank()
 		}
 		return a.Kind.rank() < b.Kind.rank()
 	})

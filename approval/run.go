@@ -171,7 +171,7 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		AllowBypass:   p.Workspace.AllowBypass,
 		UpdatedAt:     now,
 	}
-	r.Rounds[0].Added = reasonIDs(r.Reasons, nil)
+	r.Rounds[0].Added = reasonIDs(r.Reasons)
 	if len(p.Workspace.Policies) > 0 {
 		// Policies may deny the plan or add reasons: nothing opens until
 		// they have been evaluated (ApplyPolicy).
@@ -258,16 +258,6 @@ func (r *Run) openStage(s Stage, now time.Time, restart bool) bool {
 	return opened
 }
 
-// Satisfied reports whether every reason is approved.
-func (r *Run) Satisfied() bool {
-	for _, reason := range r.Reasons {
-		if reason.State != ReasonApproved {
-			return false
-		}
-	}
-	return true
-}
-
 // PendingApprovers lists, without repeats, the eligible users who have not yet
 // approved an open reason: the people to ask and remind.
 func (r *Run) PendingApprovers() []UserID {
@@ -350,12 +340,10 @@ func (r *Run) reason(id string) (*Reason, bool) {
 	return nil, false
 }
 
-func reasonIDs(reasons []Reason, keep func(Reason) bool) []string {
+func reasonIDs(reasons []Reason) []string {
 	var ids []string
 	for _, reason := range reasons {
-		if keep == nil || keep(reason) {
-			ids = append(ids, reason.ID)
-		}
+		ids = append(ids, reason.ID)
 	}
 	return ids
 }

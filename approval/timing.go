@@ -1,7 +1,9 @@
 package approval
 
 import (
+	"cmp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -42,8 +44,8 @@ func (t Timing) Over(base Timing) Timing {
 	return t
 }
 
-// resolved fills in the defaults every reason needs.
-func (t Timing) resolved() Timing {
+// Resolved fills in the defaults every reason needs (the timeout).
+func (t Timing) Resolved() Timing {
 	if t.Timeout <= 0 {
 		t.Timeout = DefaultTimeout
 	}
@@ -190,23 +192,12 @@ func (r *Run) Escalate(ids []string, directory []Identity, now time.Time) []User
 	if len(done) > 0 {
 		r.Decisions = append(r.Decisions, Decision{
 			ID: "escalate-" + now.UTC().Format(time.RFC3339Nano), Kind: DecisionEscalate, UserID: SystemActor,
-			Comment:   "escalated after no decision in time; now also eligible: " + joinOrNone(who),
+			Comment:   "escalated after no decision in time; now also eligible: " + cmp.Or(strings.Join(who, ", "), "(nobody in the directory)"),
 			ReasonIDs: done, PlanSHA256: r.Plan.SHA256, At: now,
 		})
 		r.UpdatedAt = now
 	}
 	return users
-}
-
-func joinOrNone(s []string) string {
-	if len(s) == 0 {
-		return "(nobody in the directory)"
-	}
-	out := s[0]
-	for _, x := range s[1:] {
-		out += ", " + x
-	}
-	return out
 }
 
 // pending lists the reason's eligible users who have not approved it.

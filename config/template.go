@@ -200,7 +200,7 @@ func (v *validator) weakens(p, name string, use gateUse, tmpl, own gateView, ws 
 	if tmpl.when != nil && own.when != nil && !reflect.DeepEqual(*tmpl.when, *own.when) {
 		weaken("when %s differs from the template's %s: a replacement keeps the conditions", jsonOf(*own.when), jsonOf(*tmpl.when))
 	}
-	if own.stage.Valid() && tmpl.stage.Valid() && stageRank(own.stage) > stageRank(tmpl.stage) {
+	if own.stage.Valid() && tmpl.stage.Valid() && own.stage.Rank() > tmpl.stage.Rank() {
 		weaken("stage %s is later than the template's %s", own.stage, tmpl.stage)
 	}
 	if own.min < tmpl.min {
@@ -248,16 +248,7 @@ func (v *validator) weakens(p, name string, use gateUse, tmpl, own gateView, ws 
 
 // effective is a gate's timing in effect in a workspace whose timing is ws.
 func effective(t, ws approval.Timing) approval.Timing {
-	t = t.Over(ws)
-	if t.Timeout == 0 {
-		t.Timeout = approval.DefaultTimeout
-	}
-	return t
-}
-
-// stageRank orders the stages as they open.
-func stageRank(s approval.Stage) int {
-	return slices.Index([]approval.Stage{approval.StagePostPlan, approval.StagePreApply, approval.StagePostApply}, s)
+	return t.Over(ws).Resolved()
 }
 
 // sameApprovers reports whether a and b name the same users, groups and

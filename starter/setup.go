@@ -78,7 +78,3 @@ func searchAttrStrings(sa *commonpb.SearchAttributes, name string) []string {
 	}
 	return s
 }
-
-func searchAttrWorkspace(sa *commonpb.SearchAttributes) string {
-	return searchAttrString(sa, workflows.WorkspaceKey.GetName())
-}

@@ -147,7 +147,7 @@ func (c *Client) GetRun(ctx context.Context, ws, id string) (approval.Run, error
 		return approval.Run{}, fmt.Errorf("describe run %s: %w", id, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
-	if info.GetType().GetName() != workflows.RunWorkflowName || searchAttrWorkspace(info.GetSearchAttributes()) != ws {
+	if info.GetType().GetName() != workflows.RunWorkflowName || searchAttrString(info.GetSearchAttributes(), workflows.WorkspaceKey.GetName()) != ws {
 		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", id, ws)
 	}
 	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
