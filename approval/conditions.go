@@ -16,13 +16,26 @@ type CostSummary struct {
 	MonthlyCost      float64 `json:"monthly_cost"`
 	PastMonthlyCost  float64 `json:"past_monthly_cost"`
 	MonthlyCostDelta float64 `json:"monthly_cost_delta"`
+	// Failed means the document is no estimate: Infracost marked a project
+	// errored (metadata.errors with isError), some projects failed (a
+	// partial estimate is not a number either), or its totals are missing
+	// or null. The figures above are then zero and meaningless; cost
+	// conditions treat the run as having no estimate (fail closed).
+	Failed bool `json:"failed,omitempty"`
+	// Problems says why the estimate failed, in Infracost's words (a few,
+	// each shortened).
+	Problems []string `json:"problems,omitempty"`
 }
+
+// Usable reports whether c is an estimate cost conditions can compare: one
+// was submitted and Infracost did not mark it failed.
+func (c *CostSummary) Usable() bool { return c != nil && !c.Failed }
 
 // Facts are what rule conditions are evaluated on: the plan, its cost
 // estimate (nil when none was submitted) and the workspace's environment and
 // tags.
 type Facts struct {
-	Plan        PlanSummary
+	Plan        Plan
 	Cost        *CostSummary
 	Environment string
 	Tags        []string
@@ -65,7 +78,7 @@ func (c Conditions) Match(f Facts) (ok bool, note string) {
 	for _, gt := range []struct {
 		limit *int
 		value int
-	}{{c.AddsGT, p.Adds}, {c.ChangesGT, p.Changes}, {c.DestroysGT, p.Destroys}, {c.ReplacesGT, p.Replaces}, {c.ResourcesGT, len(p.Resources)}} {
+	}{{c.AddsGT, p.Adds}, {c.ChangesGT, p.Changes}, {c.DestroysGT, p.Destroys}, {c.ReplacesGT, p.Replaces}, {c.ResourcesGT, len(p.ResourceChanges)}} {
 		if gt.limit != nil && gt.value <= *gt.limit {
 			return false, ""
 		}
@@ -80,8 +93,11 @@ func (c Conditions) Match(f Facts) (ok bool, note string) {
 		return false, ""
 	}
 	if c.needsCost() {
-		if f.Cost == nil {
+		switch {
+		case f.Cost == nil:
 			return true, "no cost estimate was submitted with the plan: the cost condition is treated as met (fail closed)"
+		case f.Cost.Failed:
+			return true, "the cost estimate failed (" + strings.Join(f.Cost.Problems, "; ") + "): the cost condition is treated as met (fail closed)"
 		}
 		if c.MonthlyCostDeltaGT != nil && f.Cost.MonthlyCostDelta <= *c.MonthlyCostDeltaGT {
 			return false, ""
@@ -93,13 +109,6 @@ func (c Conditions) Match(f Facts) (ok bool, note string) {
 	return true, ""
 }
 
-// Matches reports whether a plan for a workspace in environment env meets
-// every condition that does not need more facts.
-func (c Conditions) Matches(p PlanSummary, env string) bool {
-	ok, _ := c.Match(Facts{Plan: p, Environment: env})
-	return ok
-}
-
 // selectsResources reports whether the conditions pick out particular
 // resources (by action, type or provider).
 func (c Conditions) selectsResources() bool {
@@ -108,12 +117,12 @@ func (c Conditions) selectsResources() bool {
 
 // selected lists the resources the action, type and provider conditions
 // pick out (all of those set must hold for a resource).
-func (c Conditions) selected(p PlanSummary) []Resource {
+func (c Conditions) selected(p Plan) []Resource {
 	// Globs are compiled once per evaluation, not once per resource: plans
 	// of hundreds of resources are common and this runs in a workflow task.
 	types, providers := compileGlobs(c.ResourceTypes), compileGlobs(c.Providers)
 	var out []Resource
-	for _, r := range p.Resources {
+	for _, r := range p.ResourceChanges {
 		if len(c.Actions) > 0 && !slices.ContainsFunc(r.Actions, func(a Action) bool { return slices.Contains(c.Actions, a) }) {
 			continue
 		}
@@ -135,7 +144,7 @@ func (c Conditions) selected(p PlanSummary) []Resource {
 // plan at every change), and the cost figures it compares. When a revised
 // plan leaves a reason's inputs as they were, the approvals on it stand.
 func (c Conditions) inputs(f Facts) []string {
-	resources := f.Plan.Resources
+	resources := f.Plan.ResourceChanges
 	if c.selectsResources() {
 		resources = c.selected(f.Plan)
 	}
@@ -159,14 +168,19 @@ func (c Conditions) inputs(f Facts) []string {
 	for _, r := range resources {
 		for _, a := range r.Actions {
 			if want == nil || slices.Contains(want, a) {
-				out = append(out, string(a)+" "+r.Address)
+				// The digest covers the change's values: the same address
+				// and action with another IAM policy is another input.
+				out = append(out, string(a)+" "+r.Address+" "+r.Digest)
 			}
 		}
 	}
 	if c.needsCost() {
-		if f.Cost == nil {
+		switch {
+		case f.Cost == nil:
 			out = append(out, "cost: none")
-		} else {
+		case f.Cost.Failed:
+			out = append(out, "cost: failed")
+		default:
 			out = append(out, fmt.Sprintf("cost: %s %.2f %.2f", f.Cost.Currency, f.Cost.MonthlyCost, f.Cost.MonthlyCostDelta))
 		}
 	}

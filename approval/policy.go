@@ -55,7 +55,7 @@ func (p PolicyResult) Check() error {
 
 // PolicyReasons turns a policy result's requirements into waiting policy
 // reasons, timed like the workspace's.
-func PolicyReasons(ws Workspace, plan PlanSummary, res PolicyResult, requester Identity, directory []Identity) []Reason {
+func PolicyReasons(ws Workspace, plan Plan, res PolicyResult, requester Identity, directory []Identity) []Reason {
 	everything := fingerprint(Conditions{}.inputs(Facts{Plan: plan}))
 	var out []Reason
 	for _, req := range res.Requirements {

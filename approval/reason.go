@@ -47,7 +47,12 @@ type Reason struct {
 	RemindersSent  int        `json:"reminders_sent,omitempty"`
 	RemindedBefore bool       `json:"reminded_before,omitempty"`
 	EscalatedAt    *time.Time `json:"escalated_at,omitempty"`
-	Approvals      []Approval `json:"approvals"`
+	// EscalationEligible lists the fallback owners (Timing.EscalateTo) as
+	// the directory had them when the reason was made, without the
+	// requester unless self-approval is allowed: whom an escalation adds
+	// to Eligible and tells.
+	EscalationEligible []UserID  `json:"escalation_eligible,omitempty"`
+	Approvals          []Approval `json:"approvals"`
 }
 
 // names reports whether the reason names the identity as an approver: by its

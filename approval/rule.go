@@ -123,7 +123,7 @@ type Workspace struct {
 // directory lists the users who could be eligible, so each reason can say
 // whom it waits for; the requester is left out of that list unless the
 // reason allows self-approval.
-func Evaluate(ws Workspace, plan PlanSummary, cost *CostSummary, requester Identity, directory []Identity) []Reason {
+func Evaluate(ws Workspace, plan Plan, cost *CostSummary, requester Identity, directory []Identity) []Reason {
 	facts := Facts{Plan: plan, Cost: cost, Environment: ws.Environment, Tags: ws.Tags}
 	everything := fingerprint(Conditions{}.inputs(facts))
 	reasons := []Reason{}
@@ -152,17 +152,23 @@ func newReason(ws Workspace, kind ReasonKind, name string, stage Stage, approver
 	if min < 1 {
 		min = 1
 	}
-	var eligible []UserID
-	for _, id := range approvers.Expand(directory) {
-		if id == requester.ID && !self {
-			continue
+	expand := func(a Approvers) []UserID {
+		var out []UserID
+		for _, id := range a.Expand(directory) {
+			if id != requester.ID || self {
+				out = append(out, id)
+			}
 		}
-		eligible = append(eligible, id)
+		return out
 	}
+	timing = timing.Over(ws.Timing).Resolved()
 	return Reason{
 		ID: string(kind) + ":" + name, Name: name, Kind: kind, Stage: stage, State: ReasonWaiting,
-		Approvers: approvers, Eligible: eligible, Required: min, AllowSelfApproval: self,
-		Timing: timing.Over(ws.Timing).Resolved(), Inputs: inputs, Approvals: []Approval{},
+		Approvers: approvers, Eligible: expand(approvers), Required: min, AllowSelfApproval: self,
+		Timing: timing, Inputs: inputs, Approvals: []Approval{},
+		// Expanded now, where the directory is at hand: the workflow
+		// that escalates later carries no copy of it.
+		EscalationEligible: expand(timing.EscalateTo),
 	}
 }
 

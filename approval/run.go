@@ -79,8 +79,7 @@ type NotifyFailure struct {
 // round; the revised plan starts the next.
 type Round struct {
 	Number int `json:"number"`
-	// Plan is the round's plan: its hash and counts (the resources are on
-	// the run for the current plan).
+	// Plan is the round's plan: its hash and counts.
 	Plan       PlanCounts `json:"plan"`
 	StartedAt  time.Time  `json:"started_at"`
 	EndedAt    *time.Time `json:"ended_at,omitempty"`
@@ -140,13 +139,15 @@ type NewRunParams struct {
 	Message       string
 	Plan          PlanSummary
 	Cost          *CostSummary
-	Directory     []Identity
+	// Reasons are the workspace's rules and steps evaluated on the whole
+	// plan (Evaluate), where the plan store and the directory are at hand.
+	Reasons       []Reason
 	ConfigVersion string
 }
 
-// NewRun evaluates the workspace's rules and steps against the plan and
-// returns the run with its first stage open, or approved at once when
-// nothing before apply needs approval.
+// NewRun returns the run with the reasons its plan needs (p.Reasons, from
+// Evaluate) and its first stage open, or approved at once when nothing
+// before apply needs approval.
 func NewRun(p NewRunParams, now time.Time) Run {
 	onTimeout := p.Workspace.OnTimeout
 	if !onTimeout.Valid() {
@@ -164,7 +165,7 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		Plan:          p.Plan,
 		Cost:          p.Cost,
 		Policies:      p.Workspace.Policies,
-		Reasons:       Evaluate(p.Workspace, p.Plan, p.Cost, p.RequestedBy, p.Directory),
+		Reasons:       slices.Clone(p.Reasons),
 		Decisions:     []Decision{},
 		Rounds:        []Round{{Number: 1, Plan: p.Plan.Counts(), StartedAt: now}},
 		OnTimeout:     onTimeout,
@@ -186,11 +187,11 @@ func NewRun(p NewRunParams, now time.Time) Run {
 // does not change when the run moves on.
 func (r *Run) Clone() Run {
 	c := *r
-	c.Plan.Resources = slices.Clone(r.Plan.Resources)
 	c.Reasons = slices.Clone(r.Reasons)
 	for i := range c.Reasons {
 		c.Reasons[i].Eligible = slices.Clone(c.Reasons[i].Eligible)
 		c.Reasons[i].Approvals = slices.Clone(c.Reasons[i].Approvals)
+		c.Reasons[i].EscalationEligible = slices.Clone(c.Reasons[i].EscalationEligible)
 	}
 	c.Decisions = slices.Clone(r.Decisions)
 	c.Rounds = slices.Clone(r.Rounds)

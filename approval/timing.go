@@ -165,7 +165,7 @@ func (r *Run) Remind(ids []string, now time.Time) []UserID {
 // Escalate makes each reason's fallback owners eligible, adds them to the
 // people it waits for, and records the escalation on the run. It returns the
 // fallback owners to tell.
-func (r *Run) Escalate(ids []string, directory []Identity, now time.Time) []UserID {
+func (r *Run) Escalate(ids []string, now time.Time) []UserID {
 	var who, done []string
 	var users []UserID
 	for _, id := range ids {
@@ -175,7 +175,7 @@ func (r *Run) Escalate(ids []string, directory []Identity, now time.Time) []User
 		}
 		at := now
 		reason.EscalatedAt = &at
-		for _, u := range reason.Timing.EscalateTo.Expand(directory) {
+		for _, u := range reason.EscalationEligible {
 			if r.isSelf(Identity{ID: u}) && !reason.AllowSelfApproval {
 				continue
 			}

@@ -640,7 +640,7 @@ func (v *validator) rule(p string, rr rawRule, dir directory, ws *timingLevel) (
 }
 
 // actions are the resource actions a rule's actions condition may name.
-var actions = []approval.Action{approval.ActionCreate, approval.ActionUpdate, approval.ActionDelete, approval.ActionReplace}
+var actions = approval.Actions
 
 // conditions validates a rule's when, written at p.
 func (v *validator) conditions(p string, rc rawConditions) approval.Conditions {

@@ -26,9 +26,9 @@ func Hash(data []byte) string {
 // resources. Attribute values are never copied into the summary. A plan that
 // Terraform marked as errored, or whose format version this library does not
 // know, is refused.
-func Parse(data []byte) (approval.PlanSummary, error) {
+func Parse(data []byte) (approval.Plan, error) {
 	if trimmed := bytes.TrimSpace(data); len(trimmed) == 0 || trimmed[0] != '{' {
-		return approval.PlanSummary{}, errors.New("expected a JSON object from `terraform show -json`")
+		return approval.Plan{}, errors.New("expected a JSON object from `terraform show -json`")
 	}
 	// terraform-json does not model "errored"; Terraform sets it on plans that
 	// failed part-way, and such a plan must never be approved.
@@ -36,14 +36,14 @@ func Parse(data []byte) (approval.PlanSummary, error) {
 		Errored bool `json:"errored"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return approval.PlanSummary{}, fmt.Errorf("decode plan: %w", err)
+		return approval.Plan{}, fmt.Errorf("decode plan: %w", err)
 	}
 	if head.Errored {
-		return approval.PlanSummary{}, errors.New("the plan is marked errored: fix the plan before asking for approval")
+		return approval.Plan{}, errors.New("the plan is marked errored: fix the plan before asking for approval")
 	}
 	var p tfjson.Plan
 	if err := json.Unmarshal(data, &p); err != nil {
-		return approval.PlanSummary{}, fmt.Errorf("decode plan: %w", err)
+		return approval.Plan{}, fmt.Errorf("decode plan: %w", err)
 	}
 	var resources []approval.Resource
 	for i, rc := range p.ResourceChanges {
@@ -51,7 +51,7 @@ func Parse(data []byte) (approval.PlanSummary, error) {
 			continue
 		}
 		if rc.Change == nil {
-			return approval.PlanSummary{}, fmt.Errorf("resource_changes[%d] (%s): missing change", i, rc.Address)
+			return approval.Plan{}, fmt.Errorf("resource_changes[%d] (%s): missing change", i, rc.Address)
 		}
 		action, ok := classify(rc.Change.Actions)
 		if !ok {
