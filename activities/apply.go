@@ -1,6 +1,3 @@
-// Package activities holds the run workflow's side effects: running the
-// approved plan's apply command and notifying people. Activities are methods
-// on one struct that carries their dependencies, registered once per worker.
 package activities
 
 import (
@@ -23,20 +20,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/plan"
 )
-
-// Activities carries what the activities need. The worker's own config decides
-// which command applies a workspace: commands never travel through workflow
-// input, so whoever can start a workflow cannot choose what runs.
-type Activities struct {
-	Config   *config.Config
-	Plans    *plan.Store
-	Notifier Notifier
-	Logger   *zap.Logger
-	// HTTP is the client for webhooks; a default with a timeout when nil.
-	HTTP *http.Client
-	// Executor applies approved plans; CommandExecutor when nil.
-	Executor Executor
-}
 
 // ApplyJob is one approved plan to apply: the run, the workspace's apply
 // settings and a private copy of the plan whose bytes match the approved

@@ -29,12 +29,20 @@ const (
 	// StatusPolicyFailed: a policy denied the plan, or could not be
 	// evaluated (fail closed). Final.
 	StatusPolicyFailed Status = "policy_failed"
+	// StatusOutcomeUnknown: an apply started but nobody saw it end (its
+	// worker died, or the run was reset or retried past a claimed apply).
+	// Final: a human checks the infrastructure; Gatehouse never applies
+	// again on its own.
+	StatusOutcomeUnknown Status = "outcome_unknown"
+	// StatusTerminated: the workflow was terminated (or timed out) in
+	// Temporal itself. Never set by the workflow; read from the execution.
+	StatusTerminated Status = "terminated"
 )
 
 var statuses = []Status{
 	StatusPendingApproval, StatusChangesRequested, StatusApproved, StatusApplying, StatusAwaitingSignoff,
 	StatusApplied, StatusRejected, StatusCancelled, StatusTimedOut, StatusFailed,
-	StatusEvaluatingPolicy, StatusPolicyFailed,
+	StatusEvaluatingPolicy, StatusPolicyFailed, StatusOutcomeUnknown, StatusTerminated,
 }
 
 // Valid reports whether s is a known status.
@@ -43,7 +51,8 @@ func (s Status) Valid() bool { return slices.Contains(statuses, s) }
 // Final reports whether a run in status s can change no more.
 func (s Status) Final() bool {
 	switch s {
-	case StatusApplied, StatusRejected, StatusCancelled, StatusTimedOut, StatusFailed, StatusPolicyFailed:
+	case StatusApplied, StatusRejected, StatusCancelled, StatusTimedOut, StatusFailed, StatusPolicyFailed,
+		StatusOutcomeUnknown, StatusTerminated:
 		return true
 	}
 	return false
@@ -60,10 +69,19 @@ type ApplyResult struct {
 	Executed   bool      `json:"executed"`
 	Command    []string  `json:"command,omitempty"`
 	ExitCode   int       `json:"exit_code"`
-	Output     string    `json:"output,omitempty"`
 	Error      string    `json:"error,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
 	FinishedAt time.Time `json:"finished_at"`
+	// The apply's output (stdout and stderr, bounded) is an artifact in
+	// the content-addressed store, never in workflow history: its SHA-256,
+	// its size and whether the beginning was cut. "" when nothing ran.
+	LogSHA256    string `json:"log_sha256,omitempty"`
+	LogBytes     int64  `json:"log_bytes,omitempty"`
+	LogTruncated bool   `json:"log_truncated,omitempty"`
+	// OutcomeUnknown: the apply may have run, in part or whole, but nobody
+	// saw it end (its worker died, or a second attempt found the first
+	// one's claim). A human must look at the infrastructure.
+	OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
 }
 
 // NotifyFailure is a notice that could not be delivered after its retries.

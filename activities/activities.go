@@ -1,0 +1,29 @@
+// Package activities holds the run workflow's side effects: running the
+// approved plan's apply command, evaluating policies and notifying people.
+// Activities are methods on one struct that carries their dependencies,
+// registered once per worker.
+package activities
+
+import (
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/plan"
+)
+
+// Activities carries what the activities need. The worker's own config decides
+// which command applies a workspace: commands never travel through workflow
+// input, so whoever can start a workflow cannot choose what runs.
+type Activities struct {
+	Config   *config.Config
+	Plans    *plan.Store
+	Notifier Notifier
+	Logger   *zap.Logger
+	// HTTP is the client for webhooks; a default with a timeout when nil.
+	HTTP *http.Client
+	// Executor applies approved plans; CommandExecutor when nil.
+	Executor Executor
+}
+
