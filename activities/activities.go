@@ -26,4 +26,3 @@ type Activities struct {
 	// Executor applies approved plans; CommandExecutor when nil.
 	Executor Executor
 }
-

@@ -51,7 +51,7 @@ type Reason struct {
 	// the directory had them when the reason was made, without the
 	// requester unless self-approval is allowed: whom an escalation adds
 	// to Eligible and tells.
-	EscalationEligible []UserID  `json:"escalation_eligible,omitempty"`
+	EscalationEligible []UserID   `json:"escalation_eligible,omitempty"`
 	Approvals          []Approval `json:"approvals"`
 }
 

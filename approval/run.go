@@ -150,13 +150,13 @@ type Run struct {
 
 // NewRunParams is what a run starts from.
 type NewRunParams struct {
-	ID            string
-	Workspace     Workspace
-	RequestedBy   Identity
-	SubmittedBy   *Identity
-	Message       string
-	Plan          PlanSummary
-	Cost          *CostSummary
+	ID          string
+	Workspace   Workspace
+	RequestedBy Identity
+	SubmittedBy *Identity
+	Message     string
+	Plan        PlanSummary
+	Cost        *CostSummary
 	// Reasons are the workspace's rules and steps evaluated on the whole
 	// plan (Evaluate), where the plan store and the directory are at hand.
 	Reasons       []Reason
