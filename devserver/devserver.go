@@ -4,10 +4,14 @@
 package devserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +19,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/labstack/echo/v4"
 	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiapi "github.com/temporalio/ui-server/v2/server/api"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
 	"go.temporal.io/server/common/authorization"
@@ -145,8 +152,10 @@ func (o Options) validate() (startConfig, error) {
 }
 
 // Start builds and starts the server, and the UI beside it. It returns once
-// the frontend answers gRPC health checks, or with an error when ctx ends
-// first. Without a deadline on ctx it waits at most one minute.
+// the frontend answers gRPC health checks and, with the UI enabled, once the
+// UI answers a workflow list query that reached the frontend; or with an
+// error, leaving nothing running, when ctx ends first. Without a deadline on
+// ctx it waits at most one minute.
 func Start(ctx context.Context, opts Options) (*Server, error) {
 	begin := time.Now()
 	c, err := opts.validate()
@@ -158,14 +167,16 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	}
 
 	// Claim every port before touching the data dir, so a port clash fails
-	// fast and leaves no half-initialised database behind.
-	var ports portReservation
-	defer func() { _ = ports.release() }() // no-op once released below
+	// fast and leaves no half-initialised database behind. The UI's port is
+	// held apart: the UI starts only once the frontend is up.
+	var ports, uiPort portReservation
+	defer func() { _ = ports.release() }()  // no-op once released below
+	defer func() { _ = uiPort.release() }() // likewise
 	if c.frontend.port, err = ports.reserve(c.frontend.ip, c.frontend.port); err != nil {
 		return nil, fmt.Errorf("devserver: frontend address %s is not available: %w", c.frontend, err)
 	}
 	if c.ui != nil {
-		if c.ui.port, err = ports.reserve(c.ui.ip, c.ui.port); err != nil {
+		if c.ui.port, err = uiPort.reserve(c.ui.ip, c.ui.port); err != nil {
 			return nil, fmt.Errorf("devserver: UI address %s is not available: %w", c.ui, err)
 		}
 	}
@@ -186,14 +197,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 
 	serverLog := zap.NewAtomicLevelAt(serverLogLevel)
 	serverOpts := serverOptions(c, internal, sqlConf, serverLog)
-	var ui *uiserver.Server
-	if c.ui != nil {
-		if ui, err = newUIServer(c); err != nil {
-			return nil, err
-		}
-	}
-
-	// From here on the server and UI bind their own listeners.
+	// From here on the server binds its own listeners.
 	if err := ports.release(); err != nil {
 		return nil, fmt.Errorf("devserver: release reserved ports: %w", err)
 	}
@@ -201,31 +205,13 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devserver: build temporal server: %w", err)
 	}
-
 	s := &Server{
 		namespace:    c.namespace,
 		frontendAddr: c.frontend.dialAddr(),
 		serverLog:    serverLog,
 		temporal:     ts,
-		ui:           ui,
 	}
-	if ui != nil {
-		s.uiURL = "http://" + c.ui.dialAddr()
-		s.uiDone = make(chan struct{})
-		// The UI's Start serves until Stop, so it gets its own goroutine. It
-		// only returns an error for a config problem; a failure to bind is
-		// fatal inside the UI library (os.Exit), which the port check above
-		// is there to prevent.
-		go func() {
-			defer close(s.uiDone)
-			if err := ui.Start(); err != nil {
-				c.logger.Error("temporal UI server stopped", zap.Error(err))
-			}
-		}()
-	}
-
 	if err := ts.Start(); err != nil {
-		s.stopUI()
 		return nil, fmt.Errorf("devserver: start temporal server: %w", err)
 	}
 
@@ -235,7 +221,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		readyCtx, cancel = context.WithTimeout(ctx, readyTimeout)
 		defer cancel()
 	}
-	if err := s.waitReady(readyCtx); err != nil {
+	if err := s.becomeReady(readyCtx, c, &uiPort); err != nil {
 		if stopErr := s.Stop(); stopErr != nil {
 			c.logger.Warn("stop temporal dev server after failed start", zap.Error(stopErr))
 		}
@@ -250,6 +236,50 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		zap.Bool("new_db", fresh),
 		zap.Duration("took", time.Since(begin)))
 	return s, nil
+}
+
+// becomeReady waits for the frontend, then starts the UI, if enabled, and
+// waits for it too.
+func (s *Server) becomeReady(ctx context.Context, c startConfig, uiPort *portReservation) error {
+	if err := s.waitReady(ctx); err != nil {
+		return err
+	}
+	if c.ui == nil {
+		return nil
+	}
+	if err := s.startUI(c, uiPort); err != nil {
+		return err
+	}
+	return s.waitUIReady(ctx)
+}
+
+// startUI builds the UI and serves it in the background. It must run after
+// the frontend is up: the UI dials the frontend as it is built, and a
+// refused first dial leaves its connection in gRPC's reconnect backoff (1s
+// and growing), during which every UI query fails with "connection
+// refused" although the frontend is by then serving.
+func (s *Server) startUI(c startConfig, uiPort *portReservation) error {
+	ui, err := newUIServer(c)
+	if err != nil {
+		return err
+	}
+	if err := uiPort.release(); err != nil {
+		return fmt.Errorf("devserver: release reserved UI port: %w", err)
+	}
+	s.ui = ui
+	s.uiURL = "http://" + c.ui.dialAddr()
+	s.uiDone = make(chan struct{})
+	// The UI's Start serves until Stop, so it gets its own goroutine. It
+	// only returns an error for a config problem; a failure to bind is fatal
+	// inside the UI library (os.Exit), which holding the port until just
+	// above is there to prevent.
+	go func() {
+		defer close(s.uiDone)
+		if err := ui.Start(); err != nil {
+			c.logger.Error("temporal UI server stopped", zap.Error(err))
+		}
+	}()
+	return nil
 }
 
 // FrontendAddr is the host:port clients dial.
@@ -319,6 +349,44 @@ func (s *Server) waitReady(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// waitUIReady polls the UI's workflow list API until it answers 200. That
+// needs both the UI's listener, bound in its goroutine, and its gRPC
+// connection to the frontend, so a 200 means the UI works end to end.
+func (s *Server) waitUIReady(ctx context.Context) error {
+	url := s.uiURL + "/api/v1/namespaces/" + neturl.PathEscape(s.namespace) + "/workflows?pageSize=1"
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	var lastErr error
+	for {
+		if lastErr = getOK(ctx, url); lastErr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("devserver: UI %s not ready: %w (last check: %v)", s.uiURL, ctx.Err(), lastErr)
+		case <-tick.C:
+		}
+	}
+}
+
+// getOK sends one GET and wants a 200.
+func getOK(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("status %d: %s", resp.StatusCode, bytes.TrimSpace(body))
+	}
+	return nil
 }
 
 type internalPorts struct {
@@ -500,9 +568,99 @@ func newUIServer(c startConfig) (ui *uiserver.Server, err error) {
 		// The UI otherwise prints a banner and an access log line per request
 		// to stdout, bypassing our logger.
 		HideLogs: true,
+
+		// Approvals go through the gateway, which authenticates people and
+		// checks the rules; anyone who reaches this UI must not be able to go
+		// around it. These flags only hide the UI's buttons (the UI server
+		// forwards the calls regardless); refuseUIWrites below refuses them.
+		// Cancel and terminate stay: an operator may stop a run.
+		WorkflowSignalDisabled:   true,
+		WorkflowUpdateDisabled:   true,
+		WorkflowResetDisabled:    true,
+		WorkflowPauseDisabled:    true,
+		ActivityCommandsDisabled: true,
+		BatchActionsDisabled:     true,
+		// A workflow started here would be a run the gateway never saw.
+		StartWorkflowDisabled: true,
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("devserver: UI config: %w", err)
 	}
-	return uiserver.NewServer(uiserveroptions.WithConfigProvider(cfg)), nil
+	return uiserver.NewServer(
+		uiserveroptions.WithConfigProvider(cfg),
+		uiserveroptions.WithAPIMiddleware([]uiapi.Middleware{
+			func(echo.Context) runtime.ServeMuxOption { return runtime.WithMiddlewares(refuseUIWrites) },
+		}),
+	), nil
+}
+
+// refuseUIWrites wraps every Temporal API route of the UI server: reads
+// pass, and of the calls that change something only cancel, terminate and
+// query (a read sent as POST) do. Everything else, signal, update, reset,
+// start, batch, schedules, activity completion, namespace changes, gets a
+// 403. The UI's own DisableWriteActions would also refuse cancel and
+// terminate.
+func refuseUIWrites(next runtime.HandlerFunc) runtime.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+		if uiCallAllowed(r) {
+			next(w, r, params)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		// The shape of a gRPC-gateway error, which the UI displays; code 7
+		// is PERMISSION_DENIED.
+		_, _ = io.WriteString(w, `{"code": 7, "message": "gatehouse dev: the embedded Web UI may only read, cancel and terminate; approve or reject through the Gatehouse API"}`)
+	}
+}
+
+// uiCallAllowed decides on the route's path template, not the request path,
+// so a workflow ID such as "x/cancel" cannot pass for the cancel route.
+// Routes are matched by their literal segments, without the /api/v1 prefix
+// some bindings carry; a route it cannot identify is refused.
+func uiCallAllowed(r *http.Request) bool {
+	// Every GET route of the workflow and operator services is a read.
+	if r.Method == http.MethodGet {
+		return true
+	}
+	pattern, ok := runtime.HTTPPattern(r.Context())
+	if !ok {
+		return false
+	}
+	switch routeLiterals(pattern.String()) {
+	case "namespaces/workflows/cancel",
+		"namespaces/workflows/terminate",
+		"namespaces/workflows/query":
+		return true
+	}
+	return false
+}
+
+// routeLiterals reduces a path template such as
+// "/api/v1/namespaces/{namespace=*}/workflows/{id=*}/cancel" to its fixed
+// segments, "namespaces/workflows/cancel". A verb (":name") stays attached
+// to its segment, so such routes never match an allowed one.
+func routeLiterals(template string) string {
+	var literal strings.Builder
+	depth := 0
+	for _, r := range template {
+		switch {
+		case r == '{':
+			depth++
+		case r == '}':
+			depth--
+		case depth == 0:
+			literal.WriteRune(r)
+		}
+	}
+	var segs []string
+	for seg := range strings.SplitSeq(literal.String(), "/") {
+		if seg != "" && seg != "*" && seg != "**" {
+			segs = append(segs, seg)
+		}
+	}
+	if len(segs) >= 2 && segs[0] == "api" && segs[1] == "v1" {
+		segs = segs[2:]
+	}
+	return strings.Join(segs, "/")
 }

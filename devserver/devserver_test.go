@@ -3,7 +3,9 @@ package devserver_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -270,6 +272,138 @@ func TestOptionsValidation(t *testing.T) {
 				t.Fatal("Start accepted invalid options")
 			} else {
 				t.Log(err)
+			}
+		})
+	}
+}
+
+// startWithUI starts a server with the UI on a fresh data dir unless dir is
+// given.
+func startWithUI(t *testing.T, dir string) *devserver.Server {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	return startServer(t, devserver.Options{
+		DataDir:      dir,
+		FrontendAddr: "127.0.0.1:0",
+		UIAddr:       "127.0.0.1:0",
+		Logger:       testLogger(),
+	})
+}
+
+// uiCall sends one request to the UI's HTTP API, with no retry: the point of
+// the callers is what the very first request sees. The Authorization header
+// is what a script would send; with it the UI skips its CSRF check (auth is
+// off, so any value is accepted).
+func uiCall(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var body io.Reader
+	if method != http.MethodGet {
+		body = strings.NewReader("{}")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer test")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestUIServesQueriesRightAfterStart queries the namespace's workflow list
+// through the UI the instant Start returns: Start must not report ready
+// before the UI can reach the frontend. Three fresh data dirs, then a
+// restart on an existing one.
+func TestUIServesQueriesRightAfterStart(t *testing.T) {
+	var dir string
+	for i := range 3 {
+		dir = t.TempDir()
+		srv := startWithUI(t, dir)
+		url := srv.UIURL() + "/api/v1/namespaces/" + srv.Namespace() + "/workflows"
+		if code, body := uiCall(t, http.MethodGet, url); code != http.StatusOK {
+			t.Errorf("fresh start %d: GET %s: status %d, want 200: %s", i+1, url, code, body)
+		}
+		if err := srv.Stop(); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+	srv := startWithUI(t, dir)
+	url := srv.UIURL() + "/api/v1/namespaces/" + srv.Namespace() + "/workflows"
+	if code, body := uiCall(t, http.MethodGet, url); code != http.StatusOK {
+		t.Errorf("restart: GET %s: status %d, want 200: %s", url, code, body)
+	}
+}
+
+// TestUIActionsLimited checks what the embedded UI lets anyone who reaches
+// it do: its settings hide every action but cancel and terminate, and its
+// API refuses the hidden ones instead of only hiding their buttons.
+func TestUIActionsLimited(t *testing.T) {
+	srv := startWithUI(t, "")
+	code, body := uiCall(t, http.MethodGet, srv.UIURL()+"/api/v1/settings")
+	if code != http.StatusOK {
+		t.Fatalf("GET settings: status %d: %s", code, body)
+	}
+	var settings map[string]any
+	if err := json.Unmarshal([]byte(body), &settings); err != nil {
+		t.Fatalf("settings: %v: %s", err, body)
+	}
+	for field, want := range map[string]bool{
+		"WorkflowSignalDisabled":    true,
+		"WorkflowUpdateDisabled":    true,
+		"WorkflowResetDisabled":     true,
+		"WorkflowPauseDisabled":     true,
+		"ActivityCommandsDisabled":  true,
+		"BatchActionsDisabled":      true,
+		"StartWorkflowDisabled":     true,
+		"WorkflowCancelDisabled":    false,
+		"WorkflowTerminateDisabled": false,
+		"DisableWriteActions":       false,
+	} {
+		if got, ok := settings[field].(bool); !ok || got != want {
+			t.Errorf("settings %s = %v; want %v", field, settings[field], want)
+		}
+	}
+
+	ns := srv.UIURL() + "/api/v1/namespaces/" + srv.Namespace()
+	for _, tc := range []struct {
+		name, path string
+		refused    bool
+	}{
+		{"signal", "/workflows/wf-1/signal/approve", true},
+		{"update", "/workflows/wf-1/update/approve", true},
+		{"reset", "/workflows/wf-1/reset", true},
+		{"start", "/workflows/wf-1", true},
+		{"signal with start", "/workflows/wf-1/signal-with-start/approve", true},
+		{"batch", "/batch-operations/job-1", true},
+		{"schedule", "/schedules/sched-1", true},
+		{"complete activity", "/workflows/wf-1/activities/act-1/complete", true},
+		// A workflow ID that looks like an allowed route is still a start.
+		{"start disguised as cancel", "/workflows/wf-1%2Fcancel", true},
+		// These reach the frontend, which answers that wf-1 does not exist.
+		{"cancel", "/workflows/wf-1/cancel", false},
+		{"terminate", "/workflows/wf-1/terminate", false},
+		{"query", "/workflows/wf-1/query/state", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := uiCall(t, http.MethodPost, ns+tc.path)
+			refused := code == http.StatusForbidden && strings.Contains(body, "gatehouse dev")
+			if refused != tc.refused {
+				t.Errorf("POST %s: status %d (refused %v); want refused %v: %s", tc.path, code, refused, tc.refused, body)
+			}
+			if !tc.refused && code != http.StatusNotFound {
+				t.Errorf("POST %s: status %d; want 404 from the frontend: %s", tc.path, code, body)
 			}
 		})
 	}
