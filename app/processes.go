@@ -28,17 +28,24 @@ type Dev struct {
 	worker   sdkworker.Worker
 	http     *http.Server
 	httpAddr string
+	lock     *dataDirLock // held from the first touch of the data dir to the end of Close
 }
 
 // StartDev starts every part and returns once all of them serve. On error
 // nothing is left running.
 func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	opts.defaults()
-	p, err := loadParts(opts.Options)
+	// First of all: loadParts already creates plans/ in the data dir.
+	lock, err := lockDataDir(opts.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	d := &Dev{parts: p}
+	p, err := loadParts(opts.Options)
+	if err != nil {
+		_ = lock.release()
+		return nil, err
+	}
+	d := &Dev{parts: p, lock: lock}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -103,6 +110,9 @@ func (d *Dev) Close() error {
 	if d.server != nil {
 		errs = append(errs, d.server.Stop())
 	}
+	// Last: another dev process may take the data dir only once nothing
+	// here writes to it.
+	errs = append(errs, d.lock.release())
 	return errors.Join(errs...)
 }
 
