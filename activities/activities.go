@@ -6,6 +6,7 @@ package activities
 
 import (
 	"net/http"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -25,4 +26,26 @@ type Activities struct {
 	HTTP *http.Client
 	// Executor applies approved plans; CommandExecutor when nil.
 	Executor Executor
+	// Claims records, outside workflow history, which attempt applies a
+	// run's plan; Apply refuses to run without it.
+	Claims *ClaimStore
+	// applying counts the applies in progress, for WaitApplies.
+	applying atomic.Int64
+
+	// policies caches prepared policy queries per config version.
+	policies policyCache
 }
+
+// The types of the application errors the workflow tells apart when an
+// activity fails (temporal.ApplicationError.Type).
+const (
+	// TypeWorkspaceUnknown: the worker's config has no such workspace;
+	// nothing was done.
+	TypeWorkspaceUnknown = "WorkspaceUnknown"
+	// TypePlanUnavailable: the plan (or an estimate) is missing from the
+	// store or no longer hashes to its name; nothing was done.
+	TypePlanUnavailable = "PlanUnavailable"
+	// TypeApplyOutcomeUnknown: the apply was claimed before, by an attempt
+	// nobody saw end; it was not run again.
+	TypeApplyOutcomeUnknown = "ApplyOutcomeUnknown"
+)

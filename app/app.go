@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -18,11 +20,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
+	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 	"github.com/gatehouse-dev/gatehouse/plan"
+	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/starter"
 	"github.com/gatehouse-dev/gatehouse/worker"
+	"github.com/gatehouse-dev/gatehouse/workflows"
 )
 
 // Options are the settings every Gatehouse process shares.
@@ -33,7 +38,11 @@ type Options struct {
 	Namespace    string // Temporal namespace
 	TaskQueue    string // task queue of the run workflow
 	HTTPAddr     string // gateway listen address
-	Logger       *zap.Logger
+	// SigningKeys are the keys gateway and worker share (signing.EnvKeys:
+	// comma-separated, the signing key first). Required by worker and
+	// gateway; dev keeps a generated one in its data dir when unset.
+	SigningKeys string
+	Logger      *zap.Logger
 }
 
 func (o *Options) defaults() {
@@ -50,7 +59,10 @@ func (o *Options) defaults() {
 
 // parts are the pieces a process is built from.
 type parts struct {
-	opts   Options
+	opts Options
+	// keys sign (gateway) and verify (worker) what reaches the run
+	// workflow.
+	keys   *signing.Keys
 	config *config.Config
 	plans  *plan.Store
 	client client.Client
@@ -72,6 +84,56 @@ func loadParts(opts Options) (*parts, error) {
 	}
 	opts.Logger.Info("config loaded", zap.String("path", opts.ConfigPath), zap.String("version", cfg.Version))
 	return &parts{opts: opts, config: cfg, plans: plans}, nil
+}
+
+// loadKeys parses the shared signing keys; with none given and a dev data
+// dir, it uses the one kept there, made on first start.
+func (p *parts) loadKeys(devDataDir string) error {
+	list := p.opts.SigningKeys
+	if list == "" && devDataDir != "" {
+		var err error
+		if list, err = devSigningKey(devDataDir); err != nil {
+			return err
+		}
+	}
+	keys, err := signing.Parse(list)
+	if err != nil {
+		return err
+	}
+	p.keys = keys
+	return nil
+}
+
+// devSigningKey reads the dev data dir's signing key, creating it (mode
+// 0600) on first use.
+func devSigningKey(dir string) (string, error) {
+	path := filepath.Join(dir, "signing.key")
+	if data, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(data)), nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read dev signing key: %w", err)
+	}
+	key, err := signing.Generate()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write dev signing key: %w", err)
+	}
+	return key, nil
+}
+
+// runner is the run workflow as this worker registers it: with the keys
+// that verify the gateway's signatures and the users of its config.
+func (p *parts) runner() workflows.Runner {
+	cfg := p.config
+	return workflows.Runner{Keys: p.keys, Users: func(id approval.UserID) (approval.Identity, bool) {
+		u, ok := cfg.User(id)
+		return u.Identity, ok
+	}}
 }
 
 // dial connects to Temporal at addr.
@@ -96,7 +158,7 @@ func (p *parts) newWorker() sdkworker.Worker {
 		Notifier: activities.LogNotifier{Logger: p.opts.Logger.Named("notify")},
 		Logger:   p.opts.Logger.Named("activities"),
 	}
-	return worker.New(p.client, p.opts.TaskQueue, acts, sdkworker.Options{})
+	return worker.New(p.client, p.opts.TaskQueue, p.runner(), acts, sdkworker.Options{})
 }
 
 // listenGateway binds the gateway's address and serves it in the
@@ -109,7 +171,7 @@ func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
 	srv := &http.Server{
 		Handler: gateway.New(gateway.Options{
 			Config: p.config,
-			Runs:   starter.New(p.client, p.opts.Namespace, p.opts.TaskQueue, p.config),
+			Runs:   starter.New(p.client, p.opts.Namespace, p.opts.TaskQueue, p.config, p.keys),
 			Plans:  p.plans,
 			Logger: p.opts.Logger.Named("gateway"),
 			Health: func(ctx context.Context) error {

@@ -27,7 +27,10 @@ const (
 // Decision is one recorded act of a person on a run: the audit trail's unit.
 // Its ID is the request's idempotency key, stable across retries.
 type Decision struct {
-	ID         string       `json:"id"`
+	ID string `json:"id"`
+	// Key is the digest of the idempotency key the caller sent, if any:
+	// the same key may not stand for two different requests on one run.
+	Key        string       `json:"key,omitempty"`
 	Kind       DecisionKind `json:"decision"`
 	UserID     UserID       `json:"user_id"`
 	Email      string       `json:"user_email,omitempty"`
@@ -46,7 +49,12 @@ type Decision struct {
 
 // Request is a person's request to act on a run.
 type Request struct {
-	ID      string   `json:"id"` // idempotency key, becomes the Decision's ID
+	// ID becomes the Decision's ID: the Update ID, derived by the client
+	// from the caller, the action, the idempotency key and the body, so
+	// a retry lands on the same decision and nothing else does.
+	ID string `json:"id"`
+	// Key is the digest of the caller's idempotency key ("" when none).
+	Key     string   `json:"key,omitempty"`
 	Actor   Identity `json:"actor"`
 	Comment string   `json:"comment,omitempty"`
 	// ReasonIDs limits an approval to these reasons; empty means every open
@@ -55,6 +63,66 @@ type Request struct {
 	// Channel says where the request came from ("api" today; Slack and
 	// ITSM callbacks next), for the audit trail.
 	Channel string `json:"channel,omitempty"`
+	// IssuedAt and Signature are the gateway's proof that it
+	// authenticated the actor: the run workflow counts no decision
+	// without them (see package signing).
+	IssuedAt  time.Time `json:"issued_at"`
+	Signature string    `json:"signature,omitempty"`
+}
+
+// Limits on what people write. They keep workflow history small and are
+// stated in README; longer text is a 400 naming the field.
+const (
+	MaxCommentBytes = 4096
+	MaxMessageBytes = 4096
+)
+
+// MaxDecisions bounds the decisions one run records (approvals, revokes,
+// renotifies...): the trail is workflow state, carried across
+// continue-as-new, so it may not grow without limit. A run that reaches it
+// takes only a reject, a cancel or a bypass; README says so.
+const MaxDecisions = 200
+
+// textFieldOf names the text field each decision takes, as the API calls it.
+func textFieldOf(kind DecisionKind) string {
+	switch kind {
+	case DecisionCancel:
+		return "message"
+	case DecisionBypass:
+		return "justification"
+	}
+	return "comment"
+}
+
+// CheckText refuses text longer than the limit, naming the field.
+func CheckText(field, text string, limit int) error {
+	if len(text) > limit {
+		return Errorf(CodeInvalid, "%s: longer than %d bytes (%d)", field, limit, len(text))
+	}
+	return nil
+}
+
+// checkRequest applies what every decision needs: an actor, bounded text,
+// an idempotency key that is not another request's, and room in the trail.
+func (r *Run) checkRequest(req Request, kind DecisionKind) error {
+	if err := checkActor(req); err != nil {
+		return err
+	}
+	if err := CheckText(textFieldOf(kind), req.Comment, MaxCommentBytes); err != nil {
+		return err
+	}
+	if req.Key != "" {
+		for _, d := range r.Decisions {
+			if d.Key == req.Key && d.ID != req.ID {
+				return Errorf(CodeUnprocessable, "Idempotency-Key: already used on this run for another request (%s by %s); send a new key", d.Kind, d.UserID)
+			}
+		}
+	}
+	final := kind == DecisionReject || kind == DecisionCancel || kind == DecisionBypass
+	if len(r.Decisions) >= MaxDecisions && !final {
+		return Errorf(CodeConflict, "run has recorded %d decisions, the most one run keeps: it takes only reject, cancel or bypass now", MaxDecisions)
+	}
+	return nil
 }
 
 // SystemActor is the actor recorded for decisions no person made.
@@ -188,7 +256,7 @@ func (r *Run) CheckApprove(req Request) error {
 }
 
 func (r *Run) checkApprove(req Request) ([]int, error) {
-	if err := checkActor(req); err != nil {
+	if err := r.checkRequest(req, DecisionApprove); err != nil {
 		return nil, err
 	}
 	scope, err := r.scope(req.ReasonIDs)
@@ -249,7 +317,7 @@ func (r *Run) CheckRevoke(req Request) error {
 }
 
 func (r *Run) checkRevoke(req Request) ([]int, error) {
-	if err := checkActor(req); err != nil {
+	if err := r.checkRequest(req, DecisionRevoke); err != nil {
 		return nil, err
 	}
 	if req.Actor.HasRole(RoleViewer) {
@@ -303,7 +371,7 @@ func (r *Run) Revoke(req Request, now time.Time) error {
 
 // CheckReject reports whether req may reject the run now.
 func (r *Run) CheckReject(req Request) error {
-	if err := checkActor(req); err != nil {
+	if err := r.checkRequest(req, DecisionReject); err != nil {
 		return err
 	}
 	if err := requireText("comment", req.Comment, "to reject"); err != nil {
@@ -330,7 +398,7 @@ func (r *Run) Reject(req Request, now time.Time) error {
 // the automation that submitted for them), any approver a reason of the run
 // names, and admins may cancel; viewers may not.
 func (r *Run) CheckCancel(req Request) error {
-	if err := checkActor(req); err != nil {
+	if err := r.checkRequest(req, DecisionCancel); err != nil {
 		return err
 	}
 	if err := requireText("message", req.Comment, "to cancel"); err != nil {
@@ -366,6 +434,9 @@ func (r *Run) Cancel(req Request, now time.Time) error {
 // for example when an operator cancels the workflow in Temporal itself. The
 // decision is recorded under SystemActor so the trail says why the run ended.
 func (r *Run) CancelBySystem(message string, now time.Time) {
+	if r.Status.Final() {
+		return
+	}
 	r.record(Request{ID: "system-cancel", Actor: Identity{ID: SystemActor}, Comment: message}, DecisionCancel, r.OpenReasons(), now)
 	r.closeOpenReasons()
 	r.Status = StatusCancelled
@@ -374,7 +445,7 @@ func (r *Run) CancelBySystem(message string, now time.Time) {
 // CheckRequestChanges reports whether req may send the plan back to its
 // requester now. Only people who could approve it may.
 func (r *Run) CheckRequestChanges(req Request) error {
-	if err := checkActor(req); err != nil {
+	if err := r.checkRequest(req, DecisionRequestChanges); err != nil {
 		return err
 	}
 	if err := requireText("comment", req.Comment, "to request changes"); err != nil {
@@ -403,7 +474,7 @@ func (r *Run) RequestChanges(req Request, now time.Time) error {
 // requester (or the automation that submitted for them) may, while the run
 // waits for approval or for changes.
 func (r *Run) CheckRevisePlan(req Request) error {
-	if err := checkActor(req); err != nil {
+	if err := r.checkRequest(req, DecisionRevisePlan); err != nil {
 		return err
 	}
 	if !r.isSelf(req.Actor) {
@@ -471,7 +542,7 @@ func (r *Run) RevisePlan(req Request, plan PlanSummary, cost *CostSummary, fresh
 // CheckBypass reports whether req may bypass approval now: only admins, only
 // on workspaces that allow it, and only with a justification.
 func (r *Run) CheckBypass(req Request) error {
-	if err := checkActor(req); err != nil {
+	if err := r.checkRequest(req, DecisionBypass); err != nil {
 		return err
 	}
 	if err := requireText("justification", req.Comment, "to bypass approval"); err != nil {
@@ -543,7 +614,7 @@ const RenotifyInterval = 5 * time.Minute
 
 // CheckRenotify reports whether req may ask the pending approvers again now.
 func (r *Run) CheckRenotify(req Request, now time.Time) error {
-	if err := checkActor(req); err != nil {
+	if err := r.checkRequest(req, DecisionRenotify); err != nil {
 		return err
 	}
 	if req.Actor.HasRole(RoleViewer) {
@@ -594,6 +665,7 @@ func (r *Run) record(req Request, kind DecisionKind, reasonIDs []string, now tim
 	r.Decisions = append(r.Decisions, Decision{
 		ResponseSeconds: response,
 		ID:              req.ID,
+		Key:             req.Key,
 		Kind:            kind,
 		UserID:          req.Actor.ID,
 		Email:           req.Actor.Email,
@@ -605,4 +677,11 @@ func (r *Run) record(req Request, kind DecisionKind, reasonIDs []string, now tim
 		At:              now,
 	})
 	r.UpdatedAt = now
+}
+
+// Concerns reports whether the run is the actor's business whoever may read
+// its workspace: they requested or submitted it, or one of its reasons names
+// them (a policy may name approvers its workspace's rules do not).
+func (r *Run) Concerns(actor Identity) bool {
+	return r.isSelf(actor) || slices.ContainsFunc(r.Reasons, func(reason Reason) bool { return reason.names(actor) })
 }

@@ -22,6 +22,9 @@ const (
 	CodeNotFound Code = "not_found"
 	// CodeRateLimited: asked again too soon; RetryAfter says when to.
 	CodeRateLimited Code = "rate_limited"
+	// CodeUnprocessable: the request is well formed but reuses an
+	// idempotency key that already stands for a different request.
+	CodeUnprocessable Code = "unprocessable"
 )
 
 // Error is a domain error with a code and a message fit for the user.

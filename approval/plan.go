@@ -19,8 +19,12 @@ type PlanSummary struct {
 	Moves    int    `json:"moves,omitempty"`
 	// Invocations counts the plan's action_invocations (Terraform actions).
 	Invocations int `json:"invocations,omitempty"`
-	// Resources is the number of resource changes counted above.
-	Resources int `json:"resources"`
+	// ResourceCount is the number of changes counted above.
+	ResourceCount int `json:"resource_count"`
+	// ChangesDigest fingerprints every change with its digest: a revised
+	// plan with the same ChangesDigest changes nothing a reason that looks
+	// at the whole plan (a step, a policy's requirement) covered.
+	ChangesDigest string `json:"changes_digest,omitempty"`
 }
 
 // PlanCounts is what a round records of its plan. It is the summary itself
@@ -90,7 +94,7 @@ func (a Action) Valid() bool { return slices.Contains(Actions, a) }
 // line: a replace is both an add and a destroy, and is counted as a replace
 // too. Forgets, imports, moves and invocations are counted on their own.
 func Summarize(sha256 string, changes []Resource) Plan {
-	p := Plan{PlanSummary: PlanSummary{SHA256: sha256, Resources: len(changes)}, ResourceChanges: changes}
+	p := Plan{PlanSummary: PlanSummary{SHA256: sha256, ResourceCount: len(changes)}, ResourceChanges: changes}
 	if p.ResourceChanges == nil {
 		p.ResourceChanges = []Resource{}
 	}
@@ -119,5 +123,6 @@ func Summarize(sha256 string, changes []Resource) Plan {
 			}
 		}
 	}
+	s.ChangesDigest = fingerprint(Conditions{}.inputs(Facts{Plan: p}))
 	return p
 }

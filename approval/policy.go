@@ -55,8 +55,8 @@ func (p PolicyResult) Check() error {
 
 // PolicyReasons turns a policy result's requirements into waiting policy
 // reasons, timed like the workspace's.
-func PolicyReasons(ws Workspace, plan Plan, res PolicyResult, requester Identity, directory []Identity) []Reason {
-	everything := fingerprint(Conditions{}.inputs(Facts{Plan: plan}))
+func PolicyReasons(ws Workspace, plan PlanSummary, res PolicyResult, requester Identity, directory []Identity) []Reason {
+	everything := plan.ChangesDigest
 	var out []Reason
 	for _, req := range res.Requirements {
 		out = append(out, newReason(ws, KindPolicy, req.Name, req.Stage, req.Approvers, req.MinApprovals, false, Timing{}, everything, requester, directory))
@@ -67,8 +67,13 @@ func PolicyReasons(ws Workspace, plan Plan, res PolicyResult, requester Identity
 // ApplyPolicy records what the policies said and moves the run on: a denial
 // or an evaluation error ends it policy_failed before anyone is asked;
 // otherwise the policy reasons join the run (keeping the approvals of a
-// previous round's identical policy reasons) and its first stage opens.
-func (r *Run) ApplyPolicy(res PolicyResult, fresh []Reason, now time.Time) {
+// previous round's identical policy reasons) and its first stage opens. A
+// result that arrives after the run was decided (cancelled while its
+// policies ran) changes nothing: it is a conflict.
+func (r *Run) ApplyPolicy(res PolicyResult, fresh []Reason, now time.Time) error {
+	if err := r.checkStatus("record a policy result", StatusEvaluatingPolicy); err != nil {
+		return err
+	}
 	res.EvaluatedAt = now
 	res.PlanSHA256 = r.Plan.SHA256
 	r.Policy = &res
@@ -81,7 +86,7 @@ func (r *Run) ApplyPolicy(res PolicyResult, fresh []Reason, now time.Time) {
 	if r.Policy.Error != "" || len(res.Denials) > 0 {
 		r.closeOpenReasons()
 		r.Status = StatusPolicyFailed
-		return
+		return nil
 	}
 	round := &r.Rounds[len(r.Rounds)-1]
 	var kept []Reason
@@ -118,4 +123,5 @@ func (r *Run) ApplyPolicy(res PolicyResult, fresh []Reason, now time.Time) {
 	r.Reasons = append(kept, fresh...)
 	SortReasons(r.Reasons)
 	r.advance(now, true)
+	return nil
 }

@@ -125,7 +125,10 @@ type Workspace struct {
 // reason allows self-approval.
 func Evaluate(ws Workspace, plan Plan, cost *CostSummary, requester Identity, directory []Identity) []Reason {
 	facts := Facts{Plan: plan, Cost: cost, Environment: ws.Environment, Tags: ws.Tags}
-	everything := fingerprint(Conditions{}.inputs(facts))
+	everything := plan.ChangesDigest
+	if everything == "" {
+		everything = fingerprint(Conditions{}.inputs(Facts{Plan: plan}))
+	}
 	reasons := []Reason{}
 	for _, s := range ws.Steps {
 		reasons = append(reasons, newReason(ws, KindStep, s.Name, s.Stage, s.Approvers, s.MinApprovals, s.AllowSelfApproval, s.Timing, everything, requester, directory))

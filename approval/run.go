@@ -84,6 +84,15 @@ type ApplyResult struct {
 	OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
 }
 
+// Termination is how a workflow ended outside Gatehouse.
+type Termination struct {
+	// By is the Temporal client identity that terminated it ("temporal"
+	// when the server timed it out).
+	By     string    `json:"by"`
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
 // NotifyFailure is a notice that could not be delivered after its retries.
 // It never fails the run; it is shown so someone can follow up.
 type NotifyFailure struct {
@@ -138,8 +147,18 @@ type Run struct {
 	// LastRenotifiedAt is when approvers were last asked again on request;
 	// it rate-limits renotify and, being state, survives restarts.
 	LastRenotifiedAt time.Time `json:"last_renotified_at"`
-	// NotifyFailures lists notices that could not be delivered.
-	NotifyFailures []NotifyFailure `json:"notify_failures,omitempty"`
+	// NotifyFailures lists the latest notices that could not be delivered
+	// (at most MaxNotifyFailures); NotifyFailuresDropped counts older ones.
+	NotifyFailures        []NotifyFailure `json:"notify_failures,omitempty"`
+	NotifyFailuresDropped int             `json:"notify_failures_dropped,omitempty"`
+	// Error says why a run failed before it could apply (its input was not
+	// signed by the gateway, for example).
+	Error string `json:"error,omitempty"`
+	// Termination says who ended the workflow in Temporal itself, and why.
+	// The workflow never sets it: readers fill it in from the execution
+	// (with Status terminated) when the workflow was terminated or timed
+	// out before reaching a status of its own.
+	Termination *Termination `json:"termination,omitempty"`
 	// ApprovalRequestedAt is when the current wait began; Deadline, the
 	// earliest deadline of the open reasons, is when it fails closed.
 	ApprovalRequestedAt time.Time    `json:"approval_requested_at"`
@@ -308,37 +327,81 @@ func (r *Run) OpenReasons() []string {
 // TimeOut ends a run that waited past its deadline. A run that times out
 // before apply never applies; one that times out awaiting sign-off has
 // applied (its apply result says so) but was never signed off.
-func (r *Run) TimeOut(now time.Time) {
+func (r *Run) TimeOut(now time.Time) error {
+	if !r.Status.Waiting() {
+		return Errorf(CodeConflict, "run is %s: it no longer waits, so it cannot time out", r.Status)
+	}
 	r.closeOpenReasons()
 	r.Status = StatusTimedOut
 	r.Outcome = r.OnTimeout
 	r.UpdatedAt = now
+	return nil
 }
 
 // StartApply marks an approved run as applying.
-func (r *Run) StartApply(now time.Time) {
+func (r *Run) StartApply(now time.Time) error {
+	if err := r.checkStatus("start the apply", StatusApproved); err != nil {
+		return err
+	}
 	r.Status = StatusApplying
 	r.UpdatedAt = now
+	return nil
 }
 
 // FinishApply records the apply's result. A failed apply ends the run failed;
 // a successful one opens the sign-offs, if any, or ends the run applied.
-func (r *Run) FinishApply(res ApplyResult, now time.Time) {
+func (r *Run) FinishApply(res ApplyResult, now time.Time) error {
+	if err := r.checkStatus("record an apply", StatusApplying); err != nil {
+		return err
+	}
 	r.Apply = &res
 	r.UpdatedAt = now
+	if res.OutcomeUnknown {
+		r.Status = StatusOutcomeUnknown
+		r.closeOpenReasons()
+		return nil
+	}
 	if res.Error != "" || res.ExitCode != 0 {
 		r.Status = StatusFailed
 		r.closeOpenReasons()
-		return
+		return nil
 	}
 	if r.stageApproved(StagePostApply) {
 		r.Status = StatusApplied
-		return
+		return nil
 	}
 	r.openStage(StagePostApply, now, false)
 	r.ApprovalRequestedAt = now
 	r.refreshDeadline()
 	r.Status = StatusAwaitingSignoff
+	return nil
+}
+
+// Refuse ends a run that must not go on, before anything is applied: its
+// input could not be verified, or a step could not be carried out. why is
+// shown on the run.
+func (r *Run) Refuse(why string, now time.Time) {
+	if r.Status.Final() || r.Status == StatusApplying {
+		return
+	}
+	r.closeOpenReasons()
+	r.Status = StatusFailed
+	r.Error = why
+	r.UpdatedAt = now
+}
+
+// MaxNotifyFailures bounds the undelivered notices a run lists; older ones
+// are counted, not kept, so a notifier that is down for weeks cannot grow
+// the state.
+const MaxNotifyFailures = 20
+
+// AddNotifyFailure records a notice that could not be delivered.
+func (r *Run) AddNotifyFailure(f NotifyFailure) {
+	r.NotifyFailures = append(r.NotifyFailures, f)
+	if over := len(r.NotifyFailures) - MaxNotifyFailures; over > 0 {
+		r.NotifyFailures = slices.Delete(r.NotifyFailures, 0, over)
+		r.NotifyFailuresDropped += over
+	}
 }
 
 // closeOpenReasons cancels every reason not yet approved.

@@ -74,6 +74,32 @@ type Workspace struct {
 	Apply *Apply
 	// Notify is nil when the workspace notifies nothing but its approvers.
 	Notify *Notify
+	// Readers may read the workspace's runs, besides those CanRead names.
+	Readers approval.Approvers
+}
+
+// CanRead reports whether id may see the workspace's runs: admins and
+// viewers may; so may anyone a step, rule or escalation of the workspace
+// names, and its readers. Others are told its runs do not exist; they may
+// still read the runs they requested themselves (see the gateway).
+func (w Workspace) CanRead(id approval.Identity) bool {
+	if id.HasRole(approval.RoleAdmin) || id.HasRole(approval.RoleViewer) {
+		return true
+	}
+	if w.Readers.Includes(id) || w.EscalateTo.Includes(id) {
+		return true
+	}
+	for _, s := range w.Steps {
+		if s.Approvers.Includes(id) || s.EscalateTo.Includes(id) {
+			return true
+		}
+	}
+	for _, r := range w.Rules {
+		if r.Approvers.Includes(id) || r.EscalateTo.Includes(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // Notify says where to send a workspace's events besides to its people.
@@ -103,6 +129,10 @@ type Apply struct {
 	Dir string
 	// Timeout bounds one execution of the command. Default DefaultApplyTimeout.
 	Timeout time.Duration
+	// EnvFrom names the worker's environment variables the command gets
+	// besides PATH, HOME, USER, LANG, LC_ALL, TZ, TMPDIR and the run's own:
+	// nothing else of the worker's environment reaches it.
+	EnvFrom []string
 }
 
 // Problem is one thing wrong with a configuration.
@@ -381,6 +411,7 @@ type (
 		Apply      *canonicalApply     `json:"apply,omitempty"`
 		Notify     *canonicalNotify    `json:"notify,omitempty"`
 		Policies   []canonicalPolicy   `json:"policies,omitempty"`
+		Readers    *approval.Approvers `json:"readers,omitempty"`
 	}
 
 	canonicalPolicy struct {
@@ -411,6 +442,7 @@ type (
 		Command []string      `json:"command"`
 		Dir     string        `json:"dir"`
 		Timeout time.Duration `json:"timeout"`
+		EnvFrom []string      `json:"env_from,omitempty"`
 	}
 )
 
@@ -447,6 +479,7 @@ func canonicalJSON(c *Config) ([]byte, error) {
 			Name: w.Name, Environment: w.Environment, Timeout: w.Timeout,
 			Workspace:  w.Workspace,
 			EscalateTo: escalateTo(w.EscalateTo),
+			Readers:    escalateTo(w.Readers),
 		}
 		for _, s := range w.Steps {
 			cw.Steps = append(cw.Steps, canonicalStep{Step: s, EscalateTo: escalateTo(s.EscalateTo)})
@@ -458,7 +491,7 @@ func canonicalJSON(c *Config) ([]byte, error) {
 			cw.Policies = append(cw.Policies, canonicalPolicy{Name: p.Name, SourceSHA256: hashToken(p.Source)})
 		}
 		if w.Apply != nil {
-			cw.Apply = &canonicalApply{Command: w.Apply.Command, Dir: w.Apply.Dir, Timeout: w.Apply.Timeout}
+			cw.Apply = &canonicalApply{Command: w.Apply.Command, Dir: w.Apply.Dir, Timeout: w.Apply.Timeout, EnvFrom: w.Apply.EnvFrom}
 		}
 		if w.Notify != nil && w.Notify.Webhook != nil {
 			cw.Notify = &canonicalNotify{Webhook: canonicalWebhook{

@@ -53,9 +53,12 @@ type (
 		Apply       *rawApply  `yaml:"apply"`
 		Notify      *rawNotify `yaml:"notify"`
 		AllowBypass bool       `yaml:"allow_bypass"`
-		Steps       []rawStep  `yaml:"steps"`
-		Rules       []rawRule  `yaml:"rules"`
-		rawTiming   `yaml:",inline"`
+		// Readers may see the workspace's runs besides the people its
+		// rules, steps and escalations name.
+		Readers   *rawApprovers `yaml:"readers"`
+		Steps     []rawStep     `yaml:"steps"`
+		Rules     []rawRule     `yaml:"rules"`
+		rawTiming `yaml:",inline"`
 	}
 
 	// rawTiming holds the timing keys that a workspace, a step and a rule
@@ -82,6 +85,7 @@ type (
 		Command []string `yaml:"command"`
 		Dir     string   `yaml:"dir"`
 		Timeout string   `yaml:"timeout"`
+		EnvFrom []string `yaml:"env_from"`
 	}
 
 	rawRule struct {

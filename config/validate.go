@@ -31,6 +31,9 @@ type validator struct {
 	// getenv looks up the environment variables the configuration names,
 	// such as a webhook's secret_env.
 	getenv func(string) string
+	// secretEnvs are the variables the configuration reads secrets from
+	// (webhooks' secret_env), which no apply may be given.
+	secretEnvs map[string]bool
 	// gates lists every step and rule as validated, each once, where it is
 	// written: a template's at the template, however many workspaces use it.
 	// Warnings are about them.
@@ -70,6 +73,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	dir := directory{ids: map[approval.UserID]bool{}, groups: map[string]bool{}}
 	c.Users = v.users(raw.Users, dir)
 	templates := v.templates(raw.Templates, dir)
+	v.secretEnvs = secretEnvNames(raw)
 	if len(raw.Workspaces) == 0 {
 		v.add("workspaces", "at least one workspace is required")
 	}
@@ -252,6 +256,9 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 	if rw.Apply != nil {
 		w.Apply = v.apply(p+".apply", *rw.Apply, baseDir)
 	}
+	if rw.Readers != nil {
+		w.Readers = v.readers(p+".readers", *rw.Readers, dir)
+	}
 	if rw.Notify != nil && rw.Notify.Webhook != nil {
 		// An empty notify section notifies nobody, like none: Notify stays
 		// nil so that both mean the same to callers and to Version.
@@ -363,7 +370,46 @@ func (v *validator) apply(p string, ra rawApply, baseDir string) *Apply {
 			a.Timeout = d
 		}
 	}
+	a.EnvFrom = v.envFrom(p+".env_from", ra.EnvFrom)
 	return a
+}
+
+// envFrom validates the names of the worker's variables an apply command is
+// given. Gatehouse's own variables and the secrets the config reads are
+// refused: whoever writes the apply command must not be able to read the
+// keys that sign decisions or the secrets that authenticate webhooks.
+func (v *validator) envFrom(p string, names []string) []string {
+	v.uniqueStrings(p, names, "variable")
+	for j, name := range names {
+		switch {
+		case name == "":
+			// reported by uniqueStrings
+		case !envNamePattern.MatchString(name):
+			v.add(indexPath(p, j), "%q is not an environment variable name (want letters, digits and _)", name)
+		case name == "GATEHOUSE_SIGNING_KEYS":
+			v.add(indexPath(p, j), "%s holds Gatehouse's signing keys: an apply command may not see it", name)
+		case strings.HasPrefix(strings.ToUpper(name), "GATEHOUSE_"):
+			v.add(indexPath(p, j), "%s: variables starting with GATEHOUSE_ are Gatehouse's own, and the run's are set for the command already", name)
+		case v.secretEnvs[name]:
+			v.add(indexPath(p, j), "%s holds a secret this config reads (a webhook's secret_env): an apply command may not see it", name)
+		}
+	}
+	if len(names) == 0 {
+		// "env_from: []" is none, for callers and for Version alike.
+		return nil
+	}
+	return names
+}
+
+// secretEnvNames returns the variables the raw config reads secrets from.
+func secretEnvNames(raw rawConfig) map[string]bool {
+	names := map[string]bool{}
+	for _, rw := range raw.Workspaces {
+		if rw.Notify != nil && rw.Notify.Webhook != nil && rw.Notify.Webhook.SecretEnv != "" {
+			names[rw.Notify.Webhook.SecretEnv] = true
+		}
+	}
+	return names
 }
 
 // Steps and rules are both gates: a named approval with approvers and a
@@ -424,6 +470,31 @@ func (v *validator) gateApproval(p string, ra rawApprovers, minApprovals *int, d
 		}
 	}
 	return a, n
+}
+
+// readers checks who may read a workspace's runs: like approvers, but any
+// role (viewer included) may be named, and the list may be empty.
+func (v *validator) readers(rp string, ra rawApprovers, dir directory) approval.Approvers {
+	var a approval.Approvers
+	for k, id := range ra.Users {
+		a.Users = append(a.Users, approval.UserID(id))
+		if !dir.ids[approval.UserID(id)] {
+			v.add(indexPath(rp+".users", k), "unknown user %q", id)
+		}
+	}
+	for k, g := range ra.Groups {
+		a.Groups = append(a.Groups, g)
+		if !dir.groups[g] {
+			v.add(indexPath(rp+".groups", k), "no user is in group %q", g)
+		}
+	}
+	for k, s := range ra.Roles {
+		a.Roles = append(a.Roles, approval.Role(s))
+		if !approval.Role(s).Valid() {
+			v.add(indexPath(rp+".roles", k), "unknown role %q (want approver, admin or viewer)", s)
+		}
+	}
+	return a
 }
 
 // approvers checks a list of who may approve, at ap: a gate's approvers or

@@ -22,8 +22,10 @@ import (
 	"github.com/gatehouse-dev/gatehouse/starter"
 )
 
-// DefaultBodyLimit bounds request bodies. Plans of large workspaces run to a
-// few megabytes; anything far beyond is refused before it is read.
+// DefaultBodyLimit bounds request bodies: 16 MiB, 16,777,216 bytes (Echo
+// reads "M" as 2^20). Plans of large workspaces run to a few megabytes;
+// anything beyond is refused with a 413, whether the body declares its
+// length or is sent chunked.
 const DefaultBodyLimit = "16M"
 
 // Options configures the gateway.
@@ -41,6 +43,7 @@ type Options struct {
 // server holds the handlers' dependencies.
 type server struct {
 	Options
+	plans planCache
 }
 
 // New returns the gateway's HTTP handler.
@@ -54,6 +57,9 @@ func New(opts Options) http.Handler {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogMethod: true, LogURI: true, LogStatus: true, LogLatency: true, LogError: true,
+		// Render the error before logging, so the line has the status
+		// that was sent (a domain 403 is not logged as a 500).
+		HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			s.Logger.Info("http request",
 				zap.String("method", v.Method), zap.String("uri", v.URI), zap.Int("status", v.Status),
@@ -83,6 +89,8 @@ func New(opts Options) http.Handler {
 	ws(http.MethodPost, "/runs/:id/bypass", s.decide(approval.DecisionBypass))
 	ws(http.MethodPost, "/runs/:id/renotify", s.decide(approval.DecisionRenotify))
 	ws(http.MethodPost, "/runs/:id/plan", s.revisePlan)
+	ws(http.MethodGet, "/runs/:id/logs", s.getLogs)
+	e.GET("/api/v1/workspaces", s.listWorkspaces, s.authenticate)
 	return e
 }
 
@@ -98,11 +106,12 @@ func (s *server) healthz(c echo.Context) error {
 
 // statusOf is the one table from domain error codes to HTTP statuses.
 var statusOf = map[approval.Code]int{
-	approval.CodeInvalid:     http.StatusBadRequest,
-	approval.CodeForbidden:   http.StatusForbidden,
-	approval.CodeNotFound:    http.StatusNotFound,
-	approval.CodeConflict:    http.StatusConflict,
-	approval.CodeRateLimited: http.StatusTooManyRequests,
+	approval.CodeInvalid:       http.StatusBadRequest,
+	approval.CodeForbidden:     http.StatusForbidden,
+	approval.CodeNotFound:      http.StatusNotFound,
+	approval.CodeConflict:      http.StatusConflict,
+	approval.CodeRateLimited:   http.StatusTooManyRequests,
+	approval.CodeUnprocessable: http.StatusUnprocessableEntity,
 }
 
 // handleError renders every error, Echo's own included, as {"error": "..."}.

@@ -37,6 +37,9 @@ func (s *server) createRun(c echo.Context) error {
 	if err := decodeBody(c, &body, true); err != nil {
 		return err
 	}
+	if err := approval.CheckText("message", body.Message, approval.MaxMessageBytes); err != nil {
+		return err
+	}
 	sub, err := parseSubmission(body.Plan, body.Cost)
 	if err != nil {
 		return err
@@ -65,13 +68,13 @@ func (s *server) createRun(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderLocation, runPath(run))
-	return c.JSON(http.StatusCreated, newRunView(run))
+	return c.JSON(http.StatusCreated, s.view(run))
 }
 
 // submission is a plan (and optional cost estimate) as submitted: the
 // summaries a run is started with and the exact documents to store.
 type submission struct {
-	plan approval.PlanSummary
+	plan approval.Plan
 	cost *approval.CostSummary
 	docs [][]byte
 }
@@ -137,7 +140,12 @@ func (s *server) listRuns(c echo.Context) error {
 	if status != "" && !status.Valid() {
 		return approval.Errorf(approval.CodeInvalid, "status: unknown status %q", status)
 	}
-	runs, err := s.Runs.ListRuns(c.Request().Context(), workspaceOf(c).Name, status)
+	filter := starter.ListFilter{Status: status}
+	if user := userOf(c); !workspaceOf(c).CanRead(user) {
+		// Someone the workspace does not name sees only their own runs.
+		filter.RequestedBy = user.ID
+	}
+	runs, err := s.Runs.ListRuns(c.Request().Context(), workspaceOf(c).Name, filter)
 	if err != nil {
 		return err
 	}
@@ -147,28 +155,79 @@ func (s *server) listRuns(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"runs": runs})
 }
 
+// readRun reads the run the path names, as the caller may see it: a run of
+// a workspace the caller may not read is not found, unless the caller
+// requested it or one of its reasons names them.
+func (s *server) readRun(c echo.Context) (approval.Run, error) {
+	ws, user := workspaceOf(c), userOf(c)
+	run, err := s.Runs.GetRun(c.Request().Context(), ws.Name, c.Param("id"))
+	if err != nil {
+		return approval.Run{}, err
+	}
+	if !ws.CanRead(user) && !run.Concerns(user) {
+		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", c.Param("id"), ws.Name)
+	}
+	return run, nil
+}
+
 func (s *server) getRun(c echo.Context) error {
-	run, err := s.Runs.GetRun(c.Request().Context(), workspaceOf(c).Name, c.Param("id"))
+	run, err := s.readRun(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newRunView(run))
+	return c.JSON(http.StatusOK, s.view(run))
 }
 
 func (s *server) getDecisions(c echo.Context) error {
-	run, err := s.Runs.GetRun(c.Request().Context(), workspaceOf(c).Name, c.Param("id"))
+	run, err := s.readRun(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"decisions": newRunView(run).Decisions})
+	return c.JSON(http.StatusOK, map[string]any{"decisions": newRunView(run, nil).Decisions})
 }
 
 func (s *server) getRequirements(c echo.Context) error {
-	run, err := s.Runs.GetRun(c.Request().Context(), workspaceOf(c).Name, c.Param("id"))
+	run, err := s.readRun(c)
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, map[string]any{"reasons": newRunView(run).Reasons})
+	return c.JSON(http.StatusOK, map[string]any{"reasons": newRunView(run, nil).Reasons})
+}
+
+// maxLogBytes bounds what the logs endpoint serves; the worker already
+// bounds what it stores.
+const maxLogBytes = 8 << 20
+
+// getLogs serves the apply's output, kept as an artifact beside the plan,
+// to those who may read the run.
+func (s *server) getLogs(c echo.Context) error {
+	run, err := s.readRun(c)
+	if err != nil {
+		return err
+	}
+	if run.Apply == nil || run.Apply.LogSHA256 == "" {
+		return approval.Errorf(approval.CodeNotFound, "run %s has no apply output", run.ID)
+	}
+	data, err := s.Plans.Get(run.Apply.LogSHA256)
+	if err != nil {
+		return fmt.Errorf("read apply output of %s: %w", run.ID, err)
+	}
+	if len(data) > maxLogBytes {
+		data = data[len(data)-maxLogBytes:]
+	}
+	return c.Blob(http.StatusOK, "text/plain; charset=utf-8", data)
+}
+
+// listWorkspaces lists the workspaces the caller may read.
+func (s *server) listWorkspaces(c echo.Context) error {
+	user := userOf(c)
+	out := []map[string]any{}
+	for _, ws := range s.Config.Workspaces {
+		if ws.CanRead(user) {
+			out = append(out, map[string]any{"name": ws.Name, "environment": ws.Environment, "tags": ws.Tags})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"workspaces": out})
 }
 
 // decisionBody is the body of every decision endpoint. Each decision takes
@@ -218,7 +277,7 @@ func requiresBody(kind approval.DecisionKind) bool {
 func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		run, err := s.Runs.GetRun(ctx, workspaceOf(c).Name, c.Param("id"))
+		run, err := s.readRun(c)
 		if err != nil {
 			return err
 		}
@@ -241,7 +300,7 @@ func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		return c.JSON(http.StatusOK, newRunView(out))
+		return c.JSON(http.StatusOK, s.view(out))
 	}
 }
 
@@ -253,7 +312,7 @@ type revisePlanBody struct {
 // revisePlan takes the requester's revised plan after changes were requested.
 func (s *server) revisePlan(c echo.Context) error {
 	ctx := c.Request().Context()
-	run, err := s.Runs.GetRun(ctx, workspaceOf(c).Name, c.Param("id"))
+	run, err := s.readRun(c)
 	if err != nil {
 		return err
 	}
@@ -283,7 +342,7 @@ func (s *server) revisePlan(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, newRunView(out))
+	return c.JSON(http.StatusOK, s.view(out))
 }
 
 // decodeBody reads a JSON object strictly: unknown fields, trailing data and
@@ -292,8 +351,10 @@ func (s *server) revisePlan(c echo.Context) error {
 func decodeBody(c echo.Context, v any, required bool) error {
 	data, err := io.ReadAll(c.Request().Body)
 	if err != nil {
+		// A body sent without Content-Length (chunked) is cut off by the
+		// limit middleware while it is read: that is a 413 too.
 		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
+		if errors.As(err, &maxErr) || errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
 			return echo.ErrStatusRequestEntityTooLarge
 		}
 		return approval.Errorf(approval.CodeInvalid, "body: could not be read")

@@ -1,9 +1,14 @@
 package gateway
 
 import (
+	"fmt"
+	"sync"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/plan"
 )
 
 // RunView is the run object of the REST API. It is exported so clients in
@@ -24,7 +29,7 @@ type RunView struct {
 	ApprovalRequestedAt *time.Time            `json:"approval_requested_at,omitempty"`
 	Deadline            *time.Time            `json:"deadline,omitempty"`
 	ConfigVersion       string                `json:"config_version,omitempty"`
-	Plan                approval.PlanSummary  `json:"plan"`
+	Plan                PlanView              `json:"plan"`
 	Cost                *approval.CostSummary `json:"cost,omitempty"`
 	// Policy is what the workspace's policies said: shown to approvers
 	// with the request.
@@ -33,8 +38,30 @@ type RunView struct {
 	Decisions []DecisionView         `json:"decisions"`
 	Rounds    []approval.Round       `json:"rounds"`
 	// NotifyFailures lists notices that could not be delivered.
-	NotifyFailures []approval.NotifyFailure `json:"notify_failures"`
-	Apply          *approval.ApplyResult    `json:"apply,omitempty"`
+	NotifyFailures        []approval.NotifyFailure `json:"notify_failures"`
+	NotifyFailuresDropped int                      `json:"notify_failures_dropped,omitempty"`
+	Apply                 *approval.ApplyResult    `json:"apply,omitempty"`
+	// Error says why the run failed before apply; Termination, who ended
+	// its workflow in Temporal and why.
+	Error       string                `json:"error,omitempty"`
+	Termination *approval.Termination `json:"termination,omitempty"`
+}
+
+// PlanView is the plan's summary with the resources it changes, read from
+// the plan store (the run itself keeps only the summary). Digests of values
+// are not shown.
+type PlanView struct {
+	approval.PlanSummary
+	Resources []ResourceView `json:"resources"`
+}
+
+// ResourceView is one change of the plan as the API shows it.
+type ResourceView struct {
+	Address         string            `json:"address"`
+	PreviousAddress string            `json:"previous_address,omitempty"`
+	Type            string            `json:"type"`
+	Provider        string            `json:"provider,omitempty"`
+	Actions         []approval.Action `json:"actions"`
 }
 
 // ReasonView is one approval reason with its progress and approvers.
@@ -87,14 +114,18 @@ type DecisionView struct {
 	ResponseSeconds float64 `json:"response_seconds"`
 }
 
-func newRunView(r approval.Run) RunView {
+// newRunView renders a run; changes are its plan's resource changes, nil
+// where the view does not show them.
+func newRunView(r approval.Run, changes []approval.Resource) RunView {
 	v := RunView{
 		ID: r.ID, Workspace: r.Workspace, Environment: r.Environment, Status: r.Status, Outcome: r.Outcome,
 		RequestedBy: r.RequestedBy.ID, Message: r.Message, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		ApprovalRequestedAt: timePtr(r.ApprovalRequestedAt), Deadline: timePtr(r.Deadline),
-		ConfigVersion: r.ConfigVersion, Plan: r.Plan, Apply: r.Apply, Bypassed: r.Bypassed, Rounds: r.Rounds,
-		Cost: r.Cost, Policy: r.Policy,
-		Reasons: []ReasonView{}, Decisions: []DecisionView{},
+		ConfigVersion: r.ConfigVersion, Plan: PlanView{PlanSummary: r.Plan, Resources: []ResourceView{}},
+		Apply: r.Apply, Bypassed: r.Bypassed, Rounds: r.Rounds,
+		Cost: r.Cost, Policy: r.Policy, Error: r.Error, Termination: r.Termination,
+		NotifyFailuresDropped: r.NotifyFailuresDropped,
+		Reasons:               []ReasonView{}, Decisions: []DecisionView{},
 	}
 	if r.SubmittedBy != nil {
 		v.SubmittedBy = r.SubmittedBy.ID
@@ -106,8 +137,10 @@ func newRunView(r approval.Run) RunView {
 	if v.NotifyFailures == nil {
 		v.NotifyFailures = []approval.NotifyFailure{}
 	}
-	if v.Plan.Resources == nil {
-		v.Plan.Resources = []approval.Resource{}
+	for _, c := range changes {
+		v.Plan.Resources = append(v.Plan.Resources, ResourceView{
+			Address: c.Address, PreviousAddress: c.PreviousAddress, Type: c.Type, Provider: c.Provider, Actions: c.Actions,
+		})
 	}
 	for _, reason := range r.Reasons {
 		rv := ReasonView{
@@ -142,4 +175,70 @@ func timePtr(t time.Time) *time.Time {
 		return nil
 	}
 	return &t
+}
+
+// view renders a run with its plan's resource changes from the plan store.
+// A plan that cannot be read (pruned, or altered on disk) is shown without
+// them and logged: the run itself is still readable.
+func (s *server) view(r approval.Run) RunView {
+	changes, err := s.changes(r.Plan.SHA256)
+	if err != nil {
+		s.Logger.Warn("plan of run not readable", zap.String("run_id", r.ID), zap.String("plan_sha256", r.Plan.SHA256), zap.Error(err))
+	}
+	return newRunView(r, changes)
+}
+
+// changes returns the resource changes of a stored plan, parsing it at most
+// once while it stays among the last few read.
+func (s *server) changes(sha string) ([]approval.Resource, error) {
+	if sha == "" {
+		return nil, nil
+	}
+	if changes, ok := s.plans.get(sha); ok {
+		return changes, nil
+	}
+	data, err := s.Plans.Get(sha)
+	if err != nil {
+		return nil, err
+	}
+	p, err := plan.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("parse stored plan %s: %w", sha, err)
+	}
+	s.plans.put(sha, p.ResourceChanges)
+	return p.ResourceChanges, nil
+}
+
+// planCache keeps the resource changes of the plans read last, so a page
+// that polls a run does not parse a large plan on every request.
+type planCache struct {
+	mu    sync.Mutex
+	order []string
+	byKey map[string][]approval.Resource
+}
+
+const planCacheSize = 8
+
+func (c *planCache) get(sha string) ([]approval.Resource, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changes, ok := c.byKey[sha]
+	return changes, ok
+}
+
+func (c *planCache) put(sha string, changes []approval.Resource) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byKey == nil {
+		c.byKey = map[string][]approval.Resource{}
+	}
+	if _, ok := c.byKey[sha]; ok {
+		return
+	}
+	if len(c.order) == planCacheSize {
+		delete(c.byKey, c.order[0])
+		c.order = c.order[1:]
+	}
+	c.order = append(c.order, sha)
+	c.byKey[sha] = changes
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/workflows"
 )
 
@@ -31,14 +33,18 @@ type Client struct {
 	namespace string
 	taskQueue string
 	config    *config.Config
+	// keys sign what the client sends the run workflow: the workflow
+	// counts nothing else.
+	keys *signing.Keys
 	// MaxWakeups, when set, overrides how often a run wakes up before it
 	// continues as new (workflows.DefaultMaxWakeups). Tests lower it.
 	MaxWakeups int
 }
 
-// New returns a Client for runs on taskQueue in namespace.
-func New(c client.Client, namespace, taskQueue string, cfg *config.Config) *Client {
-	return &Client{temporal: c, namespace: namespace, taskQueue: taskQueue, config: cfg}
+// New returns a Client for runs on taskQueue in namespace that signs with
+// keys (nil for a client that only reads).
+func New(c client.Client, namespace, taskQueue string, cfg *config.Config, keys *signing.Keys) *Client {
+	return &Client{temporal: c, namespace: namespace, taskQueue: taskQueue, config: cfg, keys: keys}
 }
 
 // StartRequest asks for a new run.
@@ -48,37 +54,57 @@ type StartRequest struct {
 	// SubmittedBy is the automation submitting on behalf of RequestedBy.
 	SubmittedBy *approval.Identity
 	Message     string
-	Plan        approval.PlanSummary
+	// Plan is the whole parsed plan: the workspace's rules are evaluated
+	// on it here, and only its summary and the resulting reasons go to the
+	// workflow.
+	Plan approval.Plan
 	// Cost is the plan's Infracost estimate, nil when none was submitted.
 	Cost *approval.CostSummary
 	// IdempotencyKey, when set, makes a retried start return the run the
-	// first attempt created instead of creating another.
+	// first attempt created instead of creating another; the same key for
+	// a different plan, message or estimate is refused.
 	IdempotencyKey string
 }
 
-// StartRun starts a run and returns its state as the workflow first
+// StartRun evaluates the workspace's rules and steps on the plan, starts a
+// run with the result, signed, and returns its state as the workflow first
 // evaluated it.
 func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, error) {
 	ws, ok := c.config.Workspace(req.Workspace)
 	if !ok {
 		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "workspace %q not found", req.Workspace)
 	}
+	if err := approval.CheckText("message", req.Message, approval.MaxMessageBytes); err != nil {
+		return approval.Run{}, err
+	}
+	if c.keys == nil {
+		return approval.Run{}, errors.New("start run: this gateway has no signing keys")
+	}
+	settings := ws.Workspace
+	settings.Rules, settings.Steps = nil, nil // evaluated into Reasons
 	in := workflows.RunInput{
-		Workspace:     ws.Workspace,
+		Workspace:     settings,
 		RequestedBy:   req.RequestedBy,
 		SubmittedBy:   req.SubmittedBy,
 		Message:       req.Message,
-		Plan:          req.Plan,
+		Plan:          workflows.InputPlan{PlanSummary: req.Plan.PlanSummary},
 		Cost:          req.Cost,
-		Directory:     c.config.Directory(),
+		Reasons:       approval.Evaluate(ws.Workspace, req.Plan, req.Cost, req.RequestedBy, c.config.Directory()),
 		ConfigVersion: c.config.Version,
 		MaxWakeups:    c.MaxWakeups,
+		IssuedAt:      time.Now().UTC(),
 	}
 	if ws.Apply != nil {
 		in.ApplyTimeout = ws.Apply.Timeout
 	}
+	id := runID(req)
+	payload, err := workflows.StartPayload(id, in)
+	if err != nil {
+		return approval.Run{}, fmt.Errorf("start run: %w", err)
+	}
+	in.Signature = c.keys.Sign(payload)
 	opts := client.StartWorkflowOptions{
-		ID:        runID(req),
+		ID:        id,
 		TaskQueue: c.taskQueue,
 		// A retried start with the same key finds the run it already made,
 		// running or finished, rather than starting a second one.
@@ -94,11 +120,38 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	if err != nil {
 		return approval.Run{}, fmt.Errorf("start run: %w", err)
 	}
-	run, err := c.queryState(ctx, wr.GetID())
+	run, err := c.GetRun(ctx, req.Workspace, wr.GetID())
 	if err != nil {
 		return approval.Run{}, fmt.Errorf("read new run %s: %w", wr.GetID(), err)
 	}
+	if req.IdempotencyKey != "" && !sameSubmission(run, req) {
+		return approval.Run{}, approval.Errorf(approval.CodeUnprocessable,
+			"Idempotency-Key: already used by %s for run %s with another plan, message or estimate; send a new key", req.RequestedBy.ID, run.ID)
+	}
 	return c.settlePolicy(ctx, run), nil
+}
+
+// sameSubmission reports whether run was started from what req submits: a
+// retry of the same start, not another request under a used key.
+func sameSubmission(run approval.Run, req StartRequest) bool {
+	costSHA := func(c *approval.CostSummary) string {
+		if c == nil {
+			return ""
+		}
+		return c.SHA256
+	}
+	submitter := func(id *approval.Identity) approval.UserID {
+		if id == nil {
+			return ""
+		}
+		return id.ID
+	}
+	first := run.Plan.SHA256
+	if len(run.Rounds) > 0 {
+		first = run.Rounds[0].Plan.SHA256 // the run may have been revised since
+	}
+	return first == req.Plan.SHA256 && run.Message == req.Message && submitter(run.SubmittedBy) == submitter(req.SubmittedBy) &&
+		(len(run.Rounds) > 1 || costSHA(run.Cost) == costSHA(req.Cost))
 }
 
 // policyWait bounds how long StartRun waits for a new run's policies, so the
@@ -116,7 +169,7 @@ func (c *Client) settlePolicy(ctx context.Context, run approval.Run) approval.Ru
 			return run
 		case <-time.After(50 * time.Millisecond):
 		}
-		next, err := c.queryState(ctx, run.ID)
+		next, err := c.GetRun(ctx, run.Workspace, run.ID)
 		if err != nil {
 			return run
 		}
@@ -136,29 +189,92 @@ func runID(req StartRequest) string {
 }
 
 // GetRun returns the run with id in workspace ws. A run of another workspace
-// is reported as not found, like one that does not exist.
+// is reported as not found, like one that does not exist. A workflow that
+// Temporal terminated or timed out before it reached a status of its own is
+// reported as terminated, with who did it and why.
 func (c *Client) GetRun(ctx context.Context, ws, id string) (approval.Run, error) {
+	notFound := approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", id, ws)
+	if !ValidRunID(id) {
+		return approval.Run{}, notFound
+	}
 	desc, err := c.temporal.DescribeWorkflowExecution(ctx, id, "")
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
-		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", id, ws)
+		return approval.Run{}, notFound
 	}
 	if err != nil {
 		return approval.Run{}, fmt.Errorf("describe run %s: %w", id, err)
 	}
 	info := desc.GetWorkflowExecutionInfo()
 	if info.GetType().GetName() != workflows.RunWorkflowName || searchAttrString(info.GetSearchAttributes(), workflows.WorkspaceKey.GetName()) != ws {
-		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", id, ws)
+		return approval.Run{}, notFound
 	}
-	if info.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		return c.queryState(ctx, id)
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
 		// A finished run is read from its result, which needs no worker.
 		var run approval.Run
 		if err := c.temporal.GetWorkflow(ctx, id, "").Get(ctx, &run); err != nil {
 			return approval.Run{}, fmt.Errorf("read result of run %s: %w", id, err)
 		}
 		return run, nil
+	case enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		// Described between two workflow runs: the next one is starting.
+		return c.queryState(ctx, id)
 	}
-	return c.queryState(ctx, id)
+	return c.terminatedRun(ctx, ws, id, info.GetStatus())
+}
+
+// ValidRunID reports whether id can name a run: printable ASCII of sensible
+// length. Anything else (empty, control characters, invalid UTF-8) names no
+// run, and is answered as such before it reaches Temporal.
+func ValidRunID(id string) bool {
+	if id == "" || len(id) > 255 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if b := id[i]; b <= ' ' || b >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// terminatedRun reads a workflow that ended outside Gatehouse: its last
+// state (by query, which replays its history on a worker) and how it ended
+// (its close event).
+func (c *Client) terminatedRun(ctx context.Context, ws, id string, status enumspb.WorkflowExecutionStatus) (approval.Run, error) {
+	run, err := c.queryState(ctx, id)
+	if err != nil {
+		run = approval.Run{ID: id, Workspace: ws, Reasons: []approval.Reason{}, Decisions: []approval.Decision{}}
+	}
+	end := &approval.Termination{By: "temporal", Reason: "the workflow " + strings.ToLower(strings.TrimPrefix(status.String(), "WORKFLOW_EXECUTION_STATUS_"))}
+	it := c.temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			break
+		}
+		end.At = ev.GetEventTime().AsTime()
+		switch {
+		case ev.GetWorkflowExecutionTerminatedEventAttributes() != nil:
+			a := ev.GetWorkflowExecutionTerminatedEventAttributes()
+			end.By, end.Reason = a.GetIdentity(), a.GetReason()
+		case ev.GetWorkflowExecutionTimedOutEventAttributes() != nil:
+			end.Reason = "the workflow execution timed out in Temporal"
+		case ev.GetWorkflowExecutionFailedEventAttributes() != nil:
+			end.Reason = "the workflow failed: " + ev.GetWorkflowExecutionFailedEventAttributes().GetFailure().GetMessage()
+		case ev.GetWorkflowExecutionCanceledEventAttributes() != nil:
+			end.Reason = "the workflow was cancelled in Temporal while it was " + string(run.Status)
+		}
+	}
+	if run.Status == approval.StatusApplying {
+		end.Reason += " (it was applying: the apply's outcome is unknown)"
+	}
+	run.Status = approval.StatusTerminated
+	run.Termination = end
+	return run, nil
 }
 
 func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error) {
@@ -191,21 +307,43 @@ type RunSummary struct {
 // thousands of runs helps nobody.
 const maxListed = 1000
 
-// ListRuns lists the runs of workspace ws, newest first, optionally only
-// those in status.
-func (c *Client) ListRuns(ctx context.Context, ws string, status approval.Status) ([]RunSummary, error) {
+// ListFilter narrows a run list.
+type ListFilter struct {
+	Status approval.Status
+	// RequestedBy, when set, lists only the runs this user requested.
+	RequestedBy approval.UserID
+}
+
+// ListRuns lists the runs of workspace ws, newest first, filtered. The
+// status a run's search attribute holds is the workflow's own; a workflow
+// that Temporal terminated or timed out keeps its last one there, so the
+// execution status decides first: such runs are listed as terminated.
+func (c *Client) ListRuns(ctx context.Context, ws string, f ListFilter) ([]RunSummary, error) {
 	query := fmt.Sprintf("WorkflowType = '%s' AND %s = '%s'", workflows.RunWorkflowName, workflows.WorkspaceKey.GetName(), ws)
-	if status != "" {
-		query += fmt.Sprintf(" AND %s = '%s'", workflows.StatusKey.GetName(), status)
+	switch {
+	case f.Status == approval.StatusTerminated:
+		query += " AND ExecutionStatus IN ('Terminated', 'TimedOut', 'Failed', 'Canceled')"
+	case f.Status.Final():
+		query += fmt.Sprintf(" AND %s = '%s' AND ExecutionStatus = 'Completed'", workflows.StatusKey.GetName(), f.Status)
+	case f.Status != "":
+		query += fmt.Sprintf(" AND %s = '%s' AND ExecutionStatus = 'Running'", workflows.StatusKey.GetName(), f.Status)
+	}
+	if f.RequestedBy != "" {
+		query += fmt.Sprintf(" AND %s = '%s'", workflows.RequestedByKey.GetName(), quoteQuery(string(f.RequestedBy)))
 	}
 	return c.list(ctx, query)
+}
+
+// quoteQuery escapes a value for a single-quoted visibility query string.
+func quoteQuery(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `'`, `\'`)
 }
 
 // StuckQuery is the visibility query for runs that have waited for people
 // since before cutoff. README shows it, `gatehouse runs --stuck` runs it, and
 // the Temporal Web UI accepts it as is.
 func StuckQuery(cutoff time.Time) string {
-	return fmt.Sprintf("%s IN ('pending_approval', 'changes_requested', 'awaiting_signoff') AND %s < '%s'",
+	return fmt.Sprintf("ExecutionStatus = 'Running' AND %s IN ('pending_approval', 'changes_requested', 'awaiting_signoff') AND %s < '%s'",
 		workflows.StatusKey.GetName(), workflows.PendingSinceKey.GetName(), cutoff.UTC().Format(time.RFC3339))
 }
 
@@ -231,17 +369,27 @@ func (c *Client) list(ctx context.Context, query string) ([]RunSummary, error) {
 		}
 		for _, e := range resp.GetExecutions() {
 			sa := e.GetSearchAttributes()
-			out = append(out, RunSummary{
+			status := approval.Status(searchAttrString(sa, workflows.StatusKey.GetName()))
+			switch e.GetStatus() {
+			case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+			default:
+				status = approval.StatusTerminated
+			}
+			s := RunSummary{
 				ID:               e.GetExecution().GetWorkflowId(),
 				Workspace:        searchAttrString(sa, workflows.WorkspaceKey.GetName()),
 				Environment:      searchAttrString(sa, workflows.EnvironmentKey.GetName()),
-				Status:           approval.Status(searchAttrString(sa, workflows.StatusKey.GetName())),
+				Status:           status,
 				RequestedBy:      searchAttrString(sa, workflows.RequestedByKey.GetName()),
 				CreatedAt:        e.GetStartTime().AsTime(),
 				PendingSince:     searchAttrTime(sa, workflows.PendingSinceKey.GetName()),
 				Deadline:         searchAttrTime(sa, workflows.DeadlineKey.GetName()),
 				PendingApprovers: searchAttrStrings(sa, workflows.PendingApproversKey.GetName()),
-			})
+			}
+			if status == approval.StatusTerminated {
+				s.PendingSince, s.Deadline, s.PendingApprovers = nil, nil, nil
+			}
+			out = append(out, s)
 		}
 		token = resp.GetNextPageToken()
 		if len(token) == 0 || len(out) >= maxListed {
@@ -252,16 +400,19 @@ func (c *Client) list(ctx context.Context, query string) ([]RunSummary, error) {
 
 // DecisionRequest is a person's decision on a run, from any channel.
 type DecisionRequest struct {
-	Workspace      string
-	RunID          string
-	Kind           approval.DecisionKind
-	Actor          approval.Identity
-	Comment        string
-	ReasonIDs      []string              // approve only: limit to these reasons
-	Plan           *approval.PlanSummary // revise_plan only: the new plan
-	Cost           *approval.CostSummary // revise_plan only: its estimate, if any
-	IdempotencyKey string                // becomes the Update ID; generated when empty
-	Channel        string                // where the decision came from, e.g. "api"
+	Workspace string
+	RunID     string
+	Kind      approval.DecisionKind
+	// Actor is who decides, as the channel authenticated them.
+	Actor     approval.Identity
+	Comment   string
+	ReasonIDs []string              // approve and cancel only: limit to these reasons
+	Plan      *approval.Plan        // revise_plan only: the whole new plan
+	Cost      *approval.CostSummary // revise_plan only: its estimate, if any
+	// IdempotencyKey is the caller's key, if any: a retry with the same key
+	// and body counts once; the same key for another request is refused.
+	IdempotencyKey string
+	Channel        string // where the decision came from, e.g. "api"
 }
 
 // Decide carries a decision to the run: GetRun, then DecideOn.
@@ -276,17 +427,20 @@ func (c *Client) Decide(ctx context.Context, d DecisionRequest) (approval.Run, e
 // DecideOn carries a decision to a run the caller has just read. It first
 // checks the decision against that state with the same rules the workflow's
 // validator uses, so callers get "invalid" and "forbidden" answers before
-// anything is sent; the workflow then decides for real. A finished run cannot
-// take Updates: that is a conflict.
+// anything is sent; then it signs the request and sends it as an Update
+// whose ID is derived from the caller, the action, the idempotency key and
+// the body; the workflow decides for real. It returns the run as it stands
+// afterwards. A finished run cannot take Updates: that is a conflict.
 func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionRequest) (approval.Run, error) {
-	req := approval.Request{ID: d.IdempotencyKey, Actor: d.Actor, Comment: d.Comment, ReasonIDs: d.ReasonIDs, Channel: d.Channel}
-	if req.ID == "" {
-		req.ID = uuid.NewString()
+	if c.keys == nil {
+		return approval.Run{}, errors.New("decide: this gateway has no signing keys")
 	}
-	check, update, arg, err := decisionUpdate(run, d, req)
+	req := approval.Request{Actor: d.Actor, Comment: d.Comment, ReasonIDs: d.ReasonIDs, Channel: d.Channel}
+	check, update, arg, err := c.decisionUpdate(run, d, req)
 	if err != nil {
 		return approval.Run{}, err
 	}
+	req.ID, req.Key = updateID(update, d, arg)
 	// Conflicts are left to the workflow: a retry of an Update that already
 	// moved the run on must get that Update's original answer.
 	if err := check(req); err != nil && approval.ErrorCode(err) != approval.CodeConflict && approval.ErrorCode(err) != approval.CodeRateLimited {
@@ -295,15 +449,22 @@ func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionReque
 	if run.Status.Final() {
 		return approval.Run{}, approval.Errorf(approval.CodeConflict, "run is %s: it takes no more decisions", run.Status)
 	}
+	req.IssuedAt = time.Now().UTC()
+	arg = withRequest(arg, req)
+	payload, err := workflows.DecisionPayload(update, d.RunID, req.ID, arg)
+	if err != nil {
+		return approval.Run{}, err
+	}
+	req.Signature = c.keys.Sign(payload)
 	opts := client.UpdateWorkflowOptions{
 		WorkflowID:   d.RunID,
 		UpdateID:     req.ID,
 		UpdateName:   update,
-		Args:         []any{arg},
+		Args:         []any{withRequest(arg, req)},
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	}
 	for attempt := 1; ; attempt++ {
-		out, err := c.update(ctx, opts)
+		_, err := c.update(ctx, opts)
 		// An Update that reaches a workflow run as it continues as new finds
 		// it closed; the run itself lives on in the next workflow run, so
 		// the Update is sent again (same ID: it still applies once).
@@ -313,18 +474,48 @@ func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionReque
 		if err != nil {
 			return approval.Run{}, updateError(d.RunID, err)
 		}
-		return out, nil
+		return c.GetRun(ctx, d.Workspace, d.RunID)
 	}
 }
 
-func (c *Client) update(ctx context.Context, opts client.UpdateWorkflowOptions) (approval.Run, error) {
+// withRequest puts req into an Update argument.
+func withRequest(arg any, req approval.Request) any {
+	if rp, ok := arg.(workflows.RevisePlanRequest); ok {
+		rp.Request = req
+		return rp
+	}
+	return req
+}
+
+// updateID derives a decision's Update ID, and the digest of its key. With
+// an idempotency key, the ID is a hash of the caller, the action, the key and
+// the body: a retry lands on the same Update (and gets its first answer),
+// while another caller's or another body's request under the same key is a
+// new Update, which the workflow refuses as a reused key (422) instead of
+// swallowing it. Without a key every request is new.
+func updateID(update string, d DecisionRequest, arg any) (id, key string) {
+	if d.IdempotencyKey == "" {
+		return "d-" + uuid.NewString(), ""
+	}
+	body, _ := json.Marshal(arg) // plain data: cannot fail
+	h := sha256.New()
+	for _, part := range []string{string(d.Actor.ID), update, d.IdempotencyKey} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	h.Write(body)
+	keySum := sha256.Sum256([]byte("gatehouse-idempotency-key\x00" + d.IdempotencyKey))
+	return "d-" + hex.EncodeToString(h.Sum(nil)[:20]), hex.EncodeToString(keySum[:16])
+}
+
+func (c *Client) update(ctx context.Context, opts client.UpdateWorkflowOptions) (workflows.DecisionResult, error) {
 	h, err := c.temporal.UpdateWorkflow(ctx, opts)
 	if err != nil {
-		return approval.Run{}, err
+		return workflows.DecisionResult{}, err
 	}
-	var out approval.Run
+	var out workflows.DecisionResult
 	if err := h.Get(ctx, &out); err != nil {
-		return approval.Run{}, err
+		return workflows.DecisionResult{}, err
 	}
 	return out, nil
 }
@@ -343,8 +534,9 @@ func (c *Client) stillRunning(ctx context.Context, id string) bool {
 }
 
 // decisionUpdate picks the pure check, the Update and its argument for a
-// decision kind.
-func decisionUpdate(run approval.Run, d DecisionRequest, req approval.Request) (func(approval.Request) error, string, any, error) {
+// decision kind. A revised plan is evaluated here, on the whole plan, against
+// the workspace's rules and steps.
+func (c *Client) decisionUpdate(run approval.Run, d DecisionRequest, req approval.Request) (func(approval.Request) error, string, any, error) {
 	switch d.Kind {
 	case approval.DecisionApprove:
 		return run.CheckApprove, workflows.UpdateApprove, req, nil
@@ -365,7 +557,13 @@ func decisionUpdate(run approval.Run, d DecisionRequest, req approval.Request) (
 		if d.Plan == nil {
 			return nil, "", nil, approval.Errorf(approval.CodeInvalid, "plan: required")
 		}
-		return run.CheckRevisePlan, workflows.UpdateRevisePlan, workflows.RevisePlanRequest{Request: req, Plan: *d.Plan, Cost: d.Cost}, nil
+		ws, ok := c.config.Workspace(run.Workspace)
+		if !ok {
+			return nil, "", nil, approval.Errorf(approval.CodeNotFound, "workspace %q not found", run.Workspace)
+		}
+		fresh := approval.Evaluate(ws.Workspace, *d.Plan, d.Cost, run.RequestedBy, c.config.Directory())
+		return run.CheckRevisePlan, workflows.UpdateRevisePlan,
+			workflows.RevisePlanRequest{Request: req, Plan: d.Plan.PlanSummary, Cost: d.Cost, Reasons: fresh}, nil
 	}
 	return nil, "", nil, approval.Errorf(approval.CodeInvalid, "decision: unknown kind %q", d.Kind)
 }
@@ -375,7 +573,7 @@ func updateError(id string, err error) error {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		switch code := approval.Code(appErr.Type()); code {
-		case approval.CodeInvalid, approval.CodeForbidden, approval.CodeConflict, approval.CodeNotFound, approval.CodeRateLimited:
+		case approval.CodeInvalid, approval.CodeForbidden, approval.CodeConflict, approval.CodeNotFound, approval.CodeRateLimited, approval.CodeUnprocessable:
 			de := &approval.Error{Code: code, Message: appErr.Message()}
 			var seconds float64
 			if appErr.HasDetails() && appErr.Details(&seconds) == nil {

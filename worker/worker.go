@@ -17,15 +17,15 @@ const DefaultTaskQueue = "gatehouse"
 
 // New returns a worker on taskQueue with the run workflow and acts
 // registered. The caller starts and stops it.
-func New(c client.Client, taskQueue string, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
+func New(c client.Client, taskQueue string, runner workflows.Runner, acts *activities.Activities, opts sdkworker.Options) sdkworker.Worker {
 	w := sdkworker.New(c, taskQueue, opts)
-	Register(w, acts)
+	Register(w, runner, acts)
 	return w
 }
 
 // Register adds the run workflow and the activities to any registry: a real
 // worker or the SDK's test environment.
-func Register(r sdkworker.Registry, acts *activities.Activities) {
-	r.RegisterWorkflowWithOptions(workflows.Run, workflow.RegisterOptions{Name: workflows.RunWorkflowName})
+func Register(r sdkworker.Registry, runner workflows.Runner, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(runner.Run, workflow.RegisterOptions{Name: workflows.RunWorkflowName})
 	r.RegisterActivity(acts)
 }

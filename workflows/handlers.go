@@ -10,6 +10,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/signing"
 )
 
 // decision is one Update a person can send: the pure check its validator
@@ -84,12 +85,15 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		}},
 	}
 	for _, d := range decisions {
-		handler := func(ctx workflow.Context, req approval.Request) (approval.Run, error) {
+		handler := func(ctx workflow.Context, req approval.Request) (DecisionResult, error) {
 			return r.record(ctx, req, d.decide)
 		}
 		validator := func(ctx workflow.Context, req approval.Request) error {
 			if r.applied(ctx) {
 				return nil // a retry from before a continue-as-new: answered by the handler
+			}
+			if err := r.authentic(ctx, d.name, req, req); err != nil {
+				return updateError(err)
 			}
 			return updateError(d.check(ctx, req))
 		}
@@ -98,15 +102,19 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		}
 	}
 
-	revise := func(ctx workflow.Context, rp RevisePlanRequest) (approval.Run, error) {
+	revise := func(ctx workflow.Context, rp RevisePlanRequest) (DecisionResult, error) {
 		return r.record(ctx, rp.Request, func(ctx workflow.Context, req approval.Request) error {
-			fresh := approval.Evaluate(r.in.Workspace, rp.Plan, rp.Cost, r.state.RequestedBy, r.in.Directory)
-			return r.state.RevisePlan(req, rp.Plan, rp.Cost, fresh, now(ctx))
+			// The gateway evaluated the workspace on the whole revised
+			// plan and signed the result; the validator checked that.
+			return r.state.RevisePlan(req, rp.Plan, rp.Cost, slices.Clone(rp.Reasons), now(ctx))
 		})
 	}
 	validateRevise := func(ctx workflow.Context, rp RevisePlanRequest) error {
 		if r.applied(ctx) {
 			return nil
+		}
+		if err := r.authentic(ctx, UpdateRevisePlan, rp.Request, rp); err != nil {
+			return updateError(err)
 		}
 		if rp.Plan.SHA256 == "" {
 			return updateError(approval.Errorf(approval.CodeInvalid, "plan: missing"))
@@ -119,20 +127,68 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 	return nil
 }
 
-// record runs one decision under its Update's ID and answers with the run as
-// it stands afterwards.
-func (r *run) record(ctx workflow.Context, req approval.Request, decide func(workflow.Context, approval.Request) error) (approval.Run, error) {
+// record runs one decision under its Update's ID and answers with the
+// decision's ID and the run's status: a small answer, since it is written to
+// history. Callers read the run with the state query.
+func (r *run) record(ctx workflow.Context, req approval.Request, decide func(workflow.Context, approval.Request) error) (DecisionResult, error) {
 	// The Update ID, not whatever the caller put in the body, names the
 	// decision: it is what Temporal deduplicates retries on.
 	req.ID = workflow.GetCurrentUpdateInfo(ctx).ID
 	if r.applied(ctx) {
-		return r.state.Clone(), nil
+		return DecisionResult{DecisionID: req.ID, Status: r.state.Status}, nil
 	}
 	if err := decide(ctx, req); err != nil {
-		return approval.Run{}, updateError(err)
+		return DecisionResult{}, updateError(err)
 	}
 	r.publish(ctx)
-	return r.state.Clone(), nil
+	return DecisionResult{DecisionID: req.ID, Status: r.state.Status}, nil
+}
+
+// authentic checks, in an Update's validator, that the gateway signed the
+// request (arg is the Update's whole argument), recently, for this run and
+// this Update ID, and that its actor is a user of the worker's config with
+// the same groups and roles. Anyone who reaches Temporal can send an
+// Update; only what the gateway authenticated counts. Validators do not run
+// on replay, so this may read the worker's keys and config.
+func (r *run) authentic(ctx workflow.Context, update string, req approval.Request, arg any) error {
+	info := workflow.GetCurrentUpdateInfo(ctx)
+	forged := func(why string) error {
+		return approval.Errorf(approval.CodeForbidden, "signature: %s: decisions count only through the Gatehouse gateway", why)
+	}
+	if r.runner.Keys == nil {
+		return forged("this worker has no signing keys")
+	}
+	if info == nil || req.ID != info.ID {
+		return forged("the request's id does not match its Update ID")
+	}
+	payload, err := DecisionPayload(update, workflow.GetInfo(ctx).WorkflowExecution.ID, info.ID, arg)
+	if err != nil {
+		return forged(err.Error())
+	}
+	if err := r.runner.Keys.Verify(payload, req.Signature); err != nil {
+		return forged("the request is " + err.Error())
+	}
+	if age := workflow.Now(ctx).Sub(req.IssuedAt); age > signing.MaxAge || age < -signing.MaxAge {
+		return forged("signed at " + req.IssuedAt.UTC().Format("2006-01-02T15:04:05Z") + ", too long ago")
+	}
+	if r.runner.Users == nil {
+		return forged("this worker knows no users")
+	}
+	known, ok := r.runner.Users(req.Actor.ID)
+	if !ok {
+		return approval.Errorf(approval.CodeForbidden, "actor: %s is not a user of this worker's configuration", req.Actor.ID)
+	}
+	if !sameIdentity(known, req.Actor) {
+		return approval.Errorf(approval.CodeForbidden, "actor: %s holds other groups or roles in this worker's configuration: are gateway and worker on the same config version?", req.Actor.ID)
+	}
+	return nil
+}
+
+// sameIdentity reports whether two identities are the same person with the
+// same rights.
+func sameIdentity(a, b approval.Identity) bool {
+	return a.ID == b.ID && a.Email == b.Email && a.Source == b.Source && a.Automation == b.Automation &&
+		slices.Equal(a.Groups, b.Groups) && slices.Equal(a.Roles, b.Roles)
 }
 
 // applied reports whether the current Update's ID is already in the trail.

@@ -6,6 +6,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/signing"
 )
 
 // Names under which the workflow and its messages are known to clients.
@@ -46,25 +48,99 @@ const DefaultMaxWakeups = 150
 // so runs started before it replay as they ran.
 const versionDurableTime = "durable-time"
 
+// versionIntegrity guards gate integrity: the run's reasons come evaluated
+// and signed in its input (no plan, no directory), the input's signature is
+// checked, and policies are evaluated by EvaluatePolicies. Runs started
+// before it evaluate their rules from the resources and directory in their
+// input, as they did.
+const versionIntegrity = "integrity"
+
+// Runner is the run workflow with what its Update validators need from the
+// worker: the keys that verify the gateway's signatures and the users the
+// worker's config knows. Neither reaches workflow history, and validators do
+// not run on replay, so keys can rotate and users change under open runs.
+type Runner struct {
+	Keys *signing.Keys
+	// Users resolves a user of the worker's config; an actor it does not
+	// know (or knows otherwise) decides nothing.
+	Users func(approval.UserID) (approval.Identity, bool)
+}
+
 // RunInput is everything a run starts from. It is a snapshot: later config
-// changes do not alter a run in flight. It carries no secrets and no plan
-// attribute values, because it is stored in workflow history.
+// changes do not alter a run in flight. It carries no secrets, no plan
+// resources and no copy of the user directory: the gateway evaluated the
+// workspace's rules on the whole plan (Reasons), and the input is signed,
+// so a workflow started by anyone else is refused.
 type RunInput struct {
+	// Workspace is the workspace's settings; its rules and steps are
+	// already evaluated into Reasons and not repeated.
 	Workspace   approval.Workspace `json:"workspace"`
 	RequestedBy approval.Identity  `json:"requested_by"`
 	// SubmittedBy is the automation that submitted the run on behalf of
 	// RequestedBy, if any.
 	SubmittedBy   *approval.Identity    `json:"submitted_by,omitempty"`
 	Message       string                `json:"message,omitempty"`
-	Plan          approval.PlanSummary  `json:"plan"`
+	Plan          InputPlan             `json:"plan"`
 	Cost          *approval.CostSummary `json:"cost,omitempty"`
-	Directory     []approval.Identity   `json:"directory,omitempty"`
+	Reasons       []approval.Reason     `json:"reasons,omitempty"`
 	ConfigVersion string                `json:"config_version,omitempty"`
 	ApplyTimeout  time.Duration         `json:"apply_timeout,omitempty"`
 	// MaxWakeups overrides DefaultMaxWakeups (tests set it low).
 	MaxWakeups int `json:"max_wakeups,omitempty"`
+	// IssuedAt and Signature are the gateway's: see StartPayload.
+	IssuedAt  time.Time `json:"issued_at"`
+	Signature string    `json:"signature,omitempty"`
 	// Resume carries a run across continue-as-new.
 	Resume *Resume `json:"resume,omitempty"`
+
+	// Directory is read only from runs started before versionIntegrity.
+	Directory []approval.Identity `json:"directory,omitempty"`
+}
+
+// InputPlan is the plan's summary. Resources is read only from runs started
+// before versionIntegrity, which carried the resource list.
+type InputPlan struct {
+	approval.PlanSummary
+	Resources []approval.Resource `json:"resources,omitempty"`
+}
+
+// StartPayload is what the gateway signs to start a run: the workflow ID and
+// the input without its signature. Resume is never signed: a run may resume
+// only from its own continue-as-new.
+func StartPayload(workflowID string, in RunInput) ([]byte, error) {
+	in.Signature, in.Resume = "", nil
+	data, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("encode run input: %w", err)
+	}
+	return append([]byte("start\x00"+workflowID+"\x00"), data...), nil
+}
+
+// DecisionPayload is what the gateway signs for a decision: the Update's
+// name and ID, the run, and the argument without its signature.
+func DecisionPayload(update, workflowID, updateID string, arg any) ([]byte, error) {
+	switch a := arg.(type) {
+	case approval.Request:
+		a.Signature = ""
+		arg = a
+	case RevisePlanRequest:
+		a.Request.Signature = ""
+		arg = a
+	default:
+		return nil, fmt.Errorf("sign %s: unexpected argument %T", update, arg)
+	}
+	data, err := json.Marshal(arg)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", update, err)
+	}
+	return append([]byte("update\x00"+update+"\x00"+workflowID+"\x00"+updateID+"\x00"), data...), nil
+}
+
+// DecisionResult is what an Update answers: small, because every byte of it
+// is written to history. Callers read the run itself with the state query.
+type DecisionResult struct {
+	DecisionID string          `json:"decision_id"`
+	Status     approval.Status `json:"status"`
 }
 
 // Resume is the state a run hands to its next workflow run when it continues
@@ -82,14 +158,17 @@ type RevisePlanRequest struct {
 	Request approval.Request      `json:"request"`
 	Plan    approval.PlanSummary  `json:"plan"`
 	Cost    *approval.CostSummary `json:"cost,omitempty"`
+	// Reasons are the workspace's rules and steps evaluated on the whole
+	// revised plan, by the gateway that signed the request.
+	Reasons []approval.Reason `json:"reasons"`
 }
 
 // Run is the run workflow: it waits for people while the run waits for
 // them, applies once when everything before apply is approved, and ends when
 // the run reaches a final status. It returns the final run state, so a
 // finished run stays readable from its result without a worker.
-func Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
-	r := newRun(ctx, in)
+func (w Runner) Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
+	r := newRun(ctx, in, w)
 	if err := r.registerHandlers(ctx); err != nil {
 		return approval.Run{}, err
 	}
@@ -132,11 +211,14 @@ func Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 
 // run is the workflow's state and its steps.
 type run struct {
-	in    RunInput
-	state approval.Run
+	in     RunInput
+	runner Runner
+	state  approval.Run
 	// legacy marks runs started before versionDurableTime: they keep the
 	// behaviour they started with (see legacy.go).
 	legacy bool
+	// preIntegrity marks runs started before versionIntegrity.
+	preIntegrity bool
 	// published is what the search attributes say now.
 	published visibility
 	// announced holds "reason@round" for every reason whose approvers were
@@ -152,13 +234,16 @@ type run struct {
 	wakeups int
 }
 
-func newRun(ctx workflow.Context, in RunInput) *run {
+func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 	r := &run{
 		in:        in,
+		runner:    w,
 		legacy:    workflow.GetVersion(ctx, versionDurableTime, workflow.DefaultVersion, 1) == workflow.DefaultVersion,
 		announced: map[string]bool{},
 	}
-	if in.Resume != nil {
+	r.preIntegrity = r.legacy || workflow.GetVersion(ctx, versionIntegrity, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	continued := workflow.GetInfo(ctx).ContinuedExecutionRunID != ""
+	if in.Resume != nil && (continued || r.preIntegrity) {
 		r.state = in.Resume.Run
 		r.notices = in.Resume.Notices
 		for _, a := range in.Resume.Announced {
@@ -166,18 +251,59 @@ func newRun(ctx workflow.Context, in RunInput) *run {
 		}
 		return r
 	}
+	reasons := in.Reasons
+	if r.preIntegrity {
+		plan := approval.Plan{PlanSummary: in.Plan.PlanSummary, ResourceChanges: in.Plan.Resources}
+		reasons = approval.Evaluate(in.Workspace, plan, in.Cost, in.RequestedBy, in.Directory)
+	}
 	r.state = approval.NewRun(approval.NewRunParams{
 		ID:            workflow.GetInfo(ctx).WorkflowExecution.ID,
 		Workspace:     in.Workspace,
 		RequestedBy:   in.RequestedBy,
 		SubmittedBy:   in.SubmittedBy,
 		Message:       in.Message,
-		Plan:          in.Plan,
+		Plan:          in.Plan.PlanSummary,
 		Cost:          in.Cost,
-		Directory:     in.Directory,
+		Reasons:       reasons,
 		ConfigVersion: in.ConfigVersion,
 	}, workflow.Now(ctx))
+	if !r.preIntegrity {
+		if why := r.verifyStart(ctx); why != "" {
+			r.state.Refuse(why, workflow.Now(ctx))
+		}
+	}
 	return r
+}
+
+// verifyStart checks, once, that the gateway signed this input; the answer
+// is recorded in history, so replay does not need the keys and rotating
+// them cannot change it. It returns why the input is refused, or "".
+func (r *run) verifyStart(ctx workflow.Context) string {
+	info := workflow.GetInfo(ctx)
+	if r.in.Resume != nil {
+		return "refused: the run was started with resume state, which only its own continue-as-new may carry"
+	}
+	var why string
+	check := func(workflow.Context) any {
+		if r.runner.Keys == nil {
+			return "refused: this worker has no signing keys to verify the run's input"
+		}
+		payload, err := StartPayload(info.WorkflowExecution.ID, r.in)
+		if err != nil {
+			return "refused: " + err.Error()
+		}
+		if err := r.runner.Keys.Verify(payload, r.in.Signature); err != nil {
+			return "refused: the run's input is " + err.Error() + ": runs start only through the gateway"
+		}
+		if age := info.WorkflowStartTime.Sub(r.in.IssuedAt); age > signing.MaxAge || age < -signing.MaxAge {
+			return fmt.Sprintf("refused: the run's input was signed at %s, too far from its start", r.in.IssuedAt.UTC().Format(time.RFC3339))
+		}
+		return ""
+	}
+	if err := workflow.SideEffect(ctx, check).Get(&why); err != nil {
+		return "refused: " + err.Error()
+	}
+	return why
 }
 
 // evaluatePolicy checks the plan against the workspace's Rego policies in an
@@ -200,12 +326,27 @@ func (r *run) evaluatePolicy(ctx workflow.Context) {
 		in.CostSHA256 = r.state.Cost.SHA256
 	}
 	var a *activities.Activities
-	var res approval.PolicyResult
-	if err := workflow.ExecuteActivity(actx, a.EvaluatePolicy, in).Get(ctx, &res); err != nil {
-		res = approval.PolicyResult{Policies: r.state.Policies, Error: "policy evaluation failed: " + rootMessage(err)}
+	var out activities.PolicyOutcome
+	var err error
+	if r.preIntegrity {
+		err = workflow.ExecuteActivity(actx, a.EvaluatePolicy, in).Get(ctx, &out.Result)
+		out.Reasons = approval.PolicyReasons(r.in.Workspace, r.state.Plan, out.Result, r.state.RequestedBy, r.in.Directory)
+	} else {
+		err = workflow.ExecuteActivity(actx, a.EvaluatePolicies, activities.PoliciesInput{PolicyInput: in, ChangesDigest: r.state.Plan.ChangesDigest}).Get(ctx, &out)
 	}
-	fresh := approval.PolicyReasons(r.in.Workspace, r.state.Plan, res, r.state.RequestedBy, r.in.Directory)
-	r.state.ApplyPolicy(res, fresh, workflow.Now(ctx))
+	switch {
+	case temporal.IsCanceledError(err):
+		r.cancelledInTemporal(ctx)
+		return
+	case err != nil:
+		out.Result = approval.PolicyResult{Policies: r.state.Policies, Error: "policy evaluation failed: " + rootMessage(err)}
+		out.Reasons = nil
+	}
+	// A run decided while its policies ran (cancelled) stays decided: the
+	// late result is recorded nowhere and revives nothing.
+	if err := r.state.ApplyPolicy(out.Result, out.Reasons, workflow.Now(ctx)); err != nil {
+		workflow.GetLogger(ctx).Info("policy result arrived after the run was decided", "status", r.state.Status)
+	}
 	r.publish(ctx)
 }
 
@@ -247,12 +388,13 @@ func (r *run) fireDue(ctx workflow.Context) {
 	now := workflow.Now(ctx)
 	due := r.state.DueAt(now)
 	if due.Expired {
-		r.state.TimeOut(now)
-		r.publish(ctx)
+		if err := r.state.TimeOut(now); err == nil {
+			r.publish(ctx)
+		}
 		return
 	}
 	if len(due.Escalate) > 0 {
-		who := r.state.Escalate(due.Escalate, r.in.Directory, now)
+		who := r.state.Escalate(due.Escalate, now)
 		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventEscalated, Reasons: due.Escalate, Recipients: who})
 	}
 	if len(due.Remind) > 0 {
@@ -274,7 +416,9 @@ func (r *run) cancelledInTemporal(ctx workflow.Context) {
 // apply runs exactly the approved plan, once: a started apply is never
 // retried automatically, because running it twice is worse than failing.
 func (r *run) apply(ctx workflow.Context) {
-	r.state.StartApply(workflow.Now(ctx))
+	if err := r.state.StartApply(workflow.Now(ctx)); err != nil {
+		return
+	}
 	r.publish(ctx)
 
 	timeout := r.in.ApplyTimeout
@@ -296,10 +440,32 @@ func (r *run) apply(ctx workflow.Context) {
 		PlanSHA256: r.state.Plan.SHA256,
 	}).Get(ctx, &res)
 	if err != nil {
-		res = approval.ApplyResult{Executed: res.Executed, Error: "apply did not complete: " + rootMessage(err)}
+		res = applyFailure(err)
 	}
-	r.state.FinishApply(res, workflow.Now(ctx))
+	if err := r.state.FinishApply(res, workflow.Now(ctx)); err != nil {
+		workflow.GetLogger(ctx).Error("apply result not recorded", "error", err)
+	}
 	r.publish(ctx)
+}
+
+// applyFailure says what an apply that returned no result means. Only an
+// apply known not to have started (its workspace or plan could not be
+// loaded, before it was claimed) failed; anything else, a worker that died,
+// timed out or was cancelled mid-apply, or a second attempt refused by the
+// first one's claim, may have changed the infrastructure: outcome unknown,
+// for a human, never retried.
+func applyFailure(err error) approval.ApplyResult {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		switch appErr.Type() {
+		case activities.TypeWorkspaceUnknown, activities.TypePlanUnavailable:
+			return approval.ApplyResult{Error: "apply did not start: " + appErr.Message()}
+		case activities.TypeApplyOutcomeUnknown:
+			return approval.ApplyResult{Executed: true, OutcomeUnknown: true, Error: appErr.Message()}
+		}
+	}
+	return approval.ApplyResult{Executed: true, OutcomeUnknown: true,
+		Error: "the apply did not report back (" + rootMessage(err) + "): it may have run, in part or in full; check the infrastructure"}
 }
 
 // historyFull reports whether this workflow run should hand over to a fresh
@@ -400,7 +566,7 @@ func (r *run) send(ctx workflow.Context, e activities.Event) {
 		var a *activities.Activities
 		if err := workflow.ExecuteActivity(actx, a.Notify, e).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Warn("notice not delivered", "event", e.ID, "kind", e.Kind, "error", err)
-			r.state.NotifyFailures = append(r.state.NotifyFailures, approval.NotifyFailure{
+			r.state.AddNotifyFailure(approval.NotifyFailure{
 				EventID: e.ID, Kind: string(e.Kind), Error: rootMessage(err), At: workflow.Now(ctx),
 			})
 		}

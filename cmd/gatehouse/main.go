@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gatehouse-dev/gatehouse/app"
+	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/worker"
 )
 
@@ -65,6 +66,9 @@ func commonFlags(cmd *cobra.Command, o *app.Options, logLevel *string, defConfig
 	f.StringVar(&o.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	f.StringVar(&o.TaskQueue, "task-queue", envOr("GATEHOUSE_TASK_QUEUE", worker.DefaultTaskQueue), "task queue of the run workflow")
 	f.StringVar(logLevel, "log-level", envOr("GATEHOUSE_LOG_LEVEL", "info"), "debug | info | warn | error")
+	// Keys are secrets: only from the environment, never a flag (flags
+	// show in ps and shell history).
+	o.SigningKeys = os.Getenv(signing.EnvKeys)
 }
 
 func newLogger(level string, console bool) (*zap.Logger, error) {

@@ -1,0 +1,54 @@
+package signing
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestSignVerifyAndRotate(t *testing.T) {
+	oldKey, newKey := strings.Repeat("a", 32), strings.Repeat("b", 40)
+	old, err := Parse(oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := Parse(newKey + ", " + oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := []byte("approve run-1 by bob")
+	sigOld := old.Sign(payload)
+	if err := rotated.Verify(payload, sigOld); err != nil {
+		t.Errorf("a signature by the old key must verify during rotation: %v", err)
+	}
+	sigNew := rotated.Sign(payload)
+	if err := old.Verify(payload, sigNew); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("old-only worker verifying a new-key signature: got %v; want ErrBadSignature", err)
+	}
+	if err := rotated.Verify([]byte("approve run-1 by mallory"), sigNew); !errors.Is(err, ErrBadSignature) {
+		t.Errorf("altered payload: got %v; want ErrBadSignature", err)
+	}
+	if err := rotated.Verify(payload, ""); !errors.Is(err, ErrUnsigned) {
+		t.Errorf("no signature: got %v; want ErrUnsigned", err)
+	}
+	for _, bad := range []string{"v1:zz:00", "v2:" + sigNew[3:], "v1", sigNew + "00"} {
+		if err := rotated.Verify(payload, bad); err == nil {
+			t.Errorf("Verify(%q) = nil; want an error", bad)
+		}
+	}
+}
+
+func TestParseRefusesWeakOrMissingKeys(t *testing.T) {
+	for _, in := range []string{"", " , ", "short"} {
+		if _, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) = nil error; want one", in)
+		}
+	}
+	k, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse(k); err != nil {
+		t.Errorf("a generated key must parse: %v", err)
+	}
+}
