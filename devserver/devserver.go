@@ -356,7 +356,10 @@ func (s *Server) waitReady(ctx context.Context) error {
 // connection to the frontend, so a 200 means the UI works end to end.
 func (s *Server) waitUIReady(ctx context.Context) error {
 	url := s.uiURL + "/api/v1/namespaces/" + neturl.PathEscape(s.namespace) + "/workflows?pageSize=1"
-	tick := time.NewTicker(50 * time.Millisecond)
+	// The UI binds within milliseconds of its goroutine starting, so a
+	// short interval keeps this wait from dominating a ~0.1s start; each
+	// poll is one local request.
+	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var lastErr error
 	for {
