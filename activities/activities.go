@@ -6,7 +6,6 @@ package activities
 
 import (
 	"net/http"
-	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -29,8 +28,6 @@ type Activities struct {
 	// Claims records, outside workflow history, which attempt applies a
 	// run's plan; Apply refuses to run without it.
 	Claims *ClaimStore
-	// applying counts the applies in progress, for WaitApplies.
-	applying atomic.Int64
 
 	// policies caches prepared policy queries per config version.
 	policies policyCache

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -18,7 +20,6 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
-	"github.com/gatehouse-dev/gatehouse/plan"
 )
 
 // ApplyJob is one approved plan to apply: the run, the workspace's apply
@@ -30,6 +31,9 @@ type ApplyJob struct {
 	PlanSHA256 string
 	PlanFile   string
 	Apply      config.Apply
+	// Output receives everything the apply prints; the activity keeps its
+	// tail as the run's log artifact.
+	Output io.Writer
 }
 
 // Executor applies an approved plan. A failure to apply is a result
@@ -47,97 +51,141 @@ type ApplyInput struct {
 	PlanSHA256 string `json:"plan_sha256"`
 }
 
-// outputLimit bounds how much of an apply's output is kept in the run state
-// (and so in workflow history): the tail, where errors are.
-const outputLimit = 8 << 10
+// Error types of the apply activity, the contract with the run workflow.
+// The first two come before the claim: nothing ran. ApplyOutcomeUnknown
+// means an earlier attempt claimed this apply, so it may have run.
+const (
+	ErrWorkspaceUnknown    = "WorkspaceUnknown"
+	ErrPlanUnavailable     = "PlanUnavailable"
+	ErrClaimUnavailable    = "ClaimUnavailable"
+	ErrApplyOutcomeUnknown = "ApplyOutcomeUnknown"
+)
+
+// logLimit bounds the apply's log artifact: the tail, where errors are.
+const logLimit = 1 << 20
 
 // heartbeatEvery keeps the activity's heartbeat well inside the workflow's
 // heartbeat timeout, so a live apply is never mistaken for a dead worker.
 const heartbeatEvery = 10 * time.Second
 
-// Apply runs the workspace's apply command for the approved plan. The plan's
-// bytes are read back from the store, checked against the approved hash and
-// handed to the command in a private file, so what runs is exactly what was
-// approved. A workspace with no command records that nothing was executed.
-// A command that exits non-zero is a result, not an error: the workflow
-// records it as a failed apply.
+// Apply runs the workspace's apply command for the approved plan, at most
+// once per run and plan whatever Temporal does. The plan's bytes are read
+// back from the store, checked against the approved hash and handed to the
+// command in a private file, so what runs is exactly what was approved.
+// Before the command starts, the apply is claimed on disk (ClaimStore); a
+// second attempt finds the claim and returns ApplyOutcomeUnknown without
+// running anything. A workspace with no command records that nothing was
+// executed. A command that exits non-zero is a result, not an error: the
+// workflow records it as a failed apply.
 func (a *Activities) Apply(ctx context.Context, in ApplyInput) (approval.ApplyResult, error) {
 	started := time.Now().UTC()
 	ws, ok := a.Config.Workspace(in.Workspace)
 	if !ok {
 		return approval.ApplyResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("workspace %q is not configured on this worker", in.Workspace), "WorkspaceUnknown", nil)
+			fmt.Sprintf("workspace %q is not configured on this worker", in.Workspace), ErrWorkspaceUnknown, nil)
 	}
 	if ws.Apply == nil {
-		return approval.ApplyResult{
-			Executed:   false,
-			Output:     "workspace has no apply command: nothing was executed",
-			StartedAt:  started,
-			FinishedAt: time.Now().UTC(),
-		}, nil
+		now := time.Now().UTC()
+		return approval.ApplyResult{Executed: false, StartedAt: started, FinishedAt: now}, nil
 	}
+	planFile, cleanup, err := a.privatePlan(in)
+	if err != nil {
+		return approval.ApplyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrPlanUnavailable, nil)
+	}
+	defer cleanup()
+	if err := a.claim(ctx, in, started); err != nil {
+		return approval.ApplyResult{}, err
+	}
+
+	log := newTailBuffer(logLimit)
+	res := a.execute(ctx, ApplyJob{
+		RunID: in.RunID, Workspace: in.Workspace, PlanSHA256: in.PlanSHA256, PlanFile: planFile,
+		Apply: *ws.Apply, Output: log,
+	})
+	res.StartedAt = started
+	res.FinishedAt = time.Now().UTC()
+	a.storeLog(in, &res, log)
+	a.finishClaim(in, res)
+	a.Logger.Info("apply finished",
+		zap.String("run_id", in.RunID), zap.String("workspace", in.Workspace),
+		zap.String("plan_sha256", in.PlanSHA256), zap.Int("exit_code", res.ExitCode), zap.String("error", res.Error),
+		zap.String("log_sha256", res.LogSHA256), zap.Int64("log_bytes", res.LogBytes))
+	return res, nil
+}
+
+// privatePlan writes the approved plan, checked against its hash, to a file
+// only this apply uses, and returns it with the function that removes it.
+func (a *Activities) privatePlan(in ApplyInput) (string, func(), error) {
 	data, err := a.Plans.Get(in.PlanSHA256)
 	if err != nil {
-		return approval.ApplyResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("load approved plan: %v", err), "PlanUnavailable", nil)
+		return "", nil, fmt.Errorf("load approved plan: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "gatehouse-apply-*")
 	if err != nil {
-		return approval.ApplyResult{}, fmt.Errorf("apply %s: %w", in.RunID, err)
+		return "", nil, fmt.Errorf("private copy of the plan: %w", err)
 	}
-	defer os.RemoveAll(dir)
-	planFile := filepath.Join(dir, in.PlanSHA256+".json")
-	if err := os.WriteFile(planFile, data, 0o600); err != nil {
-		return approval.ApplyResult{}, fmt.Errorf("apply %s: write plan: %w", in.RunID, err)
+	cleanup := func() { os.RemoveAll(dir) }
+	path := filepath.Join(dir, in.PlanSHA256+".json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("private copy of the plan: %w", err)
 	}
+	return path, cleanup, nil
+}
 
+// claim records this attempt as the one that applies the run's plan, or
+// says which attempt did. Without a claim store there is no apply: a gate
+// that could apply twice is not one.
+func (a *Activities) claim(ctx context.Context, in ApplyInput, now time.Time) error {
+	if a.Claims == nil {
+		return temporal.NewNonRetryableApplicationError("no claim store configured on this worker: refusing to apply", ErrClaimUnavailable, nil)
+	}
+	info := activity.GetInfo(ctx)
+	host, _ := os.Hostname()
+	err := a.Claims.Claim(Claim{
+		RunID: in.RunID, PlanSHA256: in.PlanSHA256,
+		WorkflowRunID: info.WorkflowExecution.RunID, ActivityID: info.ActivityID, Attempt: info.Attempt,
+		Worker: workerIdentity(info.TaskQueue, host), Host: host, PID: os.Getpid(), ClaimedAt: now,
+	})
+	var claimed *ClaimedError
+	switch {
+	case errors.As(err, &claimed):
+		a.Logger.Error("apply already claimed: not applying again",
+			zap.String("run_id", in.RunID), zap.String("plan_sha256", in.PlanSHA256), zap.Error(err))
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrApplyOutcomeUnknown, nil, claimed.First)
+	case err != nil:
+		return temporal.NewNonRetryableApplicationError(err.Error(), ErrClaimUnavailable, nil)
+	}
+	return nil
+}
+
+// workerIdentity is the identity Temporal records for this worker. The
+// SDK's ActivityInfo does not carry it (v1.50), so it is built the way the
+// SDK builds its default, which Gatehouse's workers use: pid@host@queue.
+func workerIdentity(taskQueue, host string) string {
+	return fmt.Sprintf("%d@%s@%s", os.Getpid(), host, taskQueue)
+}
+
+// execute runs the job on the executor, heartbeating all the while: also
+// while a stopping worker waits for it, so the server does not take a
+// finishing apply for a dead one.
+func (a *Activities) execute(ctx context.Context, job ApplyJob) approval.ApplyResult {
 	executor := a.Executor
 	if executor == nil {
 		executor = CommandExecutor{}
 	}
-	res := executor.Execute(ctx, ApplyJob{
-		RunID: in.RunID, Workspace: in.Workspace, PlanSHA256: in.PlanSHA256, PlanFile: planFile, Apply: *ws.Apply,
-	})
-	res.StartedAt = started
-	res.FinishedAt = time.Now().UTC()
-	a.Logger.Info("apply finished",
-		zap.String("run_id", in.RunID), zap.String("workspace", in.Workspace),
-		zap.String("plan_sha256", in.PlanSHA256), zap.Int("exit_code", res.ExitCode), zap.String("error", res.Error))
-	return res, nil
+	stop := heartbeat(ctx, heartbeatEvery)
+	defer stop()
+	return executor.Execute(ctx, job)
 }
 
-// CommandExecutor runs the workspace's apply command with the run id, the
-// workspace, the plan hash and the plan file in its environment.
-type CommandExecutor struct{}
-
-// Execute runs the command, heartbeating while it runs and asking it to stop
-// gracefully (SIGTERM, then a kill after a grace period) if the activity is
-// cancelled.
-func (CommandExecutor) Execute(ctx context.Context, job ApplyJob) approval.ApplyResult {
-	ap := job.Apply
-	res := approval.ApplyResult{Command: ap.Command}
-	cmd := exec.CommandContext(ctx, ap.Command[0], ap.Command[1:]...)
-	cmd.Dir = ap.Dir
-	cmd.Env = append(os.Environ(),
-		"GATEHOUSE_RUN_ID="+job.RunID,
-		"GATEHOUSE_WORKSPACE="+job.Workspace,
-		"GATEHOUSE_PLAN_SHA256="+job.PlanSHA256,
-		"GATEHOUSE_PLAN_FILE="+job.PlanFile,
-	)
-	out := &tailBuffer{limit: outputLimit}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second
-
-	if err := cmd.Start(); err != nil {
-		res.ExitCode = -1
-		res.Error = fmt.Sprintf("start apply command: %v", err)
-		return res
-	}
-	res.Executed = true
+// heartbeat records the activity's heartbeat every interval until the
+// returned stop is called.
+func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
 	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(heartbeatEvery)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -147,44 +195,201 @@ func (CommandExecutor) Execute(ctx context.Context, job ApplyJob) approval.Apply
 				activity.RecordHeartbeat(ctx)
 			}
 		}
-	}()
-	err := cmd.Wait()
-	close(done)
-	res.Output = out.String()
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// storeLog keeps what the command printed as an artifact in the
+// content-addressed store and points the result at it. Nothing of the
+// output enters workflow history. Failing to store it does not change what
+// the apply did, so it is logged, not returned.
+func (a *Activities) storeLog(in ApplyInput, res *approval.ApplyResult, log *tailBuffer) {
+	if !res.Executed {
+		return
+	}
+	data, truncated := log.Artifact()
+	sha, err := a.Plans.Put(data)
+	if err != nil {
+		a.Logger.Error("store apply log", zap.String("run_id", in.RunID), zap.Error(err))
+		return
+	}
+	res.LogSHA256, res.LogBytes, res.LogTruncated = sha, int64(len(data)), truncated
+}
+
+// finishClaim records the outcome on the claim, so a later attempt's
+// message can say how the first one ended. A failure leaves the claim
+// without outcome, which still blocks a second apply.
+func (a *Activities) finishClaim(in ApplyInput, res approval.ApplyResult) {
+	err := a.Claims.Finish(in.RunID, in.PlanSHA256, ClaimOutcome{
+		Executed: res.Executed, ExitCode: res.ExitCode, Error: res.Error,
+		FinishedAt: res.FinishedAt, LogSHA256: res.LogSHA256,
+	})
+	if err != nil {
+		a.Logger.Error("record apply outcome on its claim", zap.String("run_id", in.RunID), zap.Error(err))
+	}
+}
+
+// tailBuffer keeps the last limit bytes written to it in a ring, so a
+// chatty apply costs one copy per write, not one per kept byte.
+type tailBuffer struct {
+	mu    sync.Mutex
+	ring  []byte
+	start int // oldest byte once the ring is full
+	limit int
+	total int64
+}
+
+func newTailBuffer(limit int) *tailBuffer { return &tailBuffer{limit: limit} }
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(p)
+	b.total += int64(n)
+	if len(p) >= b.limit {
+		b.ring = append(b.ring[:0], p[len(p)-b.limit:]...)
+		b.start = 0
+		return n, nil
+	}
+	if room := b.limit - len(b.ring); room > 0 {
+		k := min(room, len(p))
+		b.ring = append(b.ring, p[:k]...)
+		p = p[k:]
+	}
+	for len(p) > 0 {
+		k := copy(b.ring[b.start:], p)
+		p = p[k:]
+		b.start = (b.start + k) % b.limit
+	}
+	return n, nil
+}
+
+// Artifact returns the kept bytes in order, behind a line saying how much
+// was cut when the output outgrew the limit.
+func (b *tailBuffer) Artifact() ([]byte, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []byte
+	truncated := b.total > int64(len(b.ring))
+	if truncated {
+		out = fmt.Appendf(nil, "[gatehouse: output truncated: the first %d of %d bytes were dropped; the last %d follow]\n",
+			b.total-int64(len(b.ring)), b.total, len(b.ring))
+	}
+	out = append(out, b.ring[b.start:]...)
+	out = append(out, b.ring[:b.start]...)
+	return out, truncated
+}
+
+// applyEnv is the apply command's whole environment: a few variables every
+// program expects, the names the workspace lists in env_from, and the run's
+// own. Nothing else of the worker's environment — webhook secrets, signing
+// keys, tokens — reaches the command. lookup is os.LookupEnv outside tests.
+func applyEnv(job ApplyJob, lookup func(string) (string, bool)) []string {
+	names := append([]string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR"}, job.Apply.EnvFrom...)
+	env := make([]string, 0, len(names)+4)
+	for _, name := range names {
+		// Config validation refuses these in env_from; this keeps the
+		// run's variables the run's even for an Apply built in code.
+		if strings.HasPrefix(name, "GATEHOUSE_") {
+			continue
+		}
+		if v, ok := lookup(name); ok {
+			env = append(env, name+"="+v)
+		}
+	}
+	return append(env,
+		"GATEHOUSE_RUN_ID="+job.RunID,
+		"GATEHOUSE_WORKSPACE="+job.Workspace,
+		"GATEHOUSE_PLAN_SHA256="+job.PlanSHA256,
+		"GATEHOUSE_PLAN_FILE="+job.PlanFile,
+	)
+}
+
+// DefaultGrace is how long a cancelled apply has between SIGINT and SIGKILL:
+// long enough for Terraform to finish the resource operations it has in
+// flight, write its state and release its lock.
+const DefaultGrace = 2 * time.Minute
+
+// CommandExecutor runs the workspace's apply command with the run id, the
+// workspace, the plan hash and the plan file in its environment.
+type CommandExecutor struct {
+	// Grace is how long a cancelled command has between SIGINT and
+	// SIGKILL. DefaultGrace when 0.
+	Grace time.Duration
+}
+
+// Execute runs the command in a process group of its own and waits for it.
+// If ctx ends (the workflow cancels the activity, or a stopping worker runs
+// out of stop timeout) the group gets SIGINT — Terraform's graceful stop —
+// and SIGKILL once the grace period is over.
+func (e CommandExecutor) Execute(ctx context.Context, job ApplyJob) approval.ApplyResult {
+	ap := job.Apply
+	res := approval.ApplyResult{Command: ap.Command}
+	grace := e.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	cmd := exec.CommandContext(ctx, ap.Command[0], ap.Command[1:]...)
+	cmd.Dir = ap.Dir
+	cmd.Env = applyEnv(job, os.LookupEnv)
+	cmd.Stdout, cmd.Stderr = job.Output, job.Output
+	cmd.SysProcAttr = applyProcAttr()
+	var kill *time.Timer
+	cmd.Cancel = func() error {
+		pgid := cmd.Process.Pid                                                       // Setpgid: the group's id is the leader's pid
+		kill = time.AfterFunc(grace, func() { syscall.Kill(-pgid, syscall.SIGKILL) }) //nolint:errcheck // gone already is fine
+		return syscall.Kill(-pgid, syscall.SIGINT)
+	}
+	// A backstop after the group's SIGKILL: exec kills the leader and stops
+	// waiting for output from descendants that left the group and still
+	// hold the pipes.
+	cmd.WaitDelay = grace + 5*time.Second
+
+	err := startAndWait(cmd)
+	if kill != nil {
+		kill.Stop()
+	}
 	var exitErr *exec.ExitError
 	switch {
 	case errors.As(err, &exitErr):
+		res.Executed = true
 		res.ExitCode = exitErr.ExitCode()
 		if res.ExitCode == 0 {
 			res.ExitCode = -1
 		}
 		res.Error = fmt.Sprintf("apply command failed: %v", err)
+		if ctx.Err() != nil {
+			res.Error += fmt.Sprintf(" (interrupted: %v)", context.Cause(ctx))
+		}
+	case errors.Is(err, errNotStarted):
+		res.ExitCode = -1
+		res.Error = err.Error()
 	case err != nil:
+		res.Executed = true
 		res.ExitCode = -1
 		res.Error = fmt.Sprintf("apply command: %v", err)
+	default:
+		res.Executed = true
 	}
 	return res
 }
 
-// tailBuffer keeps the last limit bytes written to it.
-type tailBuffer struct {
-	mu    sync.Mutex
-	buf   []byte
-	limit int
-}
+// errNotStarted marks a command that never ran.
+var errNotStarted = errors.New("start apply command")
 
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.limit; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
+// startAndWait starts cmd and waits for it on one OS thread. Pdeathsig is
+// sent when the thread that forked the child exits, not when the process
+// does (https://go.dev/issue/27505). Go keeps idle threads, but it ends a
+// thread whose goroutine exits while locked to it — and any goroutine may be
+// scheduled on the forking thread later. Holding the thread locked from fork
+// to reap means no other goroutine runs on it, so the only way it ends while
+// the apply runs is the worker's death. The cost is one thread per running
+// apply, which is blocked waiting anyway.
+func startAndWait(cmd *exec.Cmd) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%w: %w", errNotStarted, err)
 	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
+	return cmd.Wait()
 }
