@@ -23,7 +23,7 @@ func bigWorkspace() approval.Workspace {
 	return prodWorkspace(rules...)
 }
 
-func bigPlan() approval.PlanSummary {
+func bigPlan() approval.Plan {
 	var rs []approval.Resource
 	for i := range 500 {
 		rs = append(rs, approval.Resource{Address: fmt.Sprintf("aws_type%d_x.r%d", i%7, i), Type: fmt.Sprintf("aws_type%d_x", i%7),
@@ -45,7 +45,7 @@ func BenchmarkEvaluate(b *testing.B) {
 // BenchmarkApprove measures one approval decision on such a run, as the
 // workflow's validator and handler run it.
 func BenchmarkApprove(b *testing.B) {
-	run := approval.NewRun(approval.NewRunParams{ID: "r", Workspace: bigWorkspace(), RequestedBy: alice, Plan: bigPlan(), Directory: directory}, t0)
+	run := newRunFor(bigWorkspace(), alice, bigPlan(), nil, directory, t0)
 	b.ReportAllocs()
 	for b.Loop() {
 		r := run.Clone()

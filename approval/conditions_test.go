@@ -116,12 +116,12 @@ func TestInputsFollowSelectedResources(t *testing.T) {
 	ws := prodWorkspace(iam)
 	a := approval.Evaluate(ws, awsPlan, nil, alice, directory)[0].Inputs
 	// The DNS record changes; the IAM resources do not: same inputs.
-	other := approval.Summarize("aws2", append(slices.Clone(awsPlan.Resources[:3]),
+	other := approval.Summarize("aws2", append(slices.Clone(awsPlan.ResourceChanges[:3]),
 		approval.Resource{Address: "google_dns_record_set.www", Type: "google_dns_record_set", Actions: []approval.Action{approval.ActionUpdate}}))
 	if b := approval.Evaluate(ws, other, nil, alice, directory)[0].Inputs; a != b {
 		t.Error("inputs changed though the IAM resources did not")
 	}
-	moreIAM := approval.Summarize("aws3", append(slices.Clone(awsPlan.Resources),
+	moreIAM := approval.Summarize("aws3", append(slices.Clone(awsPlan.ResourceChanges),
 		approval.Resource{Address: "aws_iam_user.x", Type: "aws_iam_user", Actions: []approval.Action{approval.ActionCreate}}))
 	if c := approval.Evaluate(ws, moreIAM, nil, alice, directory)[0].Inputs; a == c {
 		t.Error("inputs unchanged though an IAM resource was added")
@@ -132,7 +132,7 @@ func TestPolicyDecidesBeforeAnyoneIsAsked(t *testing.T) {
 	ws := prodWorkspace(destroysNeedTwo)
 	ws.Policies = []string{"policies/production.rego"}
 	newPolicyRun := func() approval.Run {
-		return approval.NewRun(approval.NewRunParams{ID: "r", Workspace: ws, RequestedBy: alice, Plan: destroyPlan(), Directory: directory}, t0)
+		return newRunFor(ws, alice, destroyPlan(), nil, directory, t0)
 	}
 	run := newPolicyRun()
 	if run.Status != approval.StatusEvaluatingPolicy || len(run.OpenReasons()) != 0 {
@@ -163,7 +163,9 @@ func TestPolicyDecidesBeforeAnyoneIsAsked(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			run := newPolicyRun()
 			fresh := approval.PolicyReasons(ws, run.Plan, tc.res, alice, directory)
-			run.ApplyPolicy(tc.res, fresh, t0.Add(time.Second))
+			if err := run.ApplyPolicy(tc.res, fresh, t0.Add(time.Second)); err != nil {
+				t.Fatalf("apply policy: %v", err)
+			}
 			if run.Status != tc.status || !slices.Equal(ids(run.Reasons[:len(tc.ids)]), tc.ids) {
 				t.Errorf("status %s reasons %v; want %s %v", run.Status, ids(run.Reasons), tc.status, tc.ids)
 			}
@@ -180,21 +182,25 @@ func TestPolicyDecidesBeforeAnyoneIsAsked(t *testing.T) {
 func TestRevisedPlanReEvaluatesPolicy(t *testing.T) {
 	ws := prodWorkspace(destroysNeedTwo)
 	ws.Policies = []string{"p.rego"}
-	run := approval.NewRun(approval.NewRunParams{ID: "r", Workspace: ws, RequestedBy: alice, Plan: destroyPlan(), Directory: directory}, t0)
+	run := newRunFor(ws, alice, destroyPlan(), nil, directory, t0)
 	res := approval.PolicyResult{Requirements: []approval.PolicyRequirement{{Name: "review", Approvers: approval.Approvers{Groups: []string{"security"}}, MinApprovals: 1}}}
-	run.ApplyPolicy(res, approval.PolicyReasons(ws, run.Plan, res, alice, directory), t0)
+	if err := run.ApplyPolicy(res, approval.PolicyReasons(ws, run.Plan, res, alice, directory), t0); err != nil {
+		t.Fatalf("apply policy: %v", err)
+	}
 	mustApprove(t, &run, "d", dave, t0)
 	if err := run.RequestChanges(approval.Request{ID: "rc", Actor: bob, Comment: "again"}, t0); err != nil {
 		t.Fatal(err)
 	}
 	// The identical plan again: the policy reason keeps dave's approval.
-	if err := run.RevisePlan(approval.Request{ID: "rp", Actor: alice}, destroyPlan(), nil, approval.Evaluate(ws, destroyPlan(), nil, alice, directory), t0); err != nil {
+	if err := run.RevisePlan(approval.Request{ID: "rp", Actor: alice}, destroyPlan().PlanSummary, nil, approval.Evaluate(ws, destroyPlan(), nil, alice, directory), t0); err != nil {
 		t.Fatal(err)
 	}
 	if run.Status != approval.StatusEvaluatingPolicy {
 		t.Fatalf("status %s; want the policies evaluated again", run.Status)
 	}
-	run.ApplyPolicy(res, approval.PolicyReasons(ws, run.Plan, res, alice, directory), t0)
+	if err := run.ApplyPolicy(res, approval.PolicyReasons(ws, run.Plan, res, alice, directory), t0); err != nil {
+		t.Fatalf("apply policy: %v", err)
+	}
 	reason := run.Reasons[slices.IndexFunc(run.Reasons, func(r approval.Reason) bool { return r.ID == "policy:review" })]
 	if reason.State != approval.ReasonApproved || !slices.Contains(run.Rounds[1].Kept, "policy:review") {
 		t.Errorf("policy reason %s, round %+v; want it kept approved", reason.State, run.Rounds[1])

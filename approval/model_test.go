@@ -87,8 +87,12 @@ func TestStagesOpenInSequence(t *testing.T) {
 		t.Fatalf("status %s, sign-off %s; want approved with the sign-off still waiting (it does not block apply)", run.Status, run.Reasons[4].State)
 	}
 
-	run.StartApply(later)
-	run.FinishApply(approval.ApplyResult{Executed: true}, later)
+	if err := run.StartApply(later); err != nil {
+		t.Fatalf("start apply: %v", err)
+	}
+	if err := run.FinishApply(approval.ApplyResult{Executed: true}, later); err != nil {
+		t.Fatalf("finish apply: %v", err)
+	}
 	if run.Status != approval.StatusAwaitingSignoff || run.Reasons[4].State != approval.ReasonOpen {
 		t.Fatalf("after apply: %s, sign-off %s; want awaiting_signoff with the sign-off open", run.Status, run.Reasons[4].State)
 	}
@@ -108,7 +112,12 @@ func TestFailedApplyCancelsSignoff(t *testing.T) {
 	if run.Status != approval.StatusApproved {
 		t.Fatalf("status %s; want approved: a sign-off does not block apply", run.Status)
 	}
-	run.FinishApply(approval.ApplyResult{Executed: true, ExitCode: 1}, t0)
+	if err := run.StartApply(t0); err != nil {
+		t.Fatalf("start apply: %v", err)
+	}
+	if err := run.FinishApply(approval.ApplyResult{Executed: true, ExitCode: 1}, t0); err != nil {
+		t.Fatalf("finish apply: %v", err)
+	}
 	if run.Status != approval.StatusFailed || run.Reasons[0].State != approval.ReasonCancelled {
 		t.Errorf("status %s, sign-off %s; want failed and cancelled", run.Status, run.Reasons[0].State)
 	}
@@ -184,9 +193,10 @@ func TestDistinctSourcesAreDistinctPeople(t *testing.T) {
 
 func TestOnBehalfOfMakesThePersonSelf(t *testing.T) {
 	bot := approval.Identity{ID: "ci-bot", Automation: true, Groups: []string{"platform"}}
+	ws, plan := prodWorkspace(destroysNeedTwo), destroyPlan()
 	run := approval.NewRun(approval.NewRunParams{
-		ID: "r", Workspace: prodWorkspace(destroysNeedTwo), RequestedBy: bob, SubmittedBy: &bot,
-		Plan: destroyPlan(), Directory: directory,
+		ID: "r", Workspace: ws, RequestedBy: bob, SubmittedBy: &bot,
+		Plan: plan.PlanSummary, Reasons: approval.Evaluate(ws, plan, nil, bob, directory),
 	}, t0)
 	if err := run.CheckApprove(approval.Request{Actor: bob}); approval.ErrorCode(err) != approval.CodeForbidden {
 		t.Errorf("bob approving a run submitted for him: %v; want self-approval refused", err)
@@ -252,7 +262,7 @@ func TestRevoke(t *testing.T) {
 	})
 }
 
-func planWith(sha string, resources ...approval.Resource) approval.PlanSummary {
+func planWith(sha string, resources ...approval.Resource) approval.Plan {
 	return approval.Summarize(sha, resources)
 }
 
@@ -271,7 +281,7 @@ func TestRevisedPlanResetsOnlyChangedInputs(t *testing.T) {
 	first := planWith("p1", delA, updA)
 	for _, tc := range []struct {
 		name                        string
-		revised                     approval.PlanSummary
+		revised                     approval.Plan
 		kept, reset, added, dropped []string
 		destroys, changes           string
 		status                      approval.Status
@@ -293,7 +303,7 @@ func TestRevisedPlanResetsOnlyChangedInputs(t *testing.T) {
 			}
 			later := t0.Add(20 * time.Minute)
 			fresh := approval.Evaluate(ws, tc.revised, nil, alice, directory)
-			if err := run.RevisePlan(approval.Request{ID: "rp", Actor: alice}, tc.revised, nil, fresh, later); err != nil {
+			if err := run.RevisePlan(approval.Request{ID: "rp", Actor: alice}, tc.revised.PlanSummary, nil, fresh, later); err != nil {
 				t.Fatal(err)
 			}
 			round := run.Rounds[1]
@@ -320,7 +330,7 @@ func TestRevisedPlanResetsOnlyChangedInputs(t *testing.T) {
 func TestRevisePlanRules(t *testing.T) {
 	run := newRun(t, prodWorkspace(destroysNeedTwo), destroyPlan())
 	fresh := approval.Evaluate(prodWorkspace(destroysNeedTwo), destroyPlan(), nil, alice, directory)
-	if err := run.RevisePlan(approval.Request{Actor: bob}, destroyPlan(), nil, fresh, t0); approval.ErrorCode(err) != approval.CodeForbidden {
+	if err := run.RevisePlan(approval.Request{Actor: bob}, destroyPlan().PlanSummary, nil, fresh, t0); approval.ErrorCode(err) != approval.CodeForbidden {
 		t.Errorf("bob revising alice's plan: %v; want forbidden", err)
 	}
 	if err := run.CheckRequestChanges(approval.Request{Actor: bob}); approval.ErrorCode(err) != approval.CodeInvalid {
@@ -331,7 +341,7 @@ func TestRevisePlanRules(t *testing.T) {
 	}
 	// A revised plan that no rule matches is approved at once.
 	empty := planWith("p-empty", updA)
-	if err := run.RevisePlan(approval.Request{Actor: alice}, empty, nil, approval.Evaluate(prodWorkspace(destroysNeedTwo), empty, nil, alice, directory), t0); err != nil {
+	if err := run.RevisePlan(approval.Request{Actor: alice}, empty.PlanSummary, nil, approval.Evaluate(prodWorkspace(destroysNeedTwo), empty, nil, alice, directory), t0); err != nil {
 		t.Fatal(err)
 	}
 	if run.Status != approval.StatusApproved {

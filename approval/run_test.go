@@ -28,7 +28,7 @@ var (
 	directory = []approval.Identity{alice, bob, carol, dave, sam, erin, victor, olga}
 )
 
-func destroyPlan() approval.PlanSummary {
+func destroyPlan() approval.Plan {
 	return approval.Summarize("abc", []approval.Resource{
 		{Address: "a.b", Type: "a", Actions: []approval.Action{approval.ActionDelete}},
 		{Address: "a.c", Type: "a", Actions: []approval.Action{approval.ActionUpdate}},
@@ -44,9 +44,9 @@ var (
 	securityOne     = approval.Rule{Name: "security", Approvers: approval.Approvers{Groups: []string{"security"}}, MinApprovals: 1}
 )
 
-func newRun(t *testing.T, ws approval.Workspace, p approval.PlanSummary) approval.Run {
+func newRun(t *testing.T, ws approval.Workspace, p approval.Plan) approval.Run {
 	t.Helper()
-	return approval.NewRun(approval.NewRunParams{ID: "run-1", Workspace: ws, RequestedBy: alice, Plan: p, Directory: directory}, t0)
+	return newRunFor(ws, alice, p, nil, directory, t0)
 }
 
 func req(id string, who approval.Identity, comment string) approval.Request {
@@ -83,7 +83,7 @@ func TestConditionsMatch(t *testing.T) {
 		{"all must hold", approval.Conditions{AddsGT: intp(0), Environment: "production"}, "staging", false},
 		{"all hold", approval.Conditions{AddsGT: intp(0), ChangesGT: intp(0), Environment: "production"}, "production", true},
 	} {
-		if got := tc.c.Matches(p, tc.env); got != tc.want {
+		if got, _ := tc.c.Match(approval.Facts{Plan: approval.Plan{PlanSummary: p}, Environment: tc.env}); got != tc.want {
 			t.Errorf("%s: got %v; want %v", tc.name, got, tc.want)
 		}
 	}
@@ -118,7 +118,7 @@ func TestEvaluateMakesOneReasonPerMatchingRule(t *testing.T) {
 }
 
 func TestNoMatchingRuleApprovesAtOnce(t *testing.T) {
-	run := approval.NewRun(approval.NewRunParams{ID: "r", Workspace: prodWorkspace(destroysNeedTwo), RequestedBy: alice, Plan: approval.PlanSummary{Adds: 1}}, t0)
+	run := newRunFor(prodWorkspace(destroysNeedTwo), alice, approval.Plan{PlanSummary: approval.PlanSummary{Adds: 1}}, nil, nil, t0)
 	if run.Status != approval.StatusApproved || len(run.Reasons) != 0 {
 		t.Errorf("got status %s with %d reasons; want approved with none", run.Status, len(run.Reasons))
 	}
@@ -134,7 +134,7 @@ func TestDeadlineCountsFromRequest(t *testing.T) {
 	}
 	ws := prodWorkspace(destroysNeedTwo)
 	ws.Timing.Timeout = 0
-	run = approval.NewRun(approval.NewRunParams{Workspace: ws, RequestedBy: alice, Plan: destroyPlan()}, t0)
+	run = newRunFor(ws, alice, destroyPlan(), nil, nil, t0)
 	if !run.Deadline.Equal(t0.Add(approval.DefaultTimeout)) {
 		t.Errorf("deadline = %v; want the default 4h", run.Deadline)
 	}
@@ -287,7 +287,7 @@ func TestRejectCancelTimeoutEndTheRun(t *testing.T) {
 	}{
 		{"reject", func(r *approval.Run) error { return r.Reject(req("x", bob, "too risky"), t0) }, approval.StatusRejected},
 		{"cancel", func(r *approval.Run) error { return r.Cancel(req("x", alice, "wrong plan"), t0) }, approval.StatusCancelled},
-		{"timeout", func(r *approval.Run) error { r.TimeOut(t0); return nil }, approval.StatusTimedOut},
+		{"timeout", func(r *approval.Run) error { return r.TimeOut(t0) }, approval.StatusTimedOut},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := newRun(t, prodWorkspace(destroysNeedTwo), destroyPlan())
@@ -305,18 +305,29 @@ func TestRejectCancelTimeoutEndTheRun(t *testing.T) {
 }
 
 func TestFinishApply(t *testing.T) {
-	run := newRun(t, prodWorkspace(), destroyPlan())
-	run.StartApply(t0)
-	if run.Status != approval.StatusApplying {
-		t.Fatalf("status %s; want applying", run.Status)
-	}
-	run.FinishApply(approval.ApplyResult{Executed: true, ExitCode: 3}, t0)
-	if run.Status != approval.StatusFailed {
-		t.Errorf("exit 3: status %s; want failed", run.Status)
-	}
-	run.FinishApply(approval.ApplyResult{Executed: false}, t0)
-	if run.Status != approval.StatusApplied {
-		t.Errorf("nothing to execute: status %s; want applied", run.Status)
+	for _, tc := range []struct {
+		name string
+		res  approval.ApplyResult
+		want approval.Status
+	}{
+		{"exit 3", approval.ApplyResult{Executed: true, ExitCode: 3}, approval.StatusFailed},
+		{"nothing to execute", approval.ApplyResult{Executed: false}, approval.StatusApplied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := newRun(t, prodWorkspace(), destroyPlan())
+			if err := run.StartApply(t0); err != nil {
+				t.Fatalf("start apply: %v", err)
+			}
+			if run.Status != approval.StatusApplying {
+				t.Fatalf("status %s; want applying", run.Status)
+			}
+			if err := run.FinishApply(tc.res, t0); err != nil {
+				t.Fatalf("finish apply: %v", err)
+			}
+			if run.Status != tc.want {
+				t.Errorf("%s: status %s; want %s", tc.name, run.Status, tc.want)
+			}
+		})
 	}
 }
 

@@ -68,11 +68,13 @@ func TestScheduleOfRemindersEscalationAndDeadline(t *testing.T) {
 		due := run.DueAt(now)
 		seen = append(seen, step{now.Sub(t0), len(due.Remind) > 0, len(due.Escalate) > 0, due.Expired})
 		if due.Expired {
-			run.TimeOut(now)
+			if err := run.TimeOut(now); err != nil {
+				t.Fatalf("time out at %v: %v", now.Sub(t0), err)
+			}
 			break
 		}
 		run.Remind(due.Remind, now)
-		run.Escalate(due.Escalate, directory, now)
+		run.Escalate(due.Escalate, now)
 	}
 	want := []step{
 		{time.Hour, true, false, false},
@@ -97,7 +99,7 @@ func TestEscalationMakesFallbackOwnersEligible(t *testing.T) {
 		t.Fatalf("olga before escalation: %v; want forbidden", err)
 	}
 	at := t0.Add(2 * time.Hour)
-	told := run.Escalate(run.DueAt(at).Escalate, directory, at)
+	told := run.Escalate(run.DueAt(at).Escalate, at)
 	if !slices.Equal(told, []approval.UserID{"erin", "olga"}) {
 		t.Errorf("told %v; want the fallback owners erin and olga", told)
 	}
@@ -112,7 +114,7 @@ func TestEscalationMakesFallbackOwnersEligible(t *testing.T) {
 	if last.Kind != approval.DecisionEscalate || last.UserID != approval.SystemActor || run.Reasons[0].EscalatedAt == nil {
 		t.Errorf("decision %+v; want the escalation recorded by the system", last)
 	}
-	if again := run.Escalate([]string{run.Reasons[0].ID}, directory, at.Add(time.Minute)); len(again) != 0 {
+	if again := run.Escalate([]string{run.Reasons[0].ID}, at.Add(time.Minute)); len(again) != 0 {
 		t.Errorf("escalated twice: %v", again)
 	}
 }
@@ -127,7 +129,7 @@ func TestRemindSkipsMissedReminders(t *testing.T) {
 	if len(who) == 0 {
 		t.Fatal("no one reminded")
 	}
-	run.Escalate(run.DueAt(now).Escalate, directory, now)
+	run.Escalate(run.DueAt(now).Escalate, now)
 	if next := run.NextWake(); !next.Equal(t0.Add(3 * time.Hour)) {
 		t.Errorf("next wake %v; want 3h after opening", next.Sub(t0))
 	}
