@@ -318,7 +318,7 @@ func TestParseConditions(t *testing.T) {
 		{"aws_iam_role", "registry.terraform.io/hashicorp/google", false},
 	} {
 		plan := approval.Summarize("", []approval.Resource{{Address: "x.y", Type: tt.typ, Provider: tt.provider, Actions: []approval.Action{approval.ActionCreate}}})
-		if got := when.Matches(plan, ""); got != tt.want {
+		if got, _ := when.Match(approval.Facts{Plan: plan}); got != tt.want {
 			t.Errorf("%s from %s: got match %v; want %v", tt.typ, tt.provider, got, tt.want)
 		}
 	}
@@ -374,7 +374,7 @@ func TestParseTimingInheritance(t *testing.T) {
 		"fast":    {Timeout: 90 * time.Minute, RemindEvery: 15 * time.Minute, RemindBefore: 30 * time.Minute, EscalateAfter: time.Hour, EscalateTo: alice},
 		"plain":   wantWorkspace,
 	}
-	reasons := approval.Evaluate(w.Workspace, approval.PlanSummary{}, nil, approval.Identity{ID: "carol"}, c.Directory())
+	reasons := approval.Evaluate(w.Workspace, approval.Plan{}, nil, approval.Identity{ID: "carol"}, c.Directory())
 	got = map[string]approval.Timing{}
 	for _, r := range reasons {
 		got[r.Name] = r.Timing
@@ -551,7 +551,7 @@ func TestParseProblems(t *testing.T) {
 		{"replaces_gt not an int", rule("        when: {replaces_gt: many}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.replaces_gt", `expected an integer, got "many"`}}},
 		{"resources_gt a float", rule("        when: {resources_gt: 2.5}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.resources_gt", "expected an integer"}}},
 		{"action unknown", rule("        when: {actions: [create, destroy]}\n        approvers: {users: [bob]}\n"),
-			[]Problem{{"workspaces[0].rules[0].when.actions[1]", `unknown action "destroy" (want create, update, delete or replace)`}}},
+			[]Problem{{"workspaces[0].rules[0].when.actions[1]", `unknown action "destroy" (want create, update, delete, replace, forget, import, move or invoke)`}}},
 		{"action in another case", rule("        when: {actions: [Delete]}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.actions[0]", `unknown action "Delete"`}}},
 		{"action empty", rule("        when: {actions: [\"\"]}\n        approvers: {users: [bob]}\n"), []Problem{{"workspaces[0].rules[0].when.actions[0]", "must not be empty"}}},
 		{"actions empty", rule("        when: {actions: []}\n        approvers: {users: [bob]}\n"),
@@ -1402,7 +1402,7 @@ func TestExampleConfig(t *testing.T) {
 	}
 
 	// What the rules ask for, by the reasons they give.
-	reasons := func(w Workspace, plan approval.PlanSummary, cost *approval.CostSummary) []string {
+	reasons := func(w Workspace, plan approval.Plan, cost *approval.CostSummary) []string {
 		var out []string
 		for _, r := range approval.Evaluate(w.Workspace, plan, cost, approval.Identity{ID: "alice"}, c.Directory()) {
 			out = append(out, r.Name)

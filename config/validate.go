@@ -472,6 +472,15 @@ func (v *validator) gateApproval(p string, ra rawApprovers, minApprovals *int, d
 	return a, n
 }
 
+// actionList names the actions a rule may select, for messages.
+func actionList() string {
+	names := make([]string, len(actions))
+	for i, a := range actions {
+		names[i] = string(a)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
 // readers checks who may read a workspace's runs: like approvers, but any
 // role (viewer included) may be named, and the list may be empty.
 func (v *validator) readers(rp string, ra rawApprovers, dir directory) approval.Approvers {
@@ -747,7 +756,7 @@ func (v *validator) conditions(p string, rc rawConditions) approval.Conditions {
 		a := approval.Action(s)
 		c.Actions = append(c.Actions, a)
 		if !slices.Contains(actions, a) {
-			v.add(ep, "unknown action %q (want create, update, delete or replace)", s)
+			v.add(ep, "unknown action %q (want %s)", s, actionList())
 		}
 	})
 	for _, g := range []struct {
