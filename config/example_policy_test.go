@@ -3,6 +3,7 @@ package config
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -12,8 +13,8 @@ import (
 )
 
 // TestExamplePolicy evaluates examples/policies/production.rego as Gatehouse
-// does, on the input its header describes, to check that it does what it
-// says.
+// does (prepared by PreparePolicy, on the input its header describes), to
+// check that it does what it says.
 func TestExamplePolicy(t *testing.T) {
 	c, err := Load(filepath.Join("..", "examples", "gatehouse.yaml"))
 	if err != nil {
@@ -60,18 +61,20 @@ func TestExamplePolicy(t *testing.T) {
 		{"four replaces", plan(change("a.w", "a", "delete", "create"), change("a.x", "a", "delete", "create"), change("a.y", "a", "create", "delete"), change("a.z", "a", "delete", "create")),
 			nil, []string{"the plan replaces 4 resources: a.w, a.x, a.y, a.z"}, nil},
 	}
-	query, err := rego.New(rego.Query("data.gatehouse"), rego.Module(policy.Name, policy.Source)).PrepareForEval(context.Background())
+	query, err := PreparePolicy(context.Background(), policy)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			input := map[string]any{
-				"plan": tt.plan,
-				"cost": nil,
-				"run": map[string]any{"id": "run-1", "workspace": "prod-network", "environment": "production",
-					"requested_by": "alice", "message": "test"},
-				"workspace": map[string]any{"name": "prod-network", "environment": "production", "tags": []any{"network"}},
+			// The plan itself is the input, with Gatehouse's context beside
+			// it, as the worker evaluates it.
+			input := maps.Clone(tt.plan)
+			input["gatehouse"] = map[string]any{
+				"run":          map[string]any{"id": "run-1", "message": "test"},
+				"workspace":    map[string]any{"name": "prod-network", "environment": "production", "tags": []any{"network"}},
+				"requested_by": "alice",
+				"cost":         map[string]any{"status": "none"},
 			}
 			rs, err := query.Eval(context.Background(), rego.EvalInput(input))
 			if err != nil {

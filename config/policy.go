@@ -1,14 +1,16 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
+	"regexp"
 	"strings"
 
 	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
 )
 
 // Policy is a Rego policy a workspace's runs are checked against.
@@ -27,22 +29,108 @@ type Policy struct {
 	Source string
 }
 
-// PolicyPackage is the package every policy declares. Gatehouse queries
-// data.gatehouse.deny and data.gatehouse.warn (sets of messages) and
-// data.gatehouse.require_approval (a set of approval requirements).
+// PolicyPackage is the package every policy declares: Gatehouse queries
+// data.gatehouse of each policy file, on its own.
 const PolicyPackage = "gatehouse"
 
-// policyRules are the rules Gatehouse queries; each must be a set.
-var policyRules = []string{"deny", "warn", "require_approval"}
+// PolicyRule is what Gatehouse reads a rule of package gatehouse as.
+type PolicyRule int
+
+const (
+	// PolicyHelper is any rule Gatehouse does not read: the policy's own
+	// business.
+	PolicyHelper PolicyRule = iota
+	// PolicyDeny rules (deny, deny_*, violation, violation_*) are sets of
+	// messages that fail the run.
+	PolicyDeny
+	// PolicyWarn rules (warn, warn_*) are sets of messages shown with it.
+	PolicyWarn
+	// PolicyRequire (require_approval) is a set of approvals it needs.
+	PolicyRequire
+)
+
+// The names conftest reads, exactly as it matches them, so that a conftest
+// policy means in Gatehouse what it means there.
+var (
+	denyName = regexp.MustCompile(`^(deny|violation)(_[a-zA-Z0-9]+)*$`)
+	warnName = regexp.MustCompile(`^warn(_[a-zA-Z0-9]+)*$`)
+)
+
+// requireName is Gatehouse's own rule: conftest has no such thing.
+const requireName = "require_approval"
+
+// PolicyRuleOf says how Gatehouse reads the rule called name.
+func PolicyRuleOf(name string) PolicyRule {
+	switch {
+	case name == requireName:
+		return PolicyRequire
+	case denyName.MatchString(name):
+		return PolicyDeny
+	case warnName.MatchString(name):
+		return PolicyWarn
+	}
+	return PolicyHelper
+}
+
+// PreparePolicy parses and compiles one policy on its own, and prepares the
+// query of its package, exactly as the worker evaluates it: config
+// validation and the evaluator share it so that they cannot disagree on what
+// a valid policy is. The policy must parse as Rego v1, declare package
+// gatehouse and define every rule Gatehouse reads as a set. Built-in errors
+// are strict (a type error fails instead of being undefined) and print()
+// statements are kept: pass rego.EvalPrintHook when evaluating.
+//
+// The error says what is wrong, located by line, without naming the policy;
+// callers prefix it with where the policy is listed.
+func PreparePolicy(ctx context.Context, p Policy) (rego.PreparedEvalQuery, error) {
+	mod, err := ast.ParseModuleWithOpts(p.Name, p.Source, ast.ParserOptions{RegoVersion: ast.RegoV1})
+	if err != nil {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("not valid Rego v1: %s", regoError(err))
+	}
+	if mod == nil { // only comments
+		return rego.PreparedEvalQuery{}, errors.New("not valid Rego v1: rego_parse_error: empty module")
+	}
+	if err := checkPolicyModule(mod); err != nil {
+		return rego.PreparedEvalQuery{}, err
+	}
+	q, err := rego.New(
+		rego.Query("data."+PolicyPackage),
+		rego.ParsedModule(mod),
+		rego.SetRegoVersion(ast.RegoV1),
+		rego.StrictBuiltinErrors(true),
+		rego.EnablePrintStatements(true),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return rego.PreparedEvalQuery{}, fmt.Errorf("does not compile: %s", regoError(err))
+	}
+	return q, nil
+}
+
+// checkPolicyModule checks that a parsed policy declares package gatehouse
+// and defines the rules Gatehouse reads as sets: a complete `deny := ...`
+// would otherwise only fail at run time, in production.
+func checkPolicyModule(mod *ast.Module) error {
+	if pkg := strings.TrimPrefix(mod.Package.Path.String(), "data."); pkg != PolicyPackage {
+		return fmt.Errorf("declares package %s: Gatehouse reads data.%s, so want package %s", pkg, PolicyPackage, PolicyPackage)
+	}
+	for _, r := range mod.Rules {
+		ref := r.Head.Ref()
+		name := ref[0].Value.String()
+		if PolicyRuleOf(name) == PolicyHelper {
+			continue
+		}
+		if len(ref) != 1 || len(r.Head.Args) > 0 || r.Head.RuleKind() != ast.MultiValue {
+			return fmt.Errorf("line %d: %s must be a set: write %q", r.Location.Row, name, name+" contains ... if { ... }")
+		}
+	}
+	return nil
+}
 
 // policies reads and checks the policy files a workspace lists at p, resolving
 // relative paths against baseDir ("" for the current directory). Each must
-// parse as Rego v1 and declare package gatehouse, and the workspace's
-// policies must compile together, as they are evaluated.
+// prepare on its own (see PreparePolicy), as it is evaluated.
 func (v *validator) policies(p string, names []string, baseDir string) []Policy {
 	var out []Policy
-	modules := map[string]*ast.Module{}
-	paths := map[string]string{} // module (policy name) → the problem path of its entry
 	files := map[string]string{} // cleaned file path → the problem path of its entry
 	for j, name := range names {
 		pp := indexPath(p, j)
@@ -64,68 +152,15 @@ func (v *validator) policies(p string, names []string, baseDir string) []Policy 
 			v.add(pp, "cannot read the policy: %v", err)
 			continue
 		}
-		mod, err := ast.ParseModuleWithOpts(name, string(data), ast.ParserOptions{RegoVersion: ast.RegoV1})
-		if err != nil {
-			v.add(pp, "not valid Rego v1: %s", regoError(err))
+		pol := Policy{Name: name, Path: file, Source: string(data)}
+		// Loading has no context to honour; compiling one file is quick.
+		if _, err := PreparePolicy(context.Background(), pol); err != nil {
+			v.add(pp, "%v", err)
 			continue
 		}
-		if !v.policyModule(pp, mod) {
-			continue
-		}
-		modules[name] = mod
-		paths[name] = pp
-		out = append(out, Policy{Name: name, Path: file, Source: string(data)})
-	}
-	if len(modules) == 0 {
-		return out
-	}
-	compiler := ast.NewCompiler().WithDefaultRegoVersion(ast.RegoV1)
-	compiler.Compile(modules)
-	// Report each policy's first error, in the workspace's order; errors
-	// that name no policy at the list.
-	byPath := map[string]ast.Errors{}
-	for _, e := range compiler.Errors {
-		pp := p
-		if e.Location != nil {
-			if q, ok := paths[e.Location.File]; ok {
-				pp = q
-			}
-		}
-		byPath[pp] = append(byPath[pp], e)
-	}
-	order := make([]string, 0, len(out)+1)
-	for _, pol := range out {
-		order = append(order, paths[pol.Name])
-	}
-	for _, pp := range append(order, p) {
-		if errs := byPath[pp]; len(errs) > 0 {
-			v.add(pp, "does not compile: %s", regoError(errs))
-		}
+		out = append(out, pol)
 	}
 	return out
-}
-
-// policyModule checks that a parsed policy declares package gatehouse and
-// defines the rules Gatehouse queries as sets.
-func (v *validator) policyModule(pp string, mod *ast.Module) bool {
-	if pkg := strings.TrimPrefix(mod.Package.Path.String(), "data."); pkg != PolicyPackage {
-		v.add(pp, "declares package %s: Gatehouse queries data.%s.deny, .warn and .require_approval, so want package %s",
-			pkg, PolicyPackage, PolicyPackage)
-		return false
-	}
-	ok := true
-	for _, r := range mod.Rules {
-		ref := r.Head.Ref()
-		name := ref[0].Value.String()
-		if !slices.Contains(policyRules, name) {
-			continue
-		}
-		if len(ref) != 1 || len(r.Head.Args) > 0 || r.Head.RuleKind() != ast.MultiValue {
-			v.add(pp, "line %d: %s must be a set: write %q", r.Location.Row, name, name+" contains ... if { ... }")
-			ok = false
-		}
-	}
-	return ok
 }
 
 // regoError condenses OPA's error to its first message, as "line N: code:
@@ -142,7 +177,7 @@ func regoError(err error) string {
 		return msg
 	}
 	e := errs[0]
-	msg := e.Code + ": " + e.Message
+	msg, _, _ := strings.Cut(e.Code+": "+e.Message, "\n")
 	if e.Location != nil && e.Location.Row > 0 {
 		msg = fmt.Sprintf("line %d: %s", e.Location.Row, msg)
 	}

@@ -99,13 +99,11 @@ func TestPolicies(t *testing.T) {
 		{"empty file", []string{"testdata/policies/empty.rego"},
 			[]Problem{{"workspaces[0].policies[0]", "not valid Rego v1: rego_parse_error: empty module"}}},
 		{"wrong package", []string{denyDeletes, "testdata/policies/wrong-package.rego"},
-			[]Problem{{"workspaces[0].policies[1]", "declares package terraform.policies: Gatehouse queries data.gatehouse.deny, .warn and .require_approval, so want package gatehouse"}}},
+			[]Problem{{"workspaces[0].policies[1]", "declares package terraform.policies: Gatehouse reads data.gatehouse, so want package gatehouse"}}},
 		{"deny not a set", []string{"testdata/policies/not-a-set.rego"},
 			[]Problem{{"workspaces[0].policies[0]", `line 3: deny must be a set: write "deny contains ... if { ... }"`}}},
 		{"does not compile", []string{warnLarge, "testdata/policies/unsafe.rego"},
 			[]Problem{{"workspaces[0].policies[1]", "does not compile: line 5: rego_unsafe_var_error: var x is unsafe"}}},
-		{"do not compile together", []string{"testdata/policies/default-a.rego", "testdata/policies/default-b.rego"},
-			[]Problem{{"workspaces[0].policies[0]", "does not compile: line 1: rego_type_error: multiple default rules data.gatehouse.large found"}}},
 		{"duplicate", []string{denyDeletes, warnLarge, denyDeletes},
 			[]Problem{{"workspaces[0].policies[2]", `duplicate policy "testdata/policies/deny-deletes.rego" (also workspaces[0].policies[0])`}}},
 		{"duplicate spelled otherwise", []string{denyDeletes, "./testdata//policies/deny-deletes.rego"},
@@ -122,6 +120,21 @@ func TestPolicies(t *testing.T) {
 			checkProblems(t, problemsOf(t, policies(tt.paths...)), tt.want)
 		})
 	}
+
+	// Each file is compiled on its own, as it is evaluated: two files that
+	// both define a default compile, and a file calling another's function
+	// does not.
+	t.Run("each file compiles on its own", func(t *testing.T) {
+		mustParse(t, policies("testdata/policies/default-a.rego", "testdata/policies/default-b.rego"))
+
+		dir := t.TempDir()
+		helper := filepath.Join(dir, "helper.rego")
+		user := filepath.Join(dir, "user.rego")
+		writeFile(t, helper, "package gatehouse\n\nbig(plan) if count(plan.resource_changes) > 10\n\nwarn contains \"big\" if big(input)\n")
+		writeFile(t, user, "package gatehouse\n\ndeny contains \"too big\" if big(input)\n")
+		checkProblems(t, problemsOf(t, policies(helper, user)),
+			[]Problem{{"workspaces[0].policies[1]", "does not compile: line 3: rego_type_error: undefined function big"}})
+	})
 
 	t.Run("not a list", func(t *testing.T) {
 		checkProblems(t, problemsOf(t, ws("    policies: "+denyDeletes+"\n")),
@@ -187,5 +200,53 @@ func writeFile(t *testing.T, path, data string) {
 	}
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Gatehouse reads the rules conftest reads, by the same names, and its own
+// require_approval; each must be a set.
+func TestPolicyConftestRules(t *testing.T) {
+	for name, want := range map[string]PolicyRule{
+		"deny": PolicyDeny, "deny_public_bucket": PolicyDeny, "deny_a_b1": PolicyDeny,
+		"violation": PolicyDeny, "violation_tags": PolicyDeny,
+		"warn": PolicyWarn, "warn_large": PolicyWarn,
+		"require_approval": PolicyRequire,
+		"denylist":         PolicyHelper, "deny_": PolicyHelper, "deny__x": PolicyHelper, "warning": PolicyHelper,
+		"violations": PolicyHelper, "require_approval_x": PolicyHelper, "allow": PolicyHelper, "authz": PolicyHelper,
+	} {
+		if got := PolicyRuleOf(name); got != want {
+			t.Errorf("PolicyRuleOf(%q) = %d; want %d", name, got, want)
+		}
+	}
+
+	dir := t.TempDir()
+	valid := filepath.Join(dir, "conftest.rego")
+	writeFile(t, valid, `package gatehouse
+
+denylist := ["google_iam"]
+
+deny_iam contains {"msg": msg, "details": {"type": rc.type}} if {
+	some rc in input.resource_changes
+	some prefix in denylist
+	startswith(rc.type, prefix)
+	msg := sprintf("%s is managed elsewhere", [rc.address])
+}
+
+violation contains "never" if false
+
+warn_large contains "large plan" if count(input.resource_changes) > 10
+`)
+	mustParse(t, policies(valid))
+
+	for _, tt := range []struct{ name, rule, line string }{
+		{"deny_x complete", `deny_public := "always"`, "line 3: deny_public must be a set"},
+		{"violation boolean", `violation if true`, "line 3: violation must be a set"},
+		{"warn_x function", `warn_big(x) := x`, "line 3: warn_big must be a set"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := filepath.Join(dir, "bad.rego")
+			writeFile(t, bad, "package gatehouse\n\n"+tt.rule+"\n")
+			checkProblems(t, problemsOf(t, policies(bad)), []Problem{{"workspaces[0].policies[0]", tt.line}})
+		})
 	}
 }

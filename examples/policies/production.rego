@@ -2,32 +2,42 @@
 #
 # Gatehouse checks every plan submitted to a workspace against the policies
 # the workspace lists, before anyone is asked to approve. Every policy
-# declares `package gatehouse`; Gatehouse queries three sets from it:
+# declares `package gatehouse` and is evaluated on its own: a rule defined in
+# another policy file is not visible here. Gatehouse reads these sets:
 #
-#   data.gatehouse.deny              messages; any one fails the run
-#                                    (policy_failed) before approval
-#   data.gatehouse.warn              messages shown to approvers with the run
-#   data.gatehouse.require_approval  approvals the run needs besides the
-#                                    workspace's rules and steps, each an
-#                                    object {"name", "approvers": {"users",
-#                                    "groups", "roles"}, "min_approvals",
-#                                    "stage"} (stage post_plan, pre_apply or
-#                                    post_apply; default post_plan)
+#   deny, deny_*, violation,   messages (strings, or objects with a "msg");
+#   violation_*                any one fails the run (policy_failed) before
+#                              approval
+#   warn, warn_*               messages shown to approvers with the run
+#   require_approval           approvals the run needs besides the
+#                              workspace's rules and steps, each an object
+#                              {"name", "approvers": {"users", "groups",
+#                              "roles"}, "min_approvals", "stage"} (stage
+#                              post_plan, pre_apply or post_apply; default
+#                              post_plan)
 #
-# The input is:
+# The input is the plan exactly as `terraform show -json` prints it
+# (input.resource_changes, input.planned_values, input.configuration, ...),
+# so conftest and OPA policies for Terraform plans work unchanged. Beside it:
 #
-#   input.plan       the full plan, as `terraform show -json` writes it
-#   input.cost       the Infracost estimate submitted with the plan (the JSON
-#                    of `infracost breakdown --format json`), or null
-#   input.run        {"id", "workspace", "environment", "requested_by",
-#                    "message"}
-#   input.workspace  {"name", "environment", "tags"}
+#   input.gatehouse.run           {"id", "message"}
+#   input.gatehouse.workspace     {"name", "environment", "tags"}
+#   input.gatehouse.requested_by  the requester's user id
+#   input.gatehouse.cost          {"status": "none"} without an estimate;
+#                                 {"status": "failed", "problems", "estimate"}
+#                                 when Infracost could not price the plan;
+#                                 {"status": "ok", "currency", "monthly_cost",
+#                                 "past_monthly_cost", "monthly_cost_delta",
+#                                 "estimate"} otherwise
+#
+# Sensitive values of the plan are replaced by "(sensitive)" in the messages
+# Gatehouse keeps.
 package gatehouse
 
 # changes are the plan's resource changes that do something: not no-op and
 # not the reads of data sources.
 changes contains rc if {
-	some rc in input.plan.resource_changes
+	some rc in input.resource_changes
 	some action in rc.change.actions
 	action in {"create", "update", "delete"}
 }
@@ -55,7 +65,7 @@ require_approval contains {
 # replaced lists the addresses of the resources the plan replaces (deletes
 # and creates again, in either order).
 replaced := [rc.address |
-	some rc in input.plan.resource_changes
+	some rc in input.resource_changes
 	"delete" in rc.change.actions
 	"create" in rc.change.actions
 ]
