@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"regexp"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/opa/v1/ast"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/cost"
 )
 
 // PolicyInput names the run and the documents its policies are evaluated
@@ -39,47 +41,32 @@ type PolicyInput struct {
 	CostSHA256 string `json:"cost_sha256,omitempty"`
 }
 
-// policyTimeout bounds one evaluation. An activity deadline sooner than
-// that bounds it too, with a margin so the activity can still report the
-// timeout as the policies' failure instead of timing out itself.
+// policyTimeout bounds the evaluation of a workspace's policies, all of
+// them. An activity deadline sooner than that bounds it too, with a margin
+// so the activity can still report the timeout as the policies' failure
+// instead of timing out itself.
 const policyTimeout = 10 * time.Second
 
-// The rules of package gatehouse that Gatehouse reads; any other rule is the
-// policies' own business.
-const (
-	ruleDeny    = "deny"
-	ruleWarn    = "warn"
-	ruleRequire = "require_approval"
-)
-
-// readRules are the rules Gatehouse reads, in the order it reads them.
-var readRules = []string{ruleDeny, ruleWarn, ruleRequire}
-
-// hiddenRule names the private copy, in the module of policy i, of that
-// module's definitions of rule: what it alone contributes, so the result
-// can say which policy asked for an approval or returned a bad value.
-func hiddenRule(rule string, i int) string {
-	return "__gatehouse_" + rule + "_" + strconv.Itoa(i)
-}
-
-// hiddenRulePattern finds hidden copies' names in OPA's messages, to show
-// the rule's own name instead.
-var hiddenRulePattern = regexp.MustCompile(`__gatehouse_(deny|warn|require_approval)_[0-9]+`)
+// contextKey is where the input carries Gatehouse's own context beside the
+// plan's top-level keys (which never include it: Terraform's are
+// format_version, resource_changes, planned_values, configuration...).
+const contextKey = "gatehouse"
 
 // EvaluatePolicy evaluates the workspace's Rego policies (from the worker's
 // config, never from workflow input) on the run's plan and cost estimate.
 //
-// All the workspace's modules are compiled together (each must be
-// `package gatehouse`, Rego v1) and data.gatehouse is queried with this
-// input:
+// Each policy file is evaluated on its own, as conftest and `opa eval` would:
+// data.gatehouse of that file alone, on the plan exactly as `terraform show
+// -json` prints it, with Gatehouse's context at input.gatehouse:
 //
-//	{"plan": <plan JSON>, "cost": <Infracost JSON or null>,
-//	 "run": {"id", "workspace", "environment", "requested_by", "message"},
-//	 "workspace": {"name", "environment", "tags"}}
+//	{"run": {"id", "message"}, "workspace": {"name", "environment", "tags"},
+//	 "requested_by": <user id>, "cost": {"status": "none" | "failed" | "ok", ...}}
 //
-// Gatehouse reads three rules: deny and warn (sets of strings) and
-// require_approval (a set of objects {name, approvers: {users, groups,
-// roles}, min_approvals (default 1), stage}).
+// Gatehouse reads deny, deny_*, violation and violation_* (denials), warn
+// and warn_* (warnings) — sets of strings or of objects with a string msg,
+// as in conftest — and require_approval (a set of objects {name, approvers:
+// {users, groups, roles}, min_approvals (default 1), stage}). The plan's
+// sensitive values are replaced by "(sensitive)" in every message kept.
 //
 // A policy that does not parse or compile, fails at runtime (built-in errors
 // are strict) or returns a value of the wrong type yields a result whose
@@ -97,44 +84,32 @@ func (a *Activities) EvaluatePolicy(ctx context.Context, in PolicyInput) (approv
 		return approval.PolicyResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("workspace %q is not configured on this worker", in.Workspace), "WorkspaceUnknown", nil)
 	}
-	planDoc, err := a.storedJSON(in.PlanSHA256)
+	planDoc, err := a.storedPlan(in.PlanSHA256)
+	if err != nil {
+		return approval.PolicyResult{}, err
+	}
+	// Collected before the context joins the plan: only the plan's own
+	// values are Terraform's to call sensitive.
+	redact := newRedactor(planDoc)
+	costCtx, err := a.costContext(in.CostSHA256)
+	if err != nil {
+		return approval.PolicyResult{}, err
+	}
+	planDoc[contextKey] = gatehouseContext(in, costCtx)
+	input, err := ast.InterfaceToValue(planDoc)
 	if err != nil {
 		return approval.PolicyResult{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("load plan for policy evaluation: %v", err), "PlanUnavailable", nil)
-	}
-	var costDoc any
-	if in.CostSHA256 != "" {
-		if costDoc, err = a.storedJSON(in.CostSHA256); err != nil {
-			return approval.PolicyResult{}, temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("load cost estimate for policy evaluation: %v", err), "CostUnavailable", nil)
-		}
-	}
-	tags := in.Tags
-	if tags == nil {
-		tags = []string{}
-	}
-	input := map[string]any{
-		"plan": planDoc,
-		"cost": costDoc,
-		"run": map[string]any{
-			"id":           in.RunID,
-			"workspace":    in.Workspace,
-			"environment":  in.Environment,
-			"requested_by": in.RequestedBy,
-			"message":      in.Message,
-		},
-		"workspace": map[string]any{
-			"name":        in.Workspace,
-			"environment": in.Environment,
-			"tags":        tags,
-		},
+			fmt.Sprintf("convert the plan for policy evaluation: %v", err), "PlanUnavailable", nil)
 	}
 
-	ev := &policyEval{logger: a.Logger.With(zap.String("run_id", in.RunID), zap.String("workspace", in.Workspace))}
-	for _, p := range ws.Policies {
-		ev.add(p.Name, p.Source)
+	ev := &policyEval{
+		cache:   &a.policies,
+		version: a.Config.Version,
+		logger:  a.Logger.With(zap.String("run_id", in.RunID), zap.String("workspace", in.Workspace)),
+		input:   input,
+		redact:  redact,
 	}
-	res, err := ev.run(ctx, input)
+	res, err := ev.run(ctx, ws.Policies)
 	if err != nil {
 		return approval.PolicyResult{}, err
 	}
@@ -148,80 +123,172 @@ func (a *Activities) EvaluatePolicy(ctx context.Context, in PolicyInput) (approv
 	return res, nil
 }
 
-// storedJSON reads a document from the store (which verifies its hash) and
-// decodes it, keeping numbers exact.
-func (a *Activities) storedJSON(sha string) (any, error) {
+// storedPlan reads the plan document. The gateway validated it, so a plan
+// that is missing or not an object is the infrastructure's fault, not the
+// policies'.
+func (a *Activities) storedPlan(sha string) (map[string]any, error) {
+	fail := func(err error) error {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("load plan for policy evaluation: %v", err), "PlanUnavailable", nil)
+	}
 	data, err := a.Plans.Get(sha)
 	if err != nil {
-		return nil, err
+		return nil, fail(err)
 	}
+	v, err := decodeJSON(data)
+	if err != nil {
+		return nil, fail(fmt.Errorf("%s: %w", sha, err))
+	}
+	doc, ok := v.(map[string]any)
+	if !ok {
+		return nil, fail(fmt.Errorf("%s: not a JSON object", sha))
+	}
+	return doc, nil
+}
+
+// costContext is input.gatehouse.cost. It says in so many words whether
+// there is an estimate a policy may compare, because an absent or failed
+// estimate read as a number would pass a cost check silently.
+func (a *Activities) costContext(sha string) (map[string]any, error) {
+	if sha == "" {
+		return map[string]any{"status": "none"}, nil
+	}
+	fail := func(err error) error {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("load cost estimate for policy evaluation: %v", err), "CostUnavailable", nil)
+	}
+	data, err := a.Plans.Get(sha)
+	if err != nil {
+		return nil, fail(err)
+	}
+	doc, err := decodeJSON(data)
+	if err != nil {
+		return nil, fail(fmt.Errorf("%s: %w", sha, err))
+	}
+	sum, err := cost.Parse(data)
+	switch {
+	case err != nil:
+		// The gateway accepted it; if this worker reads it otherwise, it is
+		// still no number to compare.
+		return failedCost([]string{err.Error()}, doc), nil
+	case sum.Failed:
+		return failedCost(sum.Problems, doc), nil
+	}
+	return map[string]any{
+		"status":             "ok",
+		"currency":           sum.Currency,
+		"monthly_cost":       number(sum.MonthlyCost),
+		"past_monthly_cost":  number(sum.PastMonthlyCost),
+		"monthly_cost_delta": number(sum.MonthlyCostDelta),
+		"estimate":           doc,
+	}, nil
+}
+
+func failedCost(problems []string, doc any) map[string]any {
+	list := make([]any, len(problems))
+	for i, p := range problems {
+		list[i] = p
+	}
+	return map[string]any{"status": "failed", "problems": list, "estimate": doc}
+}
+
+// number renders x as the shortest decimal that reads back as x, so a
+// policy's sprintf shows 1123.762, not 1123.7619999999999.
+func number(x float64) json.Number {
+	return json.Number(strconv.FormatFloat(x, 'f', -1, 64))
+}
+
+// gatehouseContext is input.gatehouse: what Gatehouse knows of the run.
+func gatehouseContext(in PolicyInput, costCtx map[string]any) map[string]any {
+	tags := make([]any, len(in.Tags))
+	for i, t := range in.Tags {
+		tags[i] = t
+	}
+	return map[string]any{
+		"run":          map[string]any{"id": in.RunID, "message": in.Message},
+		"workspace":    map[string]any{"name": in.Workspace, "environment": in.Environment, "tags": tags},
+		"requested_by": in.RequestedBy,
+		"cost":         costCtx,
+	}
+}
+
+// decodeJSON decodes one JSON document, keeping numbers exact.
+func decodeJSON(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("decode %s: %w", sha, err)
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	if _, err := dec.Token(); err == nil {
-		return nil, fmt.Errorf("decode %s: data after the JSON document", sha)
+		return nil, errors.New("decode: data after the JSON document")
 	}
 	return v, nil
 }
 
-// policyModule is one configured policy.
-type policyModule struct {
-	name     string
-	filename string // unique: how OPA's errors locate it
-	source   string
-	module   *ast.Module
+// policyCache keeps each policy's prepared query for the worker's config
+// version: parsing and compiling is most of the cost of evaluating a small
+// policy, and the version covers every policy's name and source. Its zero
+// value is ready to use; it is safe for concurrent use.
+type policyCache struct {
+	mu      sync.Mutex
+	version string
+	queries map[string]*preparedPolicy // by policy name
 }
 
-// policyEval evaluates one workspace's policies once.
+// preparedPolicy is a policy as prepared once: its query, or why it has
+// none (a policy that does not compile fails every evaluation alike).
+type preparedPolicy struct {
+	// source is what it was prepared from: a config built without a
+	// Version (as tests do) must not get another source's query.
+	source string
+	query  rego.PreparedEvalQuery
+	err    error
+}
+
+func (c *policyCache) get(version string, p config.Policy) *preparedPolicy {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != version {
+		return nil
+	}
+	if pp := c.queries[p.Name]; pp != nil && pp.source == p.Source {
+		return pp
+	}
+	return nil
+}
+
+// put keeps pp. A new version drops the old one's queries: a worker runs one
+// config, so they will not be asked for again.
+func (c *policyCache) put(version, name string, pp *preparedPolicy) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.version != version || c.queries == nil {
+		c.version, c.queries = version, map[string]*preparedPolicy{}
+	}
+	c.queries[name] = pp
+}
+
+// policyEval evaluates one run's policies.
 type policyEval struct {
+	cache   *policyCache
+	version string
 	logger  *zap.Logger
-	modules []*policyModule
+	input   ast.Value // converted once for all the policies
+	redact  *redactor
 }
 
-// add queues a policy: its source as the configuration loaded it (never the
-// file as it is now, which the config's version does not cover).
-func (e *policyEval) add(name, source string) {
-	m := &policyModule{name: name, filename: name, source: source}
-	if slices.ContainsFunc(e.modules, func(o *policyModule) bool { return o.filename == m.filename }) {
-		m.filename = fmt.Sprintf("%s#%d", m.filename, len(e.modules)) // the same file twice
+// run evaluates the policies in the workspace's order and merges what they
+// said. The error is for the activity's own cancellation only; everything
+// the policies got wrong is in the result: the first policy's problem, alone.
+func (e *policyEval) run(ctx context.Context, policies []config.Policy) (approval.PolicyResult, error) {
+	res := approval.PolicyResult{Policies: make([]string, len(policies))}
+	for i, p := range policies {
+		res.Policies[i] = p.Name
 	}
-	e.modules = append(e.modules, m)
-}
-
-func (e *policyEval) names() []string {
-	out := make([]string, len(e.modules))
-	for i, m := range e.modules {
-		out[i] = m.name
-	}
-	return out
-}
-
-// run evaluates the queued policies. The error is for the activity's own
-// cancellation only; everything the policies got wrong is in the result.
-func (e *policyEval) run(ctx context.Context, input map[string]any) (approval.PolicyResult, error) {
-	res := approval.PolicyResult{Policies: e.names()}
-	if len(e.modules) == 0 {
+	if len(policies) == 0 {
 		return res, nil
 	}
-	opts := []func(*rego.Rego){
-		rego.Query("data." + config.PolicyPackage),
-		rego.Input(input),
-		rego.SetRegoVersion(ast.RegoV1),
-		rego.StrictBuiltinErrors(true),
-		rego.EnablePrintStatements(true),
-		rego.PrintHook(printHook{e}),
-	}
-	for _, m := range e.modules {
-		if err := e.parse(m); err != "" {
-			res.Error = err
-			return res, nil
-		}
-		opts = append(opts, rego.ParsedModule(m.module))
-	}
-
 	limit := policyTimeout
 	if deadline, ok := ctx.Deadline(); ok {
 		if left := time.Until(deadline); left-left/10 < limit {
@@ -230,17 +297,40 @@ func (e *policyEval) run(ctx context.Context, input map[string]any) (approval.Po
 	}
 	evalCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	rs, err := rego.New(opts...).Eval(evalCtx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return approval.PolicyResult{}, fmt.Errorf("evaluate policies: %w", ctx.Err())
+
+	var said policyOutput
+	for _, p := range policies {
+		out, err := e.evaluate(evalCtx, p)
+		if err == nil {
+			err = said.merge(out)
 		}
-		if evalCtx.Err() != nil {
-			res.Error = fmt.Sprintf("policies %s: evaluation did not finish within %v", quoteAll(e.names()), limit.Round(time.Millisecond))
-			return res, nil
+		switch {
+		case err == nil:
+			continue
+		case ctx.Err() != nil:
+			return approval.PolicyResult{}, fmt.Errorf("evaluate policy %q: %w", p.Name, ctx.Err())
+		case evalCtx.Err() != nil:
+			err = fmt.Errorf("policy %q: the workspace's policies did not finish within %v", p.Name, limit.Round(time.Millisecond))
 		}
-		res.Error = e.describe(err)
+		res.Error = e.redact.text(err.Error())
 		return res, nil
+	}
+	res.Denials, res.Warnings = sortedSet(said.denials), sortedSet(said.warnings)
+	res.Requirements = said.requirements
+	slices.SortFunc(res.Requirements, func(a, b approval.PolicyRequirement) int { return strings.Compare(a.Name, b.Name) })
+	return res, nil
+}
+
+// evaluate evaluates one policy on its own. Every error names it.
+func (e *policyEval) evaluate(ctx context.Context, p config.Policy) (policyOutput, error) {
+	pp := e.prepared(ctx, p)
+	if pp.err != nil {
+		return policyOutput{}, fmt.Errorf("policy %q: %w", p.Name, pp.err)
+	}
+	hook := printHook{logger: e.logger.With(zap.String("policy", p.Name)), redact: e.redact}
+	rs, err := pp.query.Eval(ctx, rego.EvalParsedInput(e.input), rego.EvalPrintHook(hook))
+	if err != nil {
+		return policyOutput{}, fmt.Errorf("policy %q: %s", p.Name, evalError(err))
 	}
 	doc := map[string]any{}
 	if len(rs) > 0 && len(rs[0].Expressions) > 0 {
@@ -248,232 +338,152 @@ func (e *policyEval) run(ctx context.Context, input map[string]any) (approval.Po
 			doc = d
 		}
 	}
-	if err := e.read(doc, &res); err != nil {
-		res.Denials, res.Warnings, res.Requirements = nil, nil, nil
-		res.Error = err.Error()
+	out, err := readPolicy(doc, e.redact)
+	if err != nil {
+		return policyOutput{}, fmt.Errorf("policy %q: %w", p.Name, err)
 	}
-	return res, nil
+	for i := range out.requirements {
+		out.requirements[i].Policy = p.Name
+	}
+	return out, nil
 }
 
-// parse parses a module, checks its package and adds the hidden copies of
-// its deny, warn and require_approval rules. It returns what is wrong, or
-// "".
-func (e *policyEval) parse(m *policyModule) string {
-	mod, err := ast.ParseModuleWithOpts(m.filename, m.source, ast.ParserOptions{RegoVersion: ast.RegoV1})
-	if err != nil {
-		return e.describe(err)
+// prepared returns the policy's prepared query, preparing it on first use.
+// Two evaluations may both prepare a new policy; either result is the same.
+func (e *policyEval) prepared(ctx context.Context, p config.Policy) *preparedPolicy {
+	if pp := e.cache.get(e.version, p); pp != nil {
+		return pp
 	}
-	if mod == nil {
-		return fmt.Sprintf("policy %q: empty module", m.name)
+	started := time.Now()
+	q, err := config.PreparePolicy(ctx, p)
+	pp := &preparedPolicy{source: p.Source, query: q, err: err}
+	e.logger.Debug("policy prepared", zap.String("policy", p.Name), zap.String("config_version", e.version),
+		zap.Duration("took", time.Since(started)), zap.Error(err))
+	if ctx.Err() == nil { // a cancelled preparation says nothing of the policy
+		e.cache.put(e.version, p.Name, pp)
 	}
-	if want := (ast.Ref{ast.DefaultRootDocument, ast.StringTerm(config.PolicyPackage)}); !mod.Package.Path.Equal(want) {
-		return fmt.Sprintf("policy %q: declares package %s: want package %s",
-			m.name, strings.TrimPrefix(mod.Package.Path.String(), "data."), config.PolicyPackage)
+	return pp
+}
+
+// evalError renders OPA's evaluation error as "line <n>: <code>: <first
+// line of the message>".
+func evalError(err error) string {
+	var tErr *topdown.Error
+	if !errors.As(err, &tErr) {
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		return msg
 	}
-	i := slices.Index(e.modules, m)
-	var copies []*ast.Rule
-	for _, r := range mod.Rules {
-		name := ruleName(r)
-		if !slices.Contains(readRules, name) {
+	msg, _, _ := strings.Cut(tErr.Code+": "+tErr.Message, "\n")
+	if tErr.Location != nil && tErr.Location.Row > 0 {
+		msg = fmt.Sprintf("line %d: %s", tErr.Location.Row, msg)
+	}
+	return msg
+}
+
+// policyOutput is what one policy, or all of them merged, said.
+type policyOutput struct {
+	denials, warnings []string
+	requirements      []approval.PolicyRequirement
+}
+
+// merge adds another policy's output. Two policies asking for the same
+// approval ask for it once, credited to the first; asking for one name
+// differently is a conflict no one could resolve by approving.
+func (o *policyOutput) merge(next policyOutput) error {
+	o.denials = append(o.denials, next.denials...)
+	o.warnings = append(o.warnings, next.warnings...)
+	for _, req := range next.requirements {
+		i := slices.IndexFunc(o.requirements, func(r approval.PolicyRequirement) bool { return r.Name == req.Name })
+		if i < 0 {
+			o.requirements = append(o.requirements, req)
 			continue
 		}
-		hidden := ast.Var(hiddenRule(name, i))
-		c := r.Copy()
-		for x := c; x != nil; x = x.Else {
-			ref := x.Head.Ref().Copy()
-			ref[0] = ast.VarTerm(string(hidden))
-			x.Head.Name = hidden
-			x.Head.SetRef(ref)
-		}
-		// The copy must not print what the rule prints a second time.
-		ast.WalkExprs(c, func(x *ast.Expr) bool {
-			if x.IsCall() && x.Operator().Equal(ast.Print.Ref()) {
-				t := ast.NewExpr(ast.BooleanTerm(true))
-				t.Location, t.Index = x.Location, x.Index
-				*x = *t
-			}
-			return false
-		})
-		copies = append(copies, c)
-	}
-	mod.Rules = append(mod.Rules, copies...)
-	m.module = mod
-	return ""
-}
-
-// ruleName is the first name of a rule's head: "deny" for deny, deny[x] or
-// deny.a.b.
-func ruleName(r *ast.Rule) string {
-	ref := r.Head.Ref()
-	if len(ref) == 0 {
-		return ""
-	}
-	if v, ok := ref[0].Value.(ast.Var); ok {
-		return string(v)
-	}
-	return ""
-}
-
-// definers lists the policies that define a rule.
-func (e *policyEval) definers(rule string) []string {
-	var out []string
-	for _, m := range e.modules {
-		if m.module != nil && slices.ContainsFunc(m.module.Rules, func(r *ast.Rule) bool { return ruleName(r) == rule }) {
-			out = append(out, m.name)
-		}
-	}
-	return out
-}
-
-// describe renders OPA's (first) error as "policy <name>: line <n>: <code>:
-// <message's first line>", naming the policy the error is located in, or
-// all of them when OPA gives no location.
-func (e *policyEval) describe(err error) string {
-	var (
-		loc   *ast.Location
-		msg   string
-		aErrs ast.Errors
-		aErr  *ast.Error
-		tErr  *topdown.Error
-	)
-	switch {
-	case errors.As(err, &aErrs) && len(aErrs) > 0:
-		sorted := slices.Clone(aErrs)
-		sorted.Sort()
-		loc, msg = sorted[0].Location, sorted[0].Code+": "+sorted[0].Message
-	case errors.As(err, &aErr):
-		loc, msg = aErr.Location, aErr.Code+": "+aErr.Message
-	case errors.As(err, &tErr):
-		loc, msg = tErr.Location, tErr.Code+": "+tErr.Message
-	default:
-		msg = err.Error()
-	}
-	msg, _, _ = strings.Cut(msg, "\n")
-	msg = hiddenRulePattern.ReplaceAllString(msg, "$1")
-	m := e.at(loc)
-	if m == nil {
-		return fmt.Sprintf("policies %s: %s", quoteAll(e.names()), msg)
-	}
-	if loc.Row > 0 {
-		msg = fmt.Sprintf("line %d: %s", loc.Row, msg)
-	}
-	return fmt.Sprintf("policy %q: %s", m.name, msg)
-}
-
-// at returns the policy a location is in, or nil.
-func (e *policyEval) at(loc *ast.Location) *policyModule {
-	if loc == nil {
-		return nil
-	}
-	for _, m := range e.modules {
-		if m.filename == loc.File {
-			return m
+		prev, same := o.requirements[i], req
+		same.Policy = prev.Policy
+		if !reflect.DeepEqual(prev, same) {
+			return fmt.Errorf("policies %q and %q both ask for approval %q, differently", prev.Policy, req.Policy, req.Name)
 		}
 	}
 	return nil
 }
 
-// policyError is a policy returning something Gatehouse cannot use.
-type policyError struct {
-	policies []string
-	msg      string
+func sortedSet(list []string) []string {
+	slices.Sort(list)
+	return slices.Compact(list)
 }
 
-func (p *policyError) Error() string {
-	if len(p.policies) == 1 {
-		return fmt.Sprintf("policy %q: %s", p.policies[0], p.msg)
+// readPolicy reads the rules Gatehouse reads from a policy's data.gatehouse,
+// checking every type, rules in name order so the first problem reported
+// does not depend on map order.
+func readPolicy(doc map[string]any, redact *redactor) (policyOutput, error) {
+	var out policyOutput
+	names := make([]string, 0, len(doc))
+	for name := range doc {
+		names = append(names, name)
 	}
-	return fmt.Sprintf("policies %s: %s", quoteAll(p.policies), p.msg)
+	slices.Sort(names)
+	for _, name := range names {
+		var err error
+		switch config.PolicyRuleOf(name) {
+		case config.PolicyDeny:
+			err = readMessages(&out.denials, name, doc[name], redact)
+		case config.PolicyWarn:
+			err = readMessages(&out.warnings, name, doc[name], redact)
+		case config.PolicyRequire:
+			out.requirements, err = readRequirements(name, doc[name], redact)
+		}
+		if err != nil {
+			return policyOutput{}, err
+		}
+	}
+	return out, nil
 }
 
-// read fills the result from data.gatehouse, checking every type.
-func (e *policyEval) read(doc map[string]any, res *approval.PolicyResult) error {
-	var err error
-	if res.Denials, err = e.strings(doc, ruleDeny); err != nil {
-		return err
-	}
-	if res.Warnings, err = e.strings(doc, ruleWarn); err != nil {
-		return err
-	}
-	v, ok := doc[ruleRequire]
-	if !ok {
-		return nil
-	}
+// readMessages reads a set of messages: strings, or objects with a string
+// msg as conftest allows (their other fields are for conftest's output).
+func readMessages(dst *[]string, rule string, v any, redact *redactor) error {
 	list, ok := v.([]any)
 	if !ok {
-		return &policyError{e.origin(doc, ruleRequire, v), fmt.Sprintf("%s: expected a set of objects, found %s", ruleRequire, describeValue(v))}
+		return fmt.Errorf("%s: expected a set of strings or of objects with a msg, found %s", rule, describeValue(v))
 	}
+	for _, item := range list {
+		switch x := item.(type) {
+		case string:
+			*dst = append(*dst, redact.text(x))
+		case map[string]any:
+			msg, ok := x["msg"].(string)
+			if !ok {
+				return fmt.Errorf("%s: expected an object with a string msg, found %s", rule, describeValue(redact.value(item)))
+			}
+			*dst = append(*dst, redact.text(msg))
+		default:
+			return fmt.Errorf("%s: expected a set of strings or of objects with a msg, found an element %s", rule, describeValue(redact.value(item)))
+		}
+	}
+	return nil
+}
+
+// readRequirements reads require_approval, each entry strictly.
+func readRequirements(rule string, v any, redact *redactor) ([]approval.PolicyRequirement, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: expected a set of objects, found %s", rule, describeValue(v))
+	}
+	var out []approval.PolicyRequirement
 	for i, item := range list {
-		who := e.origin(doc, ruleRequire, item)
 		req, err := parseRequirement(item)
 		if err != nil {
-			where := fmt.Sprintf("%s[%d]", ruleRequire, i)
+			where := fmt.Sprintf("%s[%d]", rule, i)
 			if obj, ok := item.(map[string]any); ok {
 				if name, ok := obj["name"].(string); ok && name != "" {
 					where += " (" + name + ")"
 				}
 			}
-			return &policyError{who, where + ": " + err.Error()}
+			return nil, errors.New(where + ": " + err.Error())
 		}
-		if len(who) == 1 {
-			req.Policy = who[0]
-		}
-		res.Requirements = append(res.Requirements, req)
+		req.Name = redact.text(req.Name)
+		out = append(out, req)
 	}
-	slices.SortStableFunc(res.Requirements, func(a, b approval.PolicyRequirement) int {
-		if c := strings.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Policy, b.Policy)
-	})
-	return nil
-}
-
-// origin names the policy that contributed v to rule (an element of its
-// set, or its whole value), from the hidden copies: the first in the
-// workspace's order when several did. Failing that, it names every policy
-// defining the rule.
-func (e *policyEval) origin(doc map[string]any, rule string, v any) []string {
-	want := canonical(v)
-	for i, m := range e.modules {
-		hidden, ok := doc[hiddenRule(rule, i)]
-		if !ok {
-			continue
-		}
-		if canonical(hidden) == want {
-			return []string{m.name}
-		}
-		if list, ok := hidden.([]any); ok && slices.ContainsFunc(list, func(x any) bool { return canonical(x) == want }) {
-			return []string{m.name}
-		}
-	}
-	return e.definers(rule)
-}
-
-func canonical(v any) string {
-	b, _ := json.Marshal(v) // maps marshal with sorted keys
-	return string(b)
-}
-
-// strings reads a set of strings, sorted; nil when the rule is undefined.
-func (e *policyEval) strings(doc map[string]any, rule string) ([]string, error) {
-	v, ok := doc[rule]
-	if !ok {
-		return nil, nil
-	}
-	list, ok := v.([]any)
-	if !ok {
-		return nil, &policyError{e.origin(doc, rule, v), fmt.Sprintf("%s: expected a set of strings, found %s", rule, describeValue(v))}
-	}
-	var out []string
-	for _, item := range list {
-		s, ok := item.(string)
-		if !ok {
-			return nil, &policyError{e.origin(doc, rule, item), fmt.Sprintf("%s: expected a set of strings, found an element %s", rule, describeValue(item))}
-		}
-		out = append(out, s)
-	}
-	slices.Sort(out)
 	return out, nil
 }
 
@@ -496,32 +506,11 @@ func parseRequirement(v any) (approval.PolicyRequirement, error) {
 		return req, fmt.Errorf("name: expected a string, found %s", describeValue(name))
 	}
 	if raw, ok := obj["approvers"]; ok {
-		a, ok := raw.(map[string]any)
-		if !ok {
-			return req, fmt.Errorf("approvers: expected an object, found %s", describeValue(raw))
-		}
-		if err := onlyKeys(a, "approvers.", "users", "groups", "roles"); err != nil {
-			return req, err
-		}
-		users, err := stringList(a, "users")
+		approvers, err := parseApprovers(raw)
 		if err != nil {
 			return req, err
 		}
-		groups, err := stringList(a, "groups")
-		if err != nil {
-			return req, err
-		}
-		roles, err := stringList(a, "roles")
-		if err != nil {
-			return req, err
-		}
-		for _, u := range users {
-			req.Approvers.Users = append(req.Approvers.Users, approval.UserID(u))
-		}
-		req.Approvers.Groups = groups
-		for _, r := range roles {
-			req.Approvers.Roles = append(req.Approvers.Roles, approval.Role(r))
-		}
+		req.Approvers = approvers
 	}
 	if raw, ok := obj["min_approvals"]; ok {
 		n, ok := raw.(json.Number)
@@ -542,6 +531,37 @@ func parseRequirement(v any) (approval.PolicyRequirement, error) {
 		req.Stage = approval.Stage(s)
 	}
 	return req, nil
+}
+
+func parseApprovers(raw any) (approval.Approvers, error) {
+	var out approval.Approvers
+	a, ok := raw.(map[string]any)
+	if !ok {
+		return out, fmt.Errorf("approvers: expected an object, found %s", describeValue(raw))
+	}
+	if err := onlyKeys(a, "approvers.", "users", "groups", "roles"); err != nil {
+		return out, err
+	}
+	users, err := stringList(a, "users")
+	if err != nil {
+		return out, err
+	}
+	groups, err := stringList(a, "groups")
+	if err != nil {
+		return out, err
+	}
+	roles, err := stringList(a, "roles")
+	if err != nil {
+		return out, err
+	}
+	for _, u := range users {
+		out.Users = append(out.Users, approval.UserID(u))
+	}
+	out.Groups = groups
+	for _, r := range roles {
+		out.Roles = append(out.Roles, approval.Role(r))
+	}
+	return out, nil
 }
 
 // onlyKeys refuses fields other than the known ones (a misspelt
@@ -600,29 +620,246 @@ func describeValue(v any) string {
 	default:
 		kind = fmt.Sprintf("%T", v)
 	}
-	text := canonical(v)
+	b, _ := json.Marshal(v) // maps marshal with sorted keys
+	text := string(b)
 	if len(text) > 80 {
 		text = text[:77] + "..."
 	}
 	return kind + " " + text
 }
 
-func quoteAll(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
-	}
-	return strings.Join(q, ", ")
+// printHook sends a policy's print() output to the worker log, redacted
+// like its messages.
+type printHook struct {
+	logger *zap.Logger
+	redact *redactor
 }
 
-// printHook sends the policies' print() output to the worker log.
-type printHook struct{ e *policyEval }
-
 func (h printHook) Print(ctx print.Context, msg string) error {
-	fields := []zap.Field{zap.String("output", msg)}
-	if m := h.e.at(ctx.Location); m != nil {
-		fields = append(fields, zap.String("policy", m.name), zap.Int("line", ctx.Location.Row))
+	fields := []zap.Field{zap.String("output", h.redact.text(msg))}
+	if ctx.Location != nil {
+		fields = append(fields, zap.Int("line", ctx.Location.Row))
 	}
-	h.e.logger.Info("policy print", fields...)
+	h.logger.Info("policy print", fields...)
 	return nil
+}
+
+// sensitiveMark replaces a sensitive value in a message.
+const sensitiveMark = "(sensitive)"
+
+// minSensitiveLen is the shortest sensitive string redacted: shorter ones
+// ("a", "on", "eu") occur in every message, and hiding them would hide what
+// the message says while protecting little.
+const minSensitiveLen = 4
+
+// redactor replaces the plan's sensitive values in what Gatehouse keeps of
+// a policy's output. A policy that sprintf's an attribute into a denial
+// must not carry a secret into workflow history, which everyone who can see
+// the run can read; Terraform marks which values are secret.
+type redactor struct {
+	strs    *strings.Replacer // nil when the plan has no sensitive string
+	numbers []string          // renderings of sensitive numbers
+}
+
+// newRedactor collects the plan's sensitive values: those the change,
+// drift, output, planned and prior values mark sensitive, and the values of
+// variables the configuration declares sensitive.
+func newRedactor(plan map[string]any) *redactor {
+	s := sensitives{strs: map[string]bool{}, numbers: map[string]bool{}}
+	for _, key := range []string{"resource_changes", "resource_drift"} {
+		for _, rc := range asList(plan[key]) {
+			s.change(asObject(rc)["change"])
+		}
+	}
+	for _, oc := range asObject(plan["output_changes"]) {
+		s.change(oc)
+	}
+	s.values(asObject(plan["planned_values"]))
+	s.values(asObject(asObject(plan["prior_state"])["values"]))
+	s.variables(plan)
+
+	r := &redactor{numbers: sortedKeys(s.numbers)}
+	if strs := sortedKeys(s.strs); len(strs) > 0 {
+		// Longest first: a value that contains another is replaced whole.
+		slices.SortStableFunc(strs, func(a, b string) int { return len(b) - len(a) })
+		pairs := make([]string, 0, 2*len(strs))
+		for _, v := range strs {
+			pairs = append(pairs, v, sensitiveMark)
+		}
+		r.strs = strings.NewReplacer(pairs...)
+	}
+	return r
+}
+
+// text replaces every sensitive value in s.
+func (r *redactor) text(s string) string {
+	if r.strs != nil {
+		s = r.strs.Replace(s)
+	}
+	for _, n := range r.numbers {
+		s = replaceNumber(s, n)
+	}
+	return s
+}
+
+// value redacts a value shown in an error message.
+func (r *redactor) value(v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	if red := r.text(string(b)); red != string(b) {
+		return red
+	}
+	return v
+}
+
+// replaceNumber replaces the renderings of the number n in s that are not
+// part of a longer number: a sensitive 42 is hidden in "port 42", not in
+// "aws_instance.web[142]" or "1.42".
+func replaceNumber(s, n string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, n)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
+		}
+		j := i + len(n)
+		if partOfNumber(s, i, j) {
+			b.WriteString(s[:j])
+		} else {
+			b.WriteString(s[:i])
+			b.WriteString(sensitiveMark)
+		}
+		s = s[j:]
+	}
+}
+
+func partOfNumber(s string, i, j int) bool {
+	digit := func(k int) bool { return k >= 0 && k < len(s) && s[k] >= '0' && s[k] <= '9' }
+	return digit(i-1) || (i >= 1 && s[i-1] == '.' && digit(i-2)) ||
+		digit(j) || (j < len(s) && s[j] == '.' && digit(j+1))
+}
+
+// sensitives collects sensitive values as a message could render them.
+type sensitives struct {
+	strs, numbers map[string]bool
+}
+
+// change collects a change's before and after values that its
+// before_sensitive and after_sensitive mark.
+func (s *sensitives) change(c any) {
+	obj := asObject(c)
+	s.marked(obj["before"], obj["before_sensitive"])
+	s.marked(obj["after"], obj["after_sensitive"])
+}
+
+// marked collects the leaves of v that marks says are sensitive: true (all
+// of v), or an object or array of marks mirroring v.
+func (s *sensitives) marked(v, marks any) {
+	switch m := marks.(type) {
+	case bool:
+		if m {
+			s.all(v)
+		}
+	case map[string]any:
+		obj := asObject(v)
+		for k, mk := range m {
+			s.marked(obj[k], mk)
+		}
+	case []any:
+		list := asList(v)
+		for i, mk := range m {
+			if i < len(list) {
+				s.marked(list[i], mk)
+			}
+		}
+	}
+}
+
+// values collects a state or planned values document's sensitive outputs
+// and resource values, in every module.
+func (s *sensitives) values(doc map[string]any) {
+	for _, out := range asObject(doc["outputs"]) {
+		o := asObject(out)
+		if o["sensitive"] == true {
+			s.all(o["value"])
+		}
+	}
+	s.module(asObject(doc["root_module"]))
+}
+
+func (s *sensitives) module(m map[string]any) {
+	for _, r := range asList(m["resources"]) {
+		res := asObject(r)
+		s.marked(res["values"], res["sensitive_values"])
+	}
+	for _, child := range asList(m["child_modules"]) {
+		s.module(asObject(child))
+	}
+}
+
+// variables collects the values of the root module's variables the
+// configuration declares sensitive (the plan's variables do not say).
+func (s *sensitives) variables(plan map[string]any) {
+	declared := asObject(asObject(asObject(plan["configuration"])["root_module"])["variables"])
+	values := asObject(plan["variables"])
+	for name, decl := range declared {
+		if asObject(decl)["sensitive"] == true {
+			s.all(asObject(values[name])["value"])
+		}
+	}
+}
+
+// all collects every string and number in v.
+func (s *sensitives) all(v any) {
+	switch x := v.(type) {
+	case string:
+		s.str(x)
+	case json.Number:
+		s.number(x)
+	case map[string]any:
+		for _, e := range x {
+			s.all(e)
+		}
+	case []any:
+		for _, e := range x {
+			s.all(e)
+		}
+	}
+}
+
+func (s *sensitives) str(v string) {
+	if len(v) < minSensitiveLen {
+		return
+	}
+	s.strs[v] = true
+	// As sprintf("%v") shows it inside an array or object: JSON-escaped.
+	if b, err := json.Marshal(v); err == nil {
+		s.strs[string(b[1:len(b)-1])] = true
+	}
+}
+
+// number collects the renderings a message could show of n.
+func (s *sensitives) number(n json.Number) {
+	s.numbers[n.String()] = true
+	f, err := n.Float64()
+	if err != nil {
+		return
+	}
+	s.numbers[strconv.FormatFloat(f, 'f', -1, 64)] = true
+	s.numbers[strconv.FormatFloat(f, 'g', -1, 64)] = true
+}
+
+func asObject(v any) map[string]any { m, _ := v.(map[string]any); return m }
+func asList(v any) []any            { l, _ := v.([]any); return l }
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

@@ -1,10 +1,13 @@
 package activities_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -12,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
@@ -20,12 +24,16 @@ import (
 	"github.com/gatehouse-dev/gatehouse/plan"
 )
 
-// Documents the policy tests evaluate: real plans and Infracost estimates.
+// Documents the policy tests evaluate: real plans and Infracost estimates
+// (testdata/plans/SOURCES.md says whose).
 const (
-	securityPlan  = "testdata/plans/security.json"              // deletes a KMS key, creates IAM, replaces 3
-	networkPlan   = "../examples/plans/prod-network.json"       // no KMS, no IAM, replaces 1
-	smallCost     = "../cost/testdata/breakdown.json"           // +63.218 USD a month
-	expensiveCost = "../cost/testdata/breakdown-expensive.json" // +1123.762 USD a month
+	securityPlan  = "testdata/plans/security.json"                  // deletes a KMS key, creates IAM, replaces 3
+	networkPlan   = "../examples/plans/prod-network.json"           // no KMS, no IAM, replaces 1
+	gkePlan       = "testdata/plans/conftest-gke-show.json"         // conftest's: creates a GKE cluster and node pool
+	tutorialPlan  = "testdata/plans/opa-tutorial-tfplan.json"       // OPA's tutorial: creates an ASG, an instance, a launch config
+	sensitivePlan = "testdata/plans/opentofu-sensitive-values.json" // OpenTofu's: a create whose ami "boop" is sensitive
+	smallCost     = "../cost/testdata/breakdown.json"               // +63.218 USD a month
+	expensiveCost = "../cost/testdata/breakdown-expensive.json"     // +1123.762 USD a month
 )
 
 // policyFile is a policy of testdata/policies, named as a config would name
@@ -81,7 +89,7 @@ func runPolicy(t *testing.T, a *activities.Activities, in activities.PolicyInput
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
-	env.RegisterActivity(a)
+	env.RegisterActivity(a.EvaluatePolicy)
 	v, err := env.ExecuteActivity(a.EvaluatePolicy, in)
 	if err != nil {
 		return approval.PolicyResult{}, err
@@ -165,7 +173,7 @@ func TestEvaluatePolicyOutcomes(t *testing.T) {
 			name: "syntax error", env: "production",
 			policies: []string{"deny", "syntax_error"}, plan: securityPlan,
 			want: approval.PolicyResult{
-				Error: `policy "testdata/policies/syntax_error.rego": line 4: rego_parse_error: ` + "`contains` keyword is required for partial set rules",
+				Error: `policy "testdata/policies/syntax_error.rego": not valid Rego v1: line 4: rego_parse_error: ` + "`if` keyword is required before rule body (and 1 more error)",
 			},
 		},
 		{
@@ -228,17 +236,21 @@ func TestEvaluatePolicyRejectsBadPolicies(t *testing.T) {
 		name, source, want string
 	}{
 		{"deny not strings", pkg + `deny contains 42 if true`,
-			`deny: expected a set of strings, found an element number 42`},
+			`deny: expected a set of strings or of objects with a msg, found an element number 42`},
 		{"warn a string", pkg + `warn := "no"`,
-			`warn: expected a set of strings, found string "no"`},
-		{"deny a string as well as a set", pkg + `deny := "no"`,
-			`line 3: rego_type_error: conflicting rules data.gatehouse.deny found`},
-		{"warn an object", pkg + `warn contains {"msg": "careful"} if true`,
-			`warn: expected a set of strings, found an element object {"msg":"careful"}`},
+			`line 3: warn must be a set: write "warn contains ... if { ... }"`},
+		{"deny_x a string", pkg + `deny_public := "no"`,
+			`line 3: deny_public must be a set: write "deny_public contains ... if { ... }"`},
+		{"violation a boolean", pkg + `violation if true`,
+			`line 3: violation must be a set: write "violation contains ... if { ... }"`},
+		{"warn an object without msg", pkg + `warn contains {"message": "careful"} if true`,
+			`warn: expected an object with a string msg, found object {"message":"careful"}`},
+		{"violation_x msg a number", pkg + `violation_tags contains {"msg": 7} if true`,
+			`violation_tags: expected an object with a string msg, found object {"msg":7}`},
 		{"requirement a string", pkg + `require_approval contains "finance" if true`,
 			`require_approval[0]: expected an object, found string "finance"`},
 		{"require_approval an object", pkg + `require_approval := {"name": "finance"}`,
-			`require_approval: expected a set of objects, found object {"name":"finance"}`},
+			`line 3: require_approval must be a set: write "require_approval contains ... if { ... }"`},
 		{"name missing", pkg + `require_approval contains {"approvers": {"groups": ["finance"]}} if true`,
 			`require_approval[0]: missing name`},
 		{"name a number", pkg + `require_approval contains {"name": 7} if true`,
@@ -262,13 +274,13 @@ func TestEvaluatePolicyRejectsBadPolicies(t *testing.T) {
 		{"stage a number", pkg + `require_approval contains {"name": "finance", "approvers": {"groups": ["finance"]}, "stage": 2} if true`,
 			`require_approval[0] (finance): stage: expected a string, found number 2`},
 		{"wrong package", "package terraform\n\ndeny contains \"x\" if true\n",
-			`declares package terraform: want package gatehouse`},
-		{"unsafe variable", pkg + "deny contains msg if {\n\tsome rc in input.plan.resource_changes\n}\n",
-			`line 3: rego_unsafe_var_error: var msg is unsafe in rule deny`},
+			`declares package terraform: Gatehouse reads data.gatehouse, so want package gatehouse`},
+		{"unsafe variable", pkg + "deny contains msg if {\n\tsome rc in input.resource_changes\n}\n",
+			`does not compile: line 3: rego_unsafe_var_error: var msg is unsafe`},
 		{"type error", pkg + "deny contains msg if {\n\tmsg := concat(\", \", 1)\n}\n",
-			`line 4: rego_type_error: concat: invalid argument(s)`},
+			`does not compile: line 4: rego_type_error: concat: invalid argument(s)`},
 		{"empty", "",
-			`rego_parse_error: empty module`},
+			`not valid Rego v1: rego_parse_error: empty module`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -290,29 +302,28 @@ func TestEvaluatePolicyRejectsBadPolicies(t *testing.T) {
 	}
 }
 
-// The policies see the full plan and estimate (numbers exact), the run and
-// the workspace.
+// The policies see the plan exactly as Terraform prints it (numbers exact)
+// and Gatehouse's context beside it, at input.gatehouse.
 func TestEvaluatePolicyInput(t *testing.T) {
 	echo := config.Policy{Name: "echo.rego", Source: `package gatehouse
 
-warn contains sprintf("run id=%s workspace=%s environment=%s requested_by=%s message=%s", [
-	input.run.id, input.run.workspace, input.run.environment, input.run.requested_by, input.run.message,
-])
+g := input.gatehouse
 
-warn contains sprintf("workspace name=%s environment=%s tags=%v", [
-	input.workspace.name, input.workspace.environment, input.workspace.tags,
-])
+warn contains sprintf("run id=%s message=%s requested_by=%s", [g.run.id, g.run.message, g.requested_by])
+
+warn contains sprintf("workspace name=%s environment=%s tags=%v", [g.workspace.name, g.workspace.environment, g.workspace.tags])
 
 warn contains sprintf("plan format=%s changes=%d window=%v", [
-	input.plan.format_version, count(input.plan.resource_changes),
-	input.plan.resource_changes[0].change.before.deletion_window_in_days,
+	input.format_version, count(input.resource_changes),
+	input.resource_changes[0].change.before.deletion_window_in_days,
 ])
 
-warn contains sprintf("cost version=%s first=%s hourly=%s", [
-	input.cost.version, input.cost.projects[0].breakdown.resources[0].name, input.cost.totalHourlyCost,
-])
+warn contains sprintf("cost status=%s delta=%v total=%v past=%v currency=%s version=%s first=%s", [
+	g.cost.status, g.cost.monthly_cost_delta, g.cost.monthly_cost, g.cost.past_monthly_cost, g.cost.currency,
+	g.cost.estimate.version, g.cost.estimate.projects[0].breakdown.resources[0].name,
+]) if g.cost.status == "ok"
 
-warn contains "cost null" if input.cost == null
+warn contains sprintf("cost %v", [g.cost]) if g.cost.status != "ok"
 `}
 	a, shas := policyActivities(t, approval.Workspace{}, []config.Policy{echo}, securityPlan, smallCost)
 	in := activities.PolicyInput{
@@ -325,29 +336,59 @@ warn contains "cost null" if input.cost == null
 		t.Fatal(err)
 	}
 	want := []string{
-		"cost version=0.2 first=aws_nat_gateway.main hourly=0.1336794520547945",
+		"cost status=ok delta=63.218 total=97.586 past=34.368 currency=USD version=0.2 first=aws_nat_gateway.main",
 		"plan format=1.2 changes=9 window=30",
-		"run id=run-7 workspace=ws environment=production requested_by=bob message=retire the legacy key",
+		"run id=run-7 message=retire the legacy key requested_by=bob",
 		`workspace name=ws environment=production tags=["pci", "team-security"]`,
 	}
 	if diff := cmp.Diff(want, got.Warnings); diff != "" || got.Error != "" {
 		t.Errorf("warnings (-want +got):\n%s\nerror: %s", diff, got.Error)
 	}
 
+	// A plan's own "gatehouse" key cannot pose as Gatehouse's context.
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, securityPlan)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["gatehouse"] = map[string]any{"requested_by": "mallory", "run": map[string]any{"id": "forged"}}
+	in.PlanSHA256 = putJSON(t, a, doc)
 	in.CostSHA256, in.Tags = "", nil
 	got, err = runPolicy(t, a, in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = []string{
-		"cost null",
+		`cost {"status": "none"}`,
 		"plan format=1.2 changes=9 window=30",
-		"run id=run-7 workspace=ws environment=production requested_by=bob message=retire the legacy key",
+		"run id=run-7 message=retire the legacy key requested_by=bob",
 		"workspace name=ws environment=production tags=[]",
 	}
 	if diff := cmp.Diff(want, got.Warnings); diff != "" || got.Error != "" {
 		t.Errorf("without an estimate, warnings (-want +got):\n%s\nerror: %s", diff, got.Error)
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// putJSON stores a document derived in a test and returns its hash.
+func putJSON(t *testing.T, a *activities.Activities, doc any) string {
+	t.Helper()
+	data, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha, err := a.Plans.Put(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha
 }
 
 // The result does not depend on the order of the policies or of evaluation.
@@ -422,7 +463,7 @@ func TestEvaluatePolicyFromParsedConfig(t *testing.T) {
 }
 
 func TestEvaluatePolicyLogs(t *testing.T) {
-	printing := config.Policy{Name: "print.rego", Source: "package gatehouse\n\nwarn contains \"printed\" if {\n\tprint(\"changes:\", count(input.plan.resource_changes))\n}\n"}
+	printing := config.Policy{Name: "print.rego", Source: "package gatehouse\n\nwarn contains \"printed\" if {\n\tprint(\"changes:\", count(input.resource_changes))\n}\n"}
 	a, shas := policyActivities(t, approval.Workspace{}, append(policyFiles(t, "deny", "require", "warn"), printing), securityPlan)
 	core, logs := observer.New(zap.InfoLevel)
 	a.Logger = zap.New(core)
@@ -485,5 +526,355 @@ func TestEvaluatePolicyInfrastructureErrors(t *testing.T) {
 					appErr, appErr.Type(), appErr.NonRetryable(), tt.kind, tt.contains)
 			}
 		})
+	}
+}
+
+// Policies written for conftest and for OPA's Terraform tutorial work as
+// their authors wrote them, package renamed: the input is the plan itself.
+// This fails on a Gatehouse that gives policies input.plan instead.
+func TestEvaluatePolicyReadsThePlanAsTerraformPrintsIt(t *testing.T) {
+	policies := policyFiles(t, "conftest_terraform", "opa_terraform_analysis", "opa_terraform_module")
+	a, shas := policyActivities(t, approval.Workspace{}, policies, gkePlan, tutorialPlan)
+	evaluate := func(sha string) approval.PolicyResult {
+		t.Helper()
+		got, err := runPolicy(t, a, activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: sha})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	// conftest's policy denies changes to GKE, reading input.resource_changes.
+	a.Config.Workspaces[0].Policies = policies[:2]
+	got := evaluate(shas[gkePlan])
+	if want := []string{
+		"Terraform plan will change prohibited resources in the following namespaces: google_iam, google_container",
+	}; !cmp.Equal(got.Denials, want) || got.Error != "" {
+		t.Errorf("GKE plan: got denials %q, error %q; want %q", got.Denials, got.Error, want)
+	}
+	// OPA's module policy hands contains() the cluster's null description:
+	// undefined for OPA by default, an error under Gatehouse's strict
+	// built-in errors, so the run fails closed, saying where.
+	a.Config.Workspaces[0].Policies = policies
+	if got, want := evaluate(shas[gkePlan]).Error, `policy "testdata/policies/opa_terraform_module.rego": line 11: eval_type_error: contains: operand 1 must be string but got null`; got != want {
+		t.Errorf("GKE plan: got error %q; want %q", got, want)
+	}
+
+	// The tutorial's plan scores 11, below its blast radius of 30.
+	if got := evaluate(shas[tutorialPlan]); len(got.Denials) != 0 || got.Error != "" {
+		t.Errorf("tutorial plan: got denials %q, error %q; want none", got.Denials, got.Error)
+	}
+
+	// The tutorial's larger plan adds two more autoscaling groups (its step
+	// 5), scoring 31; a child module's security group open to HTTP is found
+	// by walking input.planned_values.
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, tutorialPlan)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	changes := doc["resource_changes"].([]any)
+	for _, name := range []string{"my_asg2", "my_asg3"} {
+		var asg map[string]any
+		if err := json.Unmarshal([]byte(mustJSON(t, changes[0])), &asg); err != nil {
+			t.Fatal(err)
+		}
+		asg["address"], asg["name"] = "aws_autoscaling_group."+name, name
+		changes = append(changes, asg)
+	}
+	doc["resource_changes"] = changes
+	doc["planned_values"].(map[string]any)["root_module"].(map[string]any)["child_modules"] = []any{map[string]any{
+		"address": "module.http_sg",
+		"resources": []any{map[string]any{
+			"address": "module.http_sg.aws_security_group.this_name_prefix[0]", "type": "aws_security_group",
+			"values": map[string]any{"description": "Security group with HTTP ports open for everybody"},
+		}},
+	}}
+	want := []string{
+		"No security groups should be using HTTP. Resource in violation: module.http_sg.aws_security_group.this_name_prefix[0]",
+		"blast radius score 31 is not below 30, or the plan changes IAM",
+	}
+	if got := evaluate(putJSON(t, a, doc)); !cmp.Equal(got.Denials, want) || got.Error != "" {
+		t.Errorf("larger plan: got denials %q, error %q; want %q", got.Denials, got.Error, want)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// conftest's rule names and message objects: deny_*, violation and
+// violation_* deny, warn_* warns, and an object's msg is the message.
+func TestEvaluatePolicyConftestRules(t *testing.T) {
+	policy := config.Policy{Name: "conftest.rego", Source: `package gatehouse
+
+deny_kms contains {"msg": sprintf("%s: no KMS deletes", [rc.address]), "details": {"type": rc.type}} if {
+	some rc in input.resource_changes
+	rc.type == "aws_kms_key"
+	"delete" in rc.change.actions
+}
+
+violation contains {"msg": "a violation", "details": {}} if true
+
+violation_iam_admin contains "an IAM violation" if {
+	some rc in input.resource_changes
+	startswith(rc.type, "aws_iam_")
+}
+
+warn_replaces contains {"msg": sprintf("%d replaces", [count(replaced)])} if count(replaced) > 0
+
+warn contains "a plain warning" if true
+
+replaced := [rc | some rc in input.resource_changes; "delete" in rc.change.actions; "create" in rc.change.actions]
+
+# Not read: the policy's own helpers, whatever their names look like.
+denylist contains "always" if true
+
+warning contains "never read" if true
+`}
+	a, shas := policyActivities(t, approval.Workspace{}, []config.Policy{policy}, securityPlan)
+	got, err := runPolicy(t, a, activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: shas[securityPlan]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := approval.PolicyResult{
+		Policies:   []string{"conftest.rego"},
+		Denials:    []string{"a violation", "an IAM violation", "aws_kms_key.legacy: no KMS deletes"},
+		Warnings:   []string{"3 replaces", "a plain warning"},
+		PlanSHA256: shas[securityPlan],
+	}
+	if diff := cmp.Diff(want, got, ignoreTime); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+}
+
+// Each file is evaluated on its own: a rule of one is invisible to another,
+// and two files may define the same helper differently.
+func TestEvaluatePolicyEachFileOnItsOwn(t *testing.T) {
+	a := config.Policy{Name: "a.rego", Source: `package gatehouse
+
+flagged := true
+
+limit := 1
+
+warn contains sprintf("a sees flagged, limit %d", [limit]) if flagged
+`}
+	b := config.Policy{Name: "b.rego", Source: `package gatehouse
+
+limit := 2
+
+deny contains "b sees a's flagged" if data.gatehouse.flagged
+
+warn contains sprintf("b has limit %d", [limit])
+`}
+	acts, shas := policyActivities(t, approval.Workspace{}, []config.Policy{a, b}, networkPlan)
+	got, err := runPolicy(t, acts, activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: shas[networkPlan]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := approval.PolicyResult{
+		Policies:   []string{"a.rego", "b.rego"},
+		Warnings:   []string{"a sees flagged, limit 1", "b has limit 2"},
+		PlanSHA256: shas[networkPlan],
+	}
+	if diff := cmp.Diff(want, got, ignoreTime); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+}
+
+// A worker prepares each policy once per config version, not on every
+// evaluation; concurrent evaluations share the prepared queries.
+func TestEvaluatePolicyPreparesOncePerConfigVersion(t *testing.T) {
+	a, shas := policyActivities(t, approval.Workspace{}, policyFiles(t, "deny", "warn"), securityPlan)
+	a.Config.Version = "v1"
+	core, logs := observer.New(zapcore.DebugLevel)
+	a.Logger = zap.New(core)
+	in := activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: shas[securityPlan]}
+	evaluate := func() {
+		t.Helper()
+		got, err := runPolicy(t, a, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Denials) != 1 || len(got.Warnings) != 3 || got.Error != "" {
+			t.Errorf("got %+v; want the KMS denial and 3 warnings", got)
+		}
+	}
+	prepared := func() []string {
+		var out []string
+		for _, e := range logs.FilterMessage("policy prepared").All() {
+			out = append(out, e.ContextMap()["config_version"].(string)+" "+e.ContextMap()["policy"].(string))
+		}
+		return out
+	}
+
+	evaluate()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(evaluate)
+	}
+	wg.Wait()
+	evaluate()
+	want := []string{"v1 " + policyName("deny"), "v1 " + policyName("warn")}
+	if diff := cmp.Diff(want, prepared()); diff != "" {
+		t.Errorf("preparations after 6 evaluations (-want +got):\n%s", diff)
+	}
+
+	// A new config version prepares again, once.
+	a.Config.Version = "v2"
+	evaluate()
+	evaluate()
+	want = append(want, "v2 "+policyName("deny"), "v2 "+policyName("warn"))
+	if diff := cmp.Diff(want, prepared()); diff != "" {
+		t.Errorf("preparations after a new version (-want +got):\n%s", diff)
+	}
+}
+
+// input.gatehouse.cost says whether there is an estimate: a policy can fail
+// closed when there is none, or when Infracost could not price the plan.
+func TestEvaluatePolicyCostStatus(t *testing.T) {
+	policy := config.Policy{Name: "cost.rego", Source: `package gatehouse
+
+cost := input.gatehouse.cost
+
+deny contains sprintf("no usable cost estimate (status %s, %d problems, estimate version %v)", [
+	cost.status, count(object.get(cost, "problems", [])), object.get(cost, ["estimate", "version"], "-"),
+]) if cost.status != "ok"
+
+warn contains sprintf("%v %s a month, %v before, %v more", [
+	cost.monthly_cost, cost.currency, cost.past_monthly_cost, cost.monthly_cost_delta,
+]) if cost.status == "ok"
+`}
+	a, shas := policyActivities(t, approval.Workspace{}, []config.Policy{policy}, networkPlan, expensiveCost)
+	// Infracost leaves the totals null when it could not price the plan.
+	var failed map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, expensiveCost)), &failed); err != nil {
+		t.Fatal(err)
+	}
+	failed["totalMonthlyCost"], failed["diffTotalMonthlyCost"] = nil, nil
+	failedSHA := putJSON(t, a, failed)
+
+	tests := []struct {
+		name, cost      string
+		denial, warning string
+	}{
+		{"none", "", "no usable cost estimate (status none, 0 problems, estimate version -)", ""},
+		{"failed", failedSHA, "no usable cost estimate (status failed, 1 problems, estimate version 0.2)", ""},
+		{"ok", shas[expensiveCost], "", "1158.13 USD a month, 34.368 before, 1123.762 more"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := runPolicy(t, a, activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: shas[networkPlan], CostSHA256: tt.cost})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Error != "" || strings.Join(got.Denials, "|") != tt.denial || strings.Join(got.Warnings, "|") != tt.warning {
+				t.Errorf("got denials %q, warnings %q, error %q; want denial %q, warning %q", got.Denials, got.Warnings, got.Error, tt.denial, tt.warning)
+			}
+		})
+	}
+}
+
+// A message never carries a value the plan marks sensitive (OpenTofu's
+// fixture: the ami "boop", in the change, the output and the variable).
+func TestEvaluatePolicyRedactsSensitiveValues(t *testing.T) {
+	policy := config.Policy{Name: "leaky.rego", Source: `package gatehouse
+
+deny contains sprintf("%s: ami %s is not approved", [rc.address, rc.change.after.ami]) if {
+	some rc in input.resource_changes
+}
+
+deny_object contains {"msg": sprintf("after: %v", [rc.change.after])} if {
+	some rc in input.resource_changes
+}
+
+warn contains sprintf("output test will be %s; variable test_var is %s", [
+	input.output_changes.test.after, input.variables.test_var.value,
+])
+
+warn contains sprintf("port %v, not 15432 nor 5432.5", [rc.change.after.port]) if {
+	some rc in input.resource_changes
+	rc.change.after.port
+}
+
+require_approval contains {"name": sprintf("ami-%s", [rc.change.after.ami]), "approvers": {"groups": ["security"]}} if {
+	some rc in input.resource_changes
+	print("checking", rc.change.after.ami)
+}
+`}
+	a, shas := policyActivities(t, approval.Workspace{}, []config.Policy{policy}, sensitivePlan)
+	core, logs := observer.New(zapcore.InfoLevel)
+	a.Logger = zap.New(core)
+	got, err := runPolicy(t, a, activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: shas[sensitivePlan]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := approval.PolicyResult{
+		Policies: []string{"leaky.rego"},
+		Denials: []string{
+			`after: {"ami": "(sensitive)"}`,
+			"test_instance.test: ami (sensitive) is not approved",
+		},
+		Warnings: []string{"output test will be (sensitive); variable test_var is (sensitive)"},
+		Requirements: []approval.PolicyRequirement{
+			{Name: "ami-(sensitive)", Approvers: approval.Approvers{Groups: []string{"security"}}, MinApprovals: 1, Policy: "leaky.rego"},
+		},
+		PlanSHA256: shas[sensitivePlan],
+	}
+	if diff := cmp.Diff(want, got, ignoreTime); diff != "" {
+		t.Errorf("result (-want +got):\n%s", diff)
+	}
+	for _, e := range logs.FilterMessage("policy print").All() {
+		if out := e.ContextMap()["output"]; out != "checking (sensitive)" {
+			t.Errorf("print logged %q; want %q", out, "checking (sensitive)")
+		}
+	}
+
+	// A sensitive number is hidden where it stands alone, not inside
+	// another number; an error message is redacted too.
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(readFile(t, sensitivePlan)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	change := doc["resource_changes"].([]any)[0].(map[string]any)["change"].(map[string]any)
+	change["after"].(map[string]any)["port"] = json.Number("5432")
+	change["after_sensitive"].(map[string]any)["port"] = true
+	got, err = runPolicy(t, a, activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: putJSON(t, a, doc)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := "port (sensitive), not 15432 nor 5432.5"; !slices.Contains(got.Warnings, w) {
+		t.Errorf("got warnings %q; want %q among them", got.Warnings, w)
+	}
+
+	failing := config.Policy{Name: "failing.rego", Source: "package gatehouse\n\nwarn contains \"x\" if {\n\tsome rc in input.resource_changes\n\tto_number(rc.change.after.ami) > 1\n}\n"}
+	a.Config.Workspaces[0].Policies = []config.Policy{failing}
+	got, err = runPolicy(t, a, activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: shas[sensitivePlan]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `policy "failing.rego": line 5: eval_builtin_error: to_number: strconv.ParseFloat: parsing "(sensitive)": invalid syntax`; got.Error != want {
+		t.Errorf("got error %q; want %q", got.Error, want)
+	}
+}
+
+// Two policies asking for one approval differently cannot both be met by
+// approving it: the run fails closed, naming both.
+func TestEvaluatePolicyConflictingRequirements(t *testing.T) {
+	policies := []config.Policy{
+		{Name: "a.rego", Source: "package gatehouse\n\nrequire_approval contains {\"name\": \"security\", \"approvers\": {\"groups\": [\"security\"]}} if true\n"},
+		{Name: "b.rego", Source: "package gatehouse\n\nrequire_approval contains {\"name\": \"security\", \"approvers\": {\"groups\": [\"security\"]}, \"min_approvals\": 2} if true\n"},
+	}
+	a, shas := policyActivities(t, approval.Workspace{}, policies, networkPlan)
+	got, err := runPolicy(t, a, activities.PolicyInput{RunID: "r", Workspace: "ws", PlanSHA256: shas[networkPlan]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `policies "a.rego" and "b.rego" both ask for approval "security", differently`; got.Error != want || got.Requirements != nil {
+		t.Errorf("got error %q, requirements %+v; want error %q and none", got.Error, got.Requirements, want)
 	}
 }

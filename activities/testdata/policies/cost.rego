@@ -1,8 +1,8 @@
 # A change that raises the monthly bill by more than 500 needs finance.
-# Infracost prints amounts as strings.
+# input.gatehouse.cost says whether there is an estimate to compare at all.
 package gatehouse
 
-monthly_increase := to_number(input.cost.diffTotalMonthlyCost)
+cost := input.gatehouse.cost
 
 require_approval contains {
 	"name": "finance",
@@ -10,14 +10,16 @@ require_approval contains {
 	"min_approvals": 1,
 	"stage": "post_plan",
 } if {
-	monthly_increase > 500
+	cost.status == "ok"
+	cost.monthly_cost_delta > 500
 }
 
 warn contains msg if {
-	monthly_increase > 0
-	msg := sprintf("monthly cost rises by %s %s", [input.cost.diffTotalMonthlyCost, input.cost.currency])
+	cost.status == "ok"
+	cost.monthly_cost_delta > 0
+	msg := sprintf("monthly cost rises by %v %s", [cost.monthly_cost_delta, cost.currency])
 }
 
 warn contains "no cost estimate was submitted: the finance check did not run" if {
-	input.cost == null
+	cost.status == "none"
 }

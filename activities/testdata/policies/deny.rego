@@ -3,7 +3,7 @@
 package gatehouse
 
 deny contains msg if {
-	some rc in input.plan.resource_changes
+	some rc in input.resource_changes
 	rc.mode == "managed"
 	rc.type == "aws_kms_key"
 	"delete" in rc.change.actions

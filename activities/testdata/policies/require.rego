@@ -3,7 +3,7 @@
 package gatehouse
 
 iam_changes contains rc.address if {
-	some rc in input.plan.resource_changes
+	some rc in input.resource_changes
 	rc.mode == "managed"
 	startswith(rc.type, "aws_iam_")
 	some action in rc.change.actions
@@ -23,5 +23,5 @@ require_approval contains {
 	"name": "production-owner",
 	"approvers": {"users": ["alice"]},
 } if {
-	input.workspace.environment == "production"
+	input.gatehouse.workspace.environment == "production"
 }

@@ -4,7 +4,7 @@
 package gatehouse
 
 warn contains msg if {
-	some rc in input.plan.resource_changes
+	some rc in input.resource_changes
 	to_number(rc.name) > 3
 	msg := sprintf("%s: more than 3 replicas", [rc.address])
 }

@@ -2,7 +2,7 @@
 package gatehouse
 
 deny[msg] {
-	some rc in input.plan.resource_changes
+	some rc in input.resource_changes
 	rc.type == "aws_db_instance"
 	msg := sprintf("%s: databases are managed elsewhere", [rc.address])
 }

@@ -5,7 +5,7 @@ package gatehouse
 max_replaces := 2
 
 replaced contains rc if {
-	some rc in input.plan.resource_changes
+	some rc in input.resource_changes
 	rc.mode == "managed"
 	"delete" in rc.change.actions
 	"create" in rc.change.actions

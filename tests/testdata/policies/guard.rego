@@ -1,9 +1,10 @@
 # Test policy for the end-to-end tests: the shape a platform team writes.
+# The input is the plan itself; Gatehouse's context is at input.gatehouse.
 package gatehouse
 
 import rego.v1
 
-changes := [rc | some rc in input.plan.resource_changes; not "no-op" in rc.change.actions; not "read" in rc.change.actions]
+changes := [rc | some rc in input.resource_changes; not "no-op" in rc.change.actions; not "read" in rc.change.actions]
 
 deny contains msg if {
 	some rc in changes
@@ -24,7 +25,8 @@ require_approval contains req if {
 }
 
 warn contains msg if {
-	input.cost != null
-	to_number(input.cost.diffTotalMonthlyCost) > 100
-	msg := sprintf("this change adds %s %s per month", [input.cost.diffTotalMonthlyCost, input.cost.currency])
+	cost := input.gatehouse.cost
+	cost.status == "ok"
+	cost.monthly_cost_delta > 100
+	msg := sprintf("this change adds %v %s per month", [cost.monthly_cost_delta, cost.currency])
 }
