@@ -33,16 +33,3 @@ type Activities struct {
 	policies policyCache
 }
 
-// The types of the application errors the workflow tells apart when an
-// activity fails (temporal.ApplicationError.Type).
-const (
-	// TypeWorkspaceUnknown: the worker's config has no such workspace;
-	// nothing was done.
-	TypeWorkspaceUnknown = "WorkspaceUnknown"
-	// TypePlanUnavailable: the plan (or an estimate) is missing from the
-	// store or no longer hashes to its name; nothing was done.
-	TypePlanUnavailable = "PlanUnavailable"
-	// TypeApplyOutcomeUnknown: the apply was claimed before, by an attempt
-	// nobody saw end; it was not run again.
-	TypeApplyOutcomeUnknown = "ApplyOutcomeUnknown"
-)

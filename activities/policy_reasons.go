@@ -48,5 +48,5 @@ func (a *Activities) EvaluatePolicies(ctx context.Context, in PoliciesInput) (Po
 
 func workspaceUnknown(name string) error {
 	return temporal.NewNonRetryableApplicationError(
-		fmt.Sprintf("workspace %q is not configured on this worker", name), TypeWorkspaceUnknown, nil)
+		fmt.Sprintf("workspace %q is not configured on this worker", name), ErrWorkspaceUnknown, nil)
 }

@@ -504,7 +504,7 @@ func (r *Run) RevisePlan(req Request, plan PlanSummary, cost *CostSummary, fresh
 		switch {
 		case !ok:
 			round.Added = append(round.Added, f.ID)
-		case old.Inputs == f.Inputs || plan.SHA256 == r.Plan.SHA256:
+		case sameInputs(*old, *f) || plan.SHA256 == r.Plan.SHA256:
 			f.Approvals = old.Approvals
 			if f.Count() >= f.Required {
 				f.State = ReasonApproved
@@ -684,4 +684,11 @@ func (r *Run) record(req Request, kind DecisionKind, reasonIDs []string, now tim
 // them (a policy may name approvers its workspace's rules do not).
 func (r *Run) Concerns(actor Identity) bool {
 	return r.isSelf(actor) || slices.ContainsFunc(r.Reasons, func(reason Reason) bool { return reason.names(actor) })
+}
+
+// sameInputs reports whether a revised plan leaves what reason looked at as
+// it was. A reason without a fingerprint (state from before fingerprints
+// covered it) never matches: its approvals do not carry over.
+func sameInputs(old, fresh Reason) bool {
+	return old.Inputs != "" && old.Inputs == fresh.Inputs
 }

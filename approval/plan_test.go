@@ -181,7 +181,6 @@ func TestRevisedPlanPolicyReasonFollowsChangesDigest(t *testing.T) {
 // every policy reason gets empty Inputs, and ApplyPolicy's equality keeps
 // the approvals whatever the revised plan changes.
 func TestPolicyReasonWithoutChangesDigestResets(t *testing.T) {
-	t.Skip("bug: policy.go PolicyReasons uses plan.ChangesDigest with no fallback, and ApplyPolicy keeps approvals when prev.Inputs == f.Inputs, \"\" == \"\" included: with summaries lacking ChangesDigest a policy approval carries over to any revised plan (fail open)")
 	ws := prodWorkspace()
 	ws.Policies = []string{"policies/iam.rego"}
 	res := approval.PolicyResult{Requirements: []approval.PolicyRequirement{{Name: "iam-review", Approvers: approval.Approvers{Groups: []string{"security"}}, MinApprovals: 2}}}

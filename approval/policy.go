@@ -104,7 +104,7 @@ func (r *Run) ApplyPolicy(res PolicyResult, fresh []Reason, now time.Time) error
 		switch {
 		case !ok:
 			round.Added = append(round.Added, f.ID)
-		case prev.Inputs == f.Inputs:
+		case sameInputs(prev, *f):
 			f.Approvals = prev.Approvals
 			if f.Count() >= f.Required {
 				f.State = ReasonApproved

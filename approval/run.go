@@ -381,7 +381,7 @@ func (r *Run) FinishApply(res ApplyResult, now time.Time) error {
 // input could not be verified, or a step could not be carried out. why is
 // shown on the run.
 func (r *Run) Refuse(why string, now time.Time) {
-	if r.Status.Final() || r.Status == StatusApplying {
+	if r.Status.Final() || r.Status == StatusApplying || r.Status == StatusAwaitingSignoff {
 		return
 	}
 	r.closeOpenReasons()

@@ -263,7 +263,6 @@ func TestRefuse(t *testing.T) {
 }
 
 func TestRefuseAfterApply(t *testing.T) {
-	t.Skip("bug: Refuse (run.go, the guard at the top of Refuse) refuses an awaiting_signoff run: it has applied, yet ends failed with 'failed before apply' semantics and its sign-offs cancelled; the guard only excludes applying and final statuses")
 	run := runIn(t, approval.StatusAwaitingSignoff)
 	before := run.Clone()
 	run.Refuse("refused: a step could not be carried out", t0.Add(time.Minute))

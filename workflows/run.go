@@ -458,9 +458,9 @@ func applyFailure(err error) approval.ApplyResult {
 	var appErr *temporal.ApplicationError
 	if errors.As(err, &appErr) {
 		switch appErr.Type() {
-		case activities.TypeWorkspaceUnknown, activities.TypePlanUnavailable:
+		case activities.ErrWorkspaceUnknown, activities.ErrPlanUnavailable, activities.ErrClaimUnavailable:
 			return approval.ApplyResult{Error: "apply did not start: " + appErr.Message()}
-		case activities.TypeApplyOutcomeUnknown:
+		case activities.ErrApplyOutcomeUnknown:
 			return approval.ApplyResult{Executed: true, OutcomeUnknown: true, Error: appErr.Message()}
 		}
 	}
