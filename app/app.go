@@ -42,8 +42,15 @@ type Options struct {
 	// comma-separated, the signing key first). Required by worker and
 	// gateway; dev keeps a generated one in its data dir when unset.
 	SigningKeys string
+	// StopTimeout is how long a stopping worker waits for running applies
+	// before it interrupts them. DefaultStopTimeout when 0.
+	StopTimeout time.Duration
 	Logger      *zap.Logger
 }
+
+// DefaultStopTimeout lets most applies finish when a worker is stopped (a
+// deploy, a node drain) instead of interrupting them.
+const DefaultStopTimeout = 10 * time.Minute
 
 func (o *Options) defaults() {
 	if o.Namespace == "" {
@@ -54,6 +61,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.StopTimeout == 0 {
+		o.StopTimeout = DefaultStopTimeout
 	}
 }
 
@@ -151,14 +161,55 @@ func (p *parts) dial(ctx context.Context, addr string) error {
 	return nil
 }
 
-func (p *parts) newWorker() sdkworker.Worker {
+// newWorker returns the worker, its apply claims kept beside the plans so
+// that every worker sharing the data dir sees them.
+func (p *parts) newWorker() (*applyingWorker, error) {
+	claims, err := activities.NewClaimStore(filepath.Join(p.opts.DataDir, "claims"))
+	if err != nil {
+		return nil, err
+	}
 	acts := &activities.Activities{
 		Config:   p.config,
 		Plans:    p.plans,
 		Notifier: activities.LogNotifier{Logger: p.opts.Logger.Named("notify")},
 		Logger:   p.opts.Logger.Named("activities"),
+		Claims:   claims,
 	}
-	return worker.New(p.client, p.opts.TaskQueue, p.runner(), acts, sdkworker.Options{})
+	w := worker.New(p.client, p.opts.TaskQueue, p.runner(), acts, sdkworker.Options{
+		WorkerStopTimeout: p.opts.StopTimeout,
+	})
+	return &applyingWorker{Worker: w, claims: claims, stopTimeout: p.opts.StopTimeout, logger: p.opts.Logger}, nil
+}
+
+// applyingWorker is the SDK worker with a Stop that lets running applies end
+// properly.
+type applyingWorker struct {
+	sdkworker.Worker
+	claims      *activities.ClaimStore
+	stopTimeout time.Duration
+	logger      *zap.Logger
+}
+
+// Stop stops taking work and waits for the applies that run. What the SDK's
+// Stop does (go.temporal.io/sdk v1.50.0, internal/internal_worker_base.go
+// baseWorker.Stop): it closes the stop channel, so pollers stop taking
+// tasks, and waits up to WorkerStopTimeout for the running ones; their
+// contexts stay alive meanwhile, so an apply keeps running and heartbeating
+// and can report its result. Past the timeout it cancels the worker's root
+// context, which every activity context derives from — the apply then gets
+// SIGINT and, after its grace period, SIGKILL — and returns at once,
+// without waiting for the activities to return. So this waits on, through
+// the grace period, for every apply to record its outcome on its claim
+// before the process may exit: exiting earlier would stop the apply by the
+// worker's death (Pdeathsig) instead, with no outcome recorded.
+func (w *applyingWorker) Stop() {
+	w.logger.Info("worker stopping: no new work; waiting for running applies", zap.Duration("stop_timeout", w.stopTimeout))
+	w.Worker.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), activities.DefaultGrace+10*time.Second)
+	defer cancel()
+	if !w.claims.Wait(ctx) {
+		w.logger.Error("worker stopped with applies still running: they are interrupted as it exits, their outcome unrecorded")
+	}
 }
 
 // listenGateway binds the gateway's address and serves it in the

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/devserver"
@@ -25,7 +24,7 @@ type DevOptions struct {
 type Dev struct {
 	server   *devserver.Server
 	parts    *parts
-	worker   sdkworker.Worker
+	worker   *applyingWorker
 	http     *http.Server
 	httpAddr string
 	lock     *dataDirLock // held from the first touch of the data dir to the end of Close
@@ -69,7 +68,9 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace); err != nil {
 		return nil, err
 	}
-	d.worker = p.newWorker()
+	if d.worker, err = p.newWorker(); err != nil {
+		return nil, err
+	}
 	if err := d.worker.Start(); err != nil {
 		d.worker = nil
 		return nil, fmt.Errorf("start worker: %w", err)
@@ -138,7 +139,10 @@ func RunWorker(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer p.client.Close()
-	w := p.newWorker()
+	w, err := p.newWorker()
+	if err != nil {
+		return err
+	}
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

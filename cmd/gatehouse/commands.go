@@ -57,6 +57,7 @@ func newDevCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.UIAddr, "ui-addr", "127.0.0.1:8233", "Temporal Web UI address; empty disables it")
 	f.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "gateway address")
+	stopTimeoutFlag(cmd, &o.StopTimeout)
 	return cmd
 }
 
@@ -84,9 +85,31 @@ func clusterCmd(use, short string, run func(cmd *cobra.Command, o app.Options) e
 }
 
 func newWorkerCmd() *cobra.Command {
-	cmd, _ := clusterCmd("worker", "Run the worker (run workflow, apply, policy and notify activities) against a Temporal cluster",
+	cmd, o := clusterCmd("worker", "Run the worker (run workflow, apply, policy and notify activities) against a Temporal cluster",
 		func(cmd *cobra.Command, o app.Options) error { return app.RunWorker(cmd.Context(), o) })
+	stopTimeoutFlag(cmd, &o.StopTimeout)
 	return cmd
+}
+
+// stopTimeoutFlag binds --stop-timeout, defaulting to GATEHOUSE_STOP_TIMEOUT
+// when set; a malformed variable fails the command rather than being
+// ignored.
+func stopTimeoutFlag(cmd *cobra.Command, d *time.Duration) {
+	cmd.Flags().DurationVar(d, "stop-timeout", app.DefaultStopTimeout,
+		"on SIGTERM or Ctrl-C, how long running applies may take to finish before they are interrupted (env GATEHOUSE_STOP_TIMEOUT)")
+	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
+		if v := os.Getenv("GATEHOUSE_STOP_TIMEOUT"); v != "" && !cmd.Flags().Changed("stop-timeout") {
+			parsed, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("GATEHOUSE_STOP_TIMEOUT: %w", err)
+			}
+			*d = parsed
+		}
+		if *d <= 0 {
+			return fmt.Errorf("--stop-timeout: %s is not a positive duration", *d)
+		}
+		return nil
+	}
 }
 
 func newGatewayCmd() *cobra.Command {
