@@ -72,7 +72,7 @@ COPY examples/ /etc/gatehouse/examples/
 ENV GATEHOUSE_CONFIG=/etc/gatehouse/examples/gatehouse.yaml \
     GATEHOUSE_DATA_DIR=/var/lib/gatehouse \
     GATEHOUSE_HTTP_ADDR=0.0.0.0:8080 \
-    GATEHOUSE_APPLY_LOG=/var/lib/gatehouse/applied.log
+    APPLY_LOG=/var/lib/gatehouse/applied.log
 
 WORKDIR /var/lib/gatehouse
 USER 10001:10001

@@ -9,7 +9,7 @@
 # GATEHOUSE_PLAN_SHA256 and GATEHOUSE_PLAN_FILE.
 set -eu
 
-log="${GATEHOUSE_APPLY_LOG:-./.gatehouse/applied.log}"
+log="${APPLY_LOG:-./.gatehouse/applied.log}"
 mkdir -p "$(dirname "$log")"
 
 line="$(date -u +%FT%TZ) ${GATEHOUSE_RUN_ID:-} ${GATEHOUSE_WORKSPACE:-} ${GATEHOUSE_PLAN_SHA256:-}"

@@ -44,13 +44,14 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("GATEHOUSE_APPLY_LOG", applyLog)
+	t.Setenv("APPLY_LOG", applyLog)
 
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	opts := app.Options{
 		ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
 		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
 		HTTPAddr: freeAddr(t), Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		SigningKeys: testSigningKey,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

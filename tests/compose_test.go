@@ -207,9 +207,9 @@ func TestComposeWorkerAndGatewayShareThePlanStore(t *testing.T) {
 	}
 	// The example apply script writes its log; the rest of the container is
 	// read-only for it.
-	if v, ok := worker.Environment["GATEHOUSE_APPLY_LOG"]; ok && v != nil {
+	if v, ok := worker.Environment["APPLY_LOG"]; ok && v != nil {
 		if !strings.HasPrefix(path.Clean(*v), path.Clean(dataDir)+"/") {
-			t.Errorf("worker GATEHOUSE_APPLY_LOG: got %s; want a path under %s", *v, dataDir)
+			t.Errorf("worker APPLY_LOG: got %s; want a path under %s", *v, dataDir)
 		}
 	}
 }

@@ -34,7 +34,7 @@ func TestDevRestartKeepsRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("GATEHOUSE_APPLY_LOG", applyLog)
+	t.Setenv("APPLY_LOG", applyLog)
 
 	start := func() *app.Dev {
 		t.Helper()

@@ -69,7 +69,7 @@ func readmeStuckQuery(t *testing.T, cutoff time.Time) string {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "GatehouseStatus IN (") && strings.Contains(line, "GatehousePendingSince <") {
+		if strings.HasPrefix(line, "ExecutionStatus = 'Running' AND GatehouseStatus IN (") && strings.Contains(line, "GatehousePendingSince <") {
 			stamp := regexp.MustCompile(`'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ'`)
 			return stamp.ReplaceAllString(line, "'"+cutoff.UTC().Format(time.RFC3339)+"'")
 		}
@@ -174,7 +174,7 @@ func TestLongWaitContinuesAsNewWithBoundedHistory(t *testing.T) {
 	var again struct {
 		Reasons []struct{ Progress string } `json:"reasons"`
 	}
-	s.decide(run, "approve", "t-bob", map[string]string{"comment": "retry"}, http.StatusOK, "Idempotency-Key", "bob-long").decode(t, &again)
+	s.decide(run, "approve", "t-bob", map[string]string{"comment": "first"}, http.StatusOK, "Idempotency-Key", "bob-long").decode(t, &again)
 	if again.Reasons[0].Progress != "1/2" {
 		t.Errorf("after the retry: %s; want 1/2", again.Reasons[0].Progress)
 	}

@@ -52,8 +52,17 @@ func TestTwoApprovalsApplyExactlyOnce(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], run.ID) || !strings.Contains(lines[0], run.Plan.SHA256) {
 		t.Fatalf("apply log %q; want one line with run %s and plan %s", lines, run.ID, run.Plan.SHA256)
 	}
-	if final.Apply == nil || !final.Apply.Executed || final.Apply.ExitCode != 0 || !strings.Contains(final.Apply.Output, run.Plan.SHA256) {
-		t.Errorf("apply result %+v; want an executed, successful apply of the plan", final.Apply)
+	if final.Apply == nil || !final.Apply.Executed || final.Apply.ExitCode != 0 || final.Apply.LogSHA256 == "" {
+		t.Errorf("apply result %+v; want an executed, successful apply of the plan with its output kept", final.Apply)
+	}
+	// The output is an artifact beside the plan, served to those who may
+	// read the run and not kept in the run itself.
+	logs := s.call("GET", s.runPath(run)+"/logs", "t-victor", nil)
+	if logs.status != http.StatusOK || !strings.Contains(string(logs.body), run.Plan.SHA256) {
+		t.Errorf("GET logs: %d %q; want 200 with the apply's output naming the plan", logs.status, logs.body)
+	}
+	if r := s.call("GET", s.runPath(run)+"/logs", "t-dave", nil); r.status != http.StatusNotFound {
+		t.Errorf("GET logs by dave, who prod-network does not name: %d; want 404", r.status)
 	}
 
 	var decisions struct {
@@ -146,13 +155,16 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Fatalf("retried create: %d %s and %d %s; want the same run twice", first.status, a.ID, again.status, b.ID)
 	}
 
-	// A retried approval (same key) counts once, even if its body differs.
-	s.decide(a, "approve", "t-bob", map[string]string{"comment": "first"}, http.StatusOK, "Idempotency-Key", "bob-click-1")
-	var retried gateway.RunView
-	s.decide(a, "approve", "t-bob", map[string]string{"comment": "retry"}, http.StatusOK, "Idempotency-Key", "bob-click-1").decode(t, &retried)
-	if retried.Reasons[0].Progress != "1/2" || len(retried.Decisions) != 1 || retried.Decisions[0].ID != "bob-click-1" || retried.Decisions[0].Comment != "first" {
-		t.Errorf("after retry: %s, decisions %+v; want 1/2 with one decision bob-click-1", retried.Reasons[0].Progress, retried.Decisions)
+	// A retried approval (same key, same body) counts once; the same key
+	// with another body is another request, refused (422) rather than
+	// swallowed.
+	var first, retried gateway.RunView
+	s.decide(a, "approve", "t-bob", map[string]string{"comment": "first"}, http.StatusOK, "Idempotency-Key", "bob-click-1").decode(t, &first)
+	s.decide(a, "approve", "t-bob", map[string]string{"comment": "first"}, http.StatusOK, "Idempotency-Key", "bob-click-1").decode(t, &retried)
+	if retried.Reasons[0].Progress != "1/2" || len(retried.Decisions) != 1 || retried.Decisions[0].ID != first.Decisions[0].ID || retried.Decisions[0].Comment != "first" {
+		t.Errorf("after retry: %s, decisions %+v; want 1/2 with the one first decision", retried.Reasons[0].Progress, retried.Decisions)
 	}
+	s.decide(a, "approve", "t-bob", map[string]string{"comment": "retry"}, http.StatusUnprocessableEntity, "Idempotency-Key", "bob-click-1")
 	// A second click with a new key by the same person is a no-op.
 	s.decide(a, "approve", "t-bob", nil, http.StatusOK, "Idempotency-Key", "bob-click-2")
 	if got := s.get(a); got.Reasons[0].Progress != "1/2" || len(got.Decisions) != 1 {

@@ -29,8 +29,10 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 	"github.com/gatehouse-dev/gatehouse/plan"
+	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/starter"
 	"github.com/gatehouse-dev/gatehouse/worker"
+	"github.com/gatehouse-dev/gatehouse/workflows"
 )
 
 const taskQueue = "gatehouse-e2e"
@@ -53,7 +55,8 @@ workspaces:
     timeout: TIMEOUT
     on_timeout: cancel
     allow_bypass: true
-    apply: {command: [APPLY], dir: "."}
+    readers: {users: [sam]}
+    apply: {command: [APPLY], dir: ".", env_from: [LOGVAR]}
     rules:
       - name: destroys-need-two
         when: {destroys_gt: 0}
@@ -61,14 +64,14 @@ workspaces:
         min_approvals: 2
   - name: staging-app
     environment: staging
-    apply: {command: [APPLY], dir: "."}
+    apply: {command: [APPLY], dir: ".", env_from: [LOGVAR]}
   - name: other
     rules:
       - {name: anything, approvers: {users: [dave]}}
   - name: long
     timeout: 1h
     remind_every: 150ms
-    apply: {command: [APPLY], dir: "."}
+    apply: {command: [APPLY], dir: ".", env_from: [LOGVAR]}
     rules:
       - {name: platform-review, approvers: {groups: [platform]}, min_approvals: 2}
   - name: quick
@@ -84,12 +87,12 @@ workspaces:
   - name: guarded
     environment: production
     policies: [POLICY]
-    apply: {command: [APPLY], dir: "."}
+    apply: {command: [APPLY], dir: ".", env_from: [LOGVAR]}
     rules:
       - {name: platform-review, approvers: {groups: [platform]}}
       - {name: finance-over-500, when: {monthly_cost_delta_gt: 500}, approvers: {users: [erin, dave]}}
   - name: staged
-    apply: {command: [APPLY], dir: "."}
+    apply: {command: [APPLY], dir: ".", env_from: [LOGVAR]}
     steps:
       - {name: apply-window, stage: pre_apply, approvers: {users: [dave]}}
       - {name: security-signoff, stage: post_apply, approvers: {groups: [security]}}
@@ -106,7 +109,7 @@ func renderConfig(t *testing.T, script, timeout, webhook string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.NewReplacer("APPLY", fmt.Sprintf("%q", script), "TIMEOUT", timeout, "WEBHOOK", webhook, "POLICY", fmt.Sprintf("%q", policy)).Replace(testConfig)
+	return strings.NewReplacer("LOGVAR", "APPLY_LOG", "APPLY", fmt.Sprintf("%q", script), "TIMEOUT", timeout, "WEBHOOK", webhook, "POLICY", fmt.Sprintf("%q", policy)).Replace(testConfig)
 }
 
 // stack is one Gatehouse: server, worker, gateway.
@@ -120,6 +123,27 @@ type stack struct {
 	url      string
 	applyLog string
 	runs     *starter.Client
+	keys     *signing.Keys
+}
+
+// testSigningKey is the key the tests' gateways and workers share.
+const testSigningKey = "e2e-signing-key-e2e-signing-key-0123"
+
+func testKeys(t *testing.T) *signing.Keys {
+	t.Helper()
+	k, err := signing.Parse(testSigningKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// runnerFor is the run workflow as a worker with cfg and keys registers it.
+func runnerFor(cfg *config.Config, keys *signing.Keys) workflows.Runner {
+	return workflows.Runner{Keys: keys, Users: func(id approval.UserID) (approval.Identity, bool) {
+		u, ok := cfg.User(id)
+		return u.Identity, ok
+	}}
 }
 
 type stackOptions struct {
@@ -139,7 +163,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	}
 	applyLog := filepath.Join(dir, "applied.log")
 	// The apply activity passes its environment on to the script.
-	t.Setenv("GATEHOUSE_APPLY_LOG", applyLog)
+	t.Setenv("APPLY_LOG", applyLog)
 	hooks := newHookReceiver(t, "hook-secret")
 	yaml := renderConfig(t, script, opts.timeout, hooks.url)
 	cfg, err := config.Parse([]byte(yaml))
@@ -159,12 +183,17 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	claims, err := activities.NewClaimStore(filepath.Join(dir, "claims"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &stack{
 		t: t, temporal: ts, client: c, applyLog: applyLog, hooks: hooks,
-		acts: &activities.Activities{Config: cfg, Plans: store, Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
+		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
 	}
+	s.keys = testKeys(t)
 	s.startWorker()
-	runs := starter.New(c, ts.GetDefaultNamespace(), taskQueue, cfg)
+	runs := starter.New(c, ts.GetDefaultNamespace(), taskQueue, cfg, s.keys)
 	runs.MaxWakeups = opts.maxWakeups
 	s.runs = runs
 	srv := httptest.NewServer(gateway.New(gateway.Options{
@@ -184,7 +213,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 
 func (s *stack) startWorker() {
 	s.t.Helper()
-	s.worker = worker.New(s.client, taskQueue, s.acts, sdkworker.Options{})
+	s.worker = worker.New(s.client, taskQueue, runnerFor(s.acts.Config, s.keys), s.acts, sdkworker.Options{})
 	if err := s.worker.Start(); err != nil {
 		s.t.Fatalf("start worker: %v", err)
 	}
