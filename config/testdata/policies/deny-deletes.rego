@@ -2,7 +2,7 @@
 package gatehouse
 
 deny contains msg if {
-	some rc in input.plan.resource_changes
+	some rc in input.resource_changes
 	"delete" in rc.change.actions
 	msg := sprintf("%s would be deleted", [rc.address])
 }

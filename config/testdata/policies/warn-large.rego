@@ -1,7 +1,7 @@
 # A valid policy: warn about large plans, require a review of them.
 package gatehouse
 
-large if count(input.plan.resource_changes) > 10
+large if count(input.resource_changes) > 10
 
 warn contains "a large plan" if large
 
