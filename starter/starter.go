@@ -464,7 +464,7 @@ func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionReque
 		WaitForStage: client.WorkflowUpdateStageCompleted,
 	}
 	for attempt := 1; ; attempt++ {
-		_, err := c.update(ctx, opts)
+		res, err := c.update(ctx, opts)
 		// An Update that reaches a workflow run as it continues as new finds
 		// it closed; the run itself lives on in the next workflow run, so
 		// the Update is sent again (same ID: it still applies once).
@@ -474,8 +474,33 @@ func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionReque
 		if err != nil {
 			return approval.Run{}, updateError(d.RunID, err)
 		}
-		return c.GetRun(ctx, d.Workspace, d.RunID)
+		return c.readAfter(ctx, run, res), nil
 	}
+}
+
+// readAfter reads the run after a decision was recorded. The decision
+// stands whatever happens here, so a read that fails (a query caught by a
+// restarting worker) is tried again, and failing that the caller gets the
+// run as read before with the status the Update answered, not an error.
+func (c *Client) readAfter(ctx context.Context, before approval.Run, res workflows.DecisionResult) approval.Run {
+	for _, wait := range []time.Duration{0, 100 * time.Millisecond, 400 * time.Millisecond, time.Second} {
+		select {
+		case <-ctx.Done():
+			return withStatus(before, res.Status)
+		case <-time.After(wait):
+		}
+		if run, err := c.GetRun(ctx, before.Workspace, before.ID); err == nil {
+			return run
+		}
+	}
+	return withStatus(before, res.Status)
+}
+
+func withStatus(run approval.Run, status approval.Status) approval.Run {
+	if status != "" {
+		run.Status = status
+	}
+	return run
 }
 
 // withRequest puts req into an Update argument.
