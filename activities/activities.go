@@ -32,4 +32,3 @@ type Activities struct {
 	// policies caches prepared policy queries per config version.
 	policies policyCache
 }
-

@@ -50,6 +50,9 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 			d.Close()
 		}
 	}()
+	if err := p.loadKeys(opts.DataDir); err != nil {
+		return nil, err
+	}
 	d.server, err = devserver.Start(ctx, devserver.Options{
 		DataDir:      opts.DataDir,
 		FrontendAddr: opts.TemporalAddr,
@@ -124,6 +127,9 @@ func connect(ctx context.Context, opts Options) (*parts, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.loadKeys(""); err != nil {
+		return nil, err
+	}
 	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
 		return nil, err
 	}
@@ -193,5 +199,5 @@ func Stuck(ctx context.Context, opts Options, olderThan time.Duration, ws string
 		return nil, err
 	}
 	defer p.client.Close()
-	return starter.New(p.client, opts.Namespace, opts.TaskQueue, nil).ListStuck(ctx, olderThan, time.Now(), ws)
+	return starter.New(p.client, opts.Namespace, opts.TaskQueue, nil, nil).ListStuck(ctx, olderThan, time.Now(), ws)
 }

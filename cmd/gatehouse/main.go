@@ -23,6 +23,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The first signal asks for a graceful stop (a worker waits for its
+	// applies); restoring the default handling then lets a second one end
+	// the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		var exit exitError
 		if !errors.As(err, &exit) {
