@@ -158,10 +158,10 @@ func TestIdempotencyKeys(t *testing.T) {
 	// A retried approval (same key, same body) counts once; the same key
 	// with another body is another request, refused (422) rather than
 	// swallowed.
-	var first, retried gateway.RunView
-	s.decide(a, "approve", "t-bob", map[string]string{"comment": "first"}, http.StatusOK, "Idempotency-Key", "bob-click-1").decode(t, &first)
+	var firstView, retried gateway.RunView
+	s.decide(a, "approve", "t-bob", map[string]string{"comment": "first"}, http.StatusOK, "Idempotency-Key", "bob-click-1").decode(t, &firstView)
 	s.decide(a, "approve", "t-bob", map[string]string{"comment": "first"}, http.StatusOK, "Idempotency-Key", "bob-click-1").decode(t, &retried)
-	if retried.Reasons[0].Progress != "1/2" || len(retried.Decisions) != 1 || retried.Decisions[0].ID != first.Decisions[0].ID || retried.Decisions[0].Comment != "first" {
+	if retried.Reasons[0].Progress != "1/2" || len(retried.Decisions) != 1 || retried.Decisions[0].ID != firstView.Decisions[0].ID || retried.Decisions[0].Comment != "first" {
 		t.Errorf("after retry: %s, decisions %+v; want 1/2 with the one first decision", retried.Reasons[0].Progress, retried.Decisions)
 	}
 	s.decide(a, "approve", "t-bob", map[string]string{"comment": "retry"}, http.StatusUnprocessableEntity, "Idempotency-Key", "bob-click-1")
