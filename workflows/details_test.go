@@ -15,8 +15,12 @@ func TestCurrentDetailsSayWhatTheRunWaitsFor(t *testing.T) {
 		{Name: "iam", Approvers: approval.Approvers{Users: []approval.UserID{"dave", "sam"}}, MinApprovals: 1},
 	}}
 	bob := approval.Identity{ID: "bob", Groups: []string{"platform"}}
-	run := approval.NewRun(approval.NewRunParams{ID: "r", Workspace: ws, RequestedBy: approval.Identity{ID: "alice"},
-		Plan: approval.PlanSummary{SHA256: "0123456789abcdef"}}, t0)
+	alice := approval.Identity{ID: "alice"}
+	plan := approval.Plan{PlanSummary: approval.PlanSummary{SHA256: "0123456789abcdef"}}
+	// The gateway evaluates the rules; the run starts from their reasons.
+	reasons := approval.Evaluate(ws, plan, nil, alice, []approval.Identity{alice, bob})
+	run := approval.NewRun(approval.NewRunParams{ID: "r", Workspace: ws, RequestedBy: alice,
+		Plan: plan.PlanSummary, Reasons: reasons}, t0)
 	if _, err := run.Approve(approval.Request{ID: "1", Actor: bob}, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +32,9 @@ func TestCurrentDetailsSayWhatTheRunWaitsFor(t *testing.T) {
 		{func(r *approval.Run) {
 			_ = r.RequestChanges(approval.Request{Actor: bob, Comment: "split it"}, t0)
 		}, `changes requested by bob ("split it"); waiting for a revised plan from alice; times out 2026-11-23 14:00 UTC`},
-		{func(r *approval.Run) { r.StartApply(t0) }, "applying plan 0123456789ab"},
+		// StartApply refuses a run that is not approved; the details of
+		// one that applies are what is tested here.
+		{func(r *approval.Run) { r.Status = approval.StatusApplying }, "applying plan 0123456789ab"},
 		{func(r *approval.Run) { r.TimeOut(t0) }, "timed out at 2026-11-23 14:00 UTC (outcome reject): nobody decided in time"},
 		{func(r *approval.Run) {
 			_ = r.Reject(approval.Request{Actor: bob, Comment: "too risky"}, t0)

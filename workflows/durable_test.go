@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ import (
 
 // timedInput waits 4h with hourly reminders, one 30m before the deadline,
 // and escalation to erin after 2h.
-func timedInput() workflows.RunInput {
+func timedInput() draft {
 	in := input(destroysNeedTwo)
 	in.Directory = append(in.Directory, erin)
 	in.Workspace.Timing = approval.Timing{
@@ -135,10 +136,10 @@ func TestDecisionAndTimerAtTheSameMoment(t *testing.T) {
 func TestFailingNotifierNeverBlocksTheRun(t *testing.T) {
 	env := newEnv()
 	acts := &activities.Activities{}
-	worker.Register(env, acts)
+	worker.Register(env, testRunner(), acts)
 	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(temporal.NewNonRetryableApplicationError("webhook refused", "WebhookRefused", nil))
 	env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(approval.ApplyResult{Executed: true}, nil)
-	env.ExecuteWorkflow(workflows.RunWorkflowName, input())
+	env.ExecuteWorkflow(workflows.RunWorkflowName, input().input(t, testWorkflowID, env.Now()))
 	var got approval.Run
 	if err := env.GetWorkflowResult(&got); err != nil {
 		t.Fatal(err)
@@ -178,11 +179,12 @@ func TestRenotifyIsRateLimitedInState(t *testing.T) {
 // hand-overs.
 func TestThirtyDayRunStaysBounded(t *testing.T) {
 	const maxWakeups = 150
-	in := input(destroysNeedTwo)
-	in.Workspace.Timing = approval.Timing{Timeout: 31 * 24 * time.Hour, RemindEvery: time.Hour}
-	in.MaxWakeups = maxWakeups
+	d := input(destroysNeedTwo)
+	d.Workspace.Timing = approval.Timing{Timeout: 31 * 24 * time.Hour, RemindEvery: time.Hour}
+	d.MaxWakeups = maxWakeups
 
 	start := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	in := d.input(t, testWorkflowID, start)
 	now := start
 	// bob approves on day 3; on day 20, long after several hand-overs, a
 	// retry of his request arrives (same Update ID) carrying carol's
@@ -210,6 +212,10 @@ func TestThirtyDayRunStaysBounded(t *testing.T) {
 		}
 		h := newHarness(t)
 		h.env.SetStartTime(now)
+		if segments > 1 {
+			// Temporal starts the next workflow run of the chain.
+			h.env.SetContinuedExecutionRunID(fmt.Sprintf("run-%d", segments-1))
+		}
 		segStart := now
 		offset := func(at time.Time) time.Duration { return at.Sub(segStart) }
 		for _, p := range pending {
@@ -270,7 +276,7 @@ func TestThirtyDayRunStaysBounded(t *testing.T) {
 	if approvals != 2 || final.Reasons[0].Approvals[0].DecisionID != "bob-1" || final.Reasons[0].Approvals[1].DecisionID != "carol-1" {
 		t.Errorf("%d approvals (%+v); want bob's (once, despite the retry after hand-overs) and carol's", approvals, final.Decisions)
 	}
-	if p := pending[1].outcome; p == nil || p.err != nil || p.run.Reasons[0].Progress() != "1/2" {
+	if p := pending[1].outcome; p == nil || p.err != nil || p.res.DecisionID != "bob-1" || p.run.Reasons[0].Progress() != "1/2" {
 		t.Errorf("the day-20 retry: %+v; want the run answered unchanged at 1/2", p)
 	}
 	if final.ID == "" || final.CreatedAt.Sub(start) != 0 {

@@ -21,7 +21,7 @@ var (
 
 // stagedInput has a post_plan rule, a pre_apply step and a post_apply
 // sign-off.
-func stagedInput() workflows.RunInput {
+func stagedInput() draft {
 	in := input(destroysNeedTwo)
 	in.Directory = append(in.Directory, dave, erin)
 	in.Workspace.AllowBypass = true
@@ -56,11 +56,11 @@ func TestSequentialStagesAndSignoff(t *testing.T) {
 	if errType(early.err) != string(approval.CodeForbidden) {
 		t.Errorf("dave before his stage opened: %v; want forbidden", early.err)
 	}
-	if window.err != nil || window.run.Status != approval.StatusApproved {
-		t.Errorf("pre_apply approval: %v %s; want approved", window.err, window.run.Status)
+	if window.err != nil || window.res.Status != approval.StatusApproved {
+		t.Errorf("pre_apply approval: %v %s; want approved", window.err, window.res.Status)
 	}
-	if signoff.err != nil || signoff.run.Status != approval.StatusApplied {
-		t.Errorf("sign-off: %v %s; want applied", signoff.err, signoff.run.Status)
+	if signoff.err != nil || signoff.res.Status != approval.StatusApplied {
+		t.Errorf("sign-off: %v %s; want applied", signoff.err, signoff.res.Status)
 	}
 	if got.Status != approval.StatusApplied || len(h.applies) != 1 {
 		t.Fatalf("status %s with %d applies; want applied once", got.Status, len(h.applies))
@@ -112,18 +112,18 @@ func TestRequestChangesRoundTrip(t *testing.T) {
 	h.update(time.Minute, workflows.UpdateApprove, "b", approval.Request{Actor: bob})
 	rc := h.update(2*time.Minute, workflows.UpdateRequestChanges, "rc", approval.Request{Actor: carol, Comment: "tag the VPC too"})
 	early := h.update(3*time.Minute, workflows.UpdateApprove, "too-early", approval.Request{Actor: carol})
-	rp := h.update(4*time.Minute, workflows.UpdateRevisePlan, "rp", workflows.RevisePlanRequest{Request: approval.Request{Actor: alice}, Plan: revised})
+	rp := h.update(4*time.Minute, workflows.UpdateRevisePlan, "rp", in.revise(alice, revised))
 	h.update(5*time.Minute, workflows.UpdateApprove, "c2", approval.Request{Actor: carol})
 	got := h.run(in)
 
-	if rc.err != nil || rc.run.Status != approval.StatusChangesRequested {
-		t.Fatalf("request changes: %v %s; want changes_requested", rc.err, rc.run.Status)
+	if rc.err != nil || rc.res.Status != approval.StatusChangesRequested {
+		t.Fatalf("request changes: %v %s; want changes_requested", rc.err, rc.res.Status)
 	}
 	if errType(early.err) != string(approval.CodeConflict) {
 		t.Errorf("approval while changes are requested: %v; want conflict", early.err)
 	}
-	if rp.err != nil || rp.run.Status != approval.StatusPendingApproval || rp.run.Reasons[0].Progress() != "1/2" {
-		t.Fatalf("revised plan: %v %s %s; want pending with bob's approval kept (same destroys)", rp.err, rp.run.Status, rp.run.Reasons[0].Progress())
+	if rp.err != nil || rp.res.Status != approval.StatusPendingApproval || rp.run.Reasons[0].Progress() != "1/2" {
+		t.Fatalf("revised plan: %v %s %s; want pending with bob's approval kept (same destroys)", rp.err, rp.res.Status, rp.run.Reasons[0].Progress())
 	}
 	if got.Status != approval.StatusApplied || len(h.applies) != 1 || h.applies[0].PlanSHA256 != "5e3d" {
 		t.Fatalf("status %s applies %+v; want the revised plan applied once", got.Status, h.applies)
@@ -153,6 +153,16 @@ func TestBypassAppliesAndNotifies(t *testing.T) {
 	}
 }
 
+// policyOutcome is what EvaluatePolicies answers for the draft's run: the
+// result, and its requirements as reasons expanded against the worker's
+// directory.
+func policyOutcome(d draft, res approval.PolicyResult) activities.PolicyOutcome {
+	return activities.PolicyOutcome{
+		Result:  res,
+		Reasons: approval.PolicyReasons(d.Workspace, d.Plan.PlanSummary, res, d.RequestedBy, d.Directory),
+	}
+}
+
 func TestPolicyStep(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -169,16 +179,16 @@ func TestPolicyStep(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			var acts *activities.Activities
-			var seen activities.PolicyInput
-			h.env.OnActivity(acts.EvaluatePolicy, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PolicyInput) (approval.PolicyResult, error) {
-				seen = in
-				return tc.result, tc.err
-			})
 			in := input(destroysNeedTwo)
 			in.Directory = append(in.Directory, dave)
 			in.Workspace.Policies = []string{"production.rego"}
 			in.Cost = &approval.CostSummary{SHA256: "c0575", Currency: "USD"}
+			var acts *activities.Activities
+			var seen activities.PoliciesInput
+			h.env.OnActivity(acts.EvaluatePolicies, mock.Anything, mock.Anything).Return(func(_ context.Context, pin activities.PoliciesInput) (activities.PolicyOutcome, error) {
+				seen = pin
+				return policyOutcome(in, tc.result), tc.err
+			})
 			h.update(time.Minute, workflows.UpdateApprove, "b", approval.Request{Actor: bob})
 			h.update(2*time.Minute, workflows.UpdateApprove, "c", approval.Request{Actor: carol})
 			h.update(3*time.Minute, workflows.UpdateApprove, "d", approval.Request{Actor: dave})
@@ -186,8 +196,8 @@ func TestPolicyStep(t *testing.T) {
 			if got.Status != tc.status || len(h.applies) != tc.applies {
 				t.Fatalf("status %s, %d applies; want %s, %d", got.Status, len(h.applies), tc.status, tc.applies)
 			}
-			if seen.PlanSHA256 != "4f2c" || seen.CostSHA256 != "c0575" || seen.Workspace != "prod-network" {
-				t.Errorf("policy input %+v; want the plan and cost by hash", seen)
+			if seen.PlanSHA256 != "4f2c" || seen.CostSHA256 != "c0575" || seen.Workspace != "prod-network" || seen.ChangesDigest != in.Plan.ChangesDigest {
+				t.Errorf("policy input %+v; want the plan, its changes and the cost by hash", seen)
 			}
 			if tc.err != nil && (got.Policy == nil || got.Policy.Error == "") {
 				t.Errorf("policy %+v; want the failure recorded", got.Policy)

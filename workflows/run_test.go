@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,8 +29,8 @@ var (
 	victor = approval.Identity{ID: "victor", Email: "victor@example.com", Groups: []string{"platform"}, Roles: []approval.Role{approval.RoleViewer}}
 )
 
-func input(rules ...approval.Rule) workflows.RunInput {
-	return workflows.RunInput{
+func input(rules ...approval.Rule) draft {
+	return draft{
 		Workspace: approval.Workspace{
 			Name: "prod-network", Environment: "production",
 			Timing: approval.Timing{Timeout: 4 * time.Hour}, OnTimeout: approval.OutcomeReject, Rules: rules,
@@ -48,18 +49,24 @@ var destroysNeedTwo = approval.Rule{
 	Approvers: approval.Approvers{Groups: []string{"platform"}}, MinApprovals: 2,
 }
 
-// newEnv returns a test environment that logs only warnings and errors.
+// newEnv returns a test environment that logs only warnings and errors,
+// whose run has the ID the tests sign for.
 func newEnv() *testsuite.TestWorkflowEnvironment {
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))))
-	return suite.NewTestWorkflowEnvironment()
+	env := suite.NewTestWorkflowEnvironment()
+	setWorkflowID(env)
+	return env
 }
 
 // harness is one workflow run on the SDK's time-skipping test environment
 // with the activities mocked and their calls counted.
 type harness struct {
-	t          *testing.T
-	env        *testsuite.TestWorkflowEnvironment
+	t   *testing.T
+	env *testsuite.TestWorkflowEnvironment
+	// mu guards what the mocks record: notices are delivered beside the
+	// run, so mocked activities run at the same time.
+	mu         sync.Mutex
 	applies    []activities.ApplyInput
 	events     []activities.Event
 	eventTimes []struct {
@@ -72,8 +79,10 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{t: t, env: newEnv()}
 	acts := &activities.Activities{}
-	worker.Register(h.env, acts)
+	worker.Register(h.env, testRunner(), acts)
 	h.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		h.events = append(h.events, e)
 		h.eventTimes = append(h.eventTimes, struct {
 			kind activities.EventKind
@@ -83,42 +92,85 @@ func newHarness(t *testing.T) *harness {
 	})
 	h.env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ApplyInput) (approval.ApplyResult, error) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
 			h.applies = append(h.applies, in)
 			return approval.ApplyResult{Executed: true, Command: []string{"apply"}}, nil
 		})
 	return h
 }
 
-// update sends an Update at the given offset from the start and records its
-// outcome for later assertions.
+// outcome is what an Update answered: its result, and the run as the
+// state query showed it when the Update completed.
 type outcome struct {
+	res workflows.DecisionResult
 	run approval.Run
 	err error
 	ok  bool
+	// rejected says the validator refused the Update: it never reached
+	// history.
+	rejected bool
+	// bytes is the size of the result's payload, as written to history.
+	bytes int
 }
 
+// update sends a decision, signed by the gateway, at the given offset from
+// the start and records its outcome for later assertions.
 func (h *harness) update(after time.Duration, name, id string, arg any) *outcome {
 	o := &outcome{}
 	h.env.RegisterDelayedCallback(func() {
-		h.env.UpdateWorkflow(name, id, &testsuite.TestUpdateCallback{
-			OnReject: func(err error) { o.err, o.ok = err, true },
-			OnAccept: func() {},
-			OnComplete: func(result any, err error) {
-				o.ok = true
-				if err != nil {
-					o.err = err
-					return
-				}
-				o.run = result.(approval.Run)
-			},
-		}, arg)
+		update(h.t, h.env, name, id, arg, h.callbacks(o))
 	}, after)
 	return o
 }
 
-func (h *harness) run(in workflows.RunInput) approval.Run {
+// send sends, at the given offset from the start, an Update whose argument
+// build makes at the time it is sent, exactly as built: the gateway signs
+// nothing, so forgeries can be tried.
+func (h *harness) send(after time.Duration, name, id string, build func(now time.Time) any) *outcome {
+	o := &outcome{}
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(name, id, h.callbacks(o), build(h.env.Now()))
+	}, after)
+	return o
+}
+
+func (h *harness) callbacks(o *outcome) *testsuite.TestUpdateCallback {
+	return &testsuite.TestUpdateCallback{
+		OnReject: func(err error) { o.err, o.ok, o.rejected = err, true, true },
+		OnAccept: func() {},
+		OnComplete: func(result any, err error) {
+			o.ok = true
+			if err != nil {
+				o.err = err
+				return
+			}
+			o.res = result.(workflows.DecisionResult)
+			o.bytes = payloadSize(h.t, o.res)
+			o.run = h.state()
+		},
+	}
+}
+
+// state is the run as the state query shows it now.
+func (h *harness) state() approval.Run {
 	h.t.Helper()
-	h.env.ExecuteWorkflow(workflows.RunWorkflowName, in)
+	v, err := h.env.QueryWorkflow(workflows.QueryState)
+	if err != nil {
+		h.t.Errorf("query %s: %v", workflows.QueryState, err)
+		return approval.Run{}
+	}
+	var run approval.Run
+	if err := v.Get(&run); err != nil {
+		h.t.Error(err)
+	}
+	return run
+}
+
+// run starts the draft's run, signed by the gateway, and runs it to its end.
+func (h *harness) run(d draft) approval.Run {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(workflows.RunWorkflowName, d.input(h.t, testWorkflowID, h.env.Now()))
 	if !h.env.IsWorkflowCompleted() {
 		h.t.Fatal("workflow did not complete")
 	}
@@ -152,11 +204,16 @@ func TestTwoApprovalsApplyOnce(t *testing.T) {
 	if len(h.applies) != 1 || h.applies[0].PlanSHA256 != "4f2c" || h.applies[0].Workspace != "prod-network" {
 		t.Errorf("applies = %+v; want exactly one of plan 4f2c", h.applies)
 	}
-	if first.err != nil || first.run.Reasons[0].Progress() != "1/2" || first.run.Status != approval.StatusPendingApproval {
-		t.Errorf("first approval returned %v, %s %s; want the run at 1/2, pending", first.err, first.run.Reasons[0].Progress(), first.run.Status)
+	if first.err != nil || first.run.Reasons[0].Progress() != "1/2" || first.res.Status != approval.StatusPendingApproval || first.res.DecisionID != "u-bob" {
+		t.Errorf("first approval returned %v, %+v, run at %s; want decision u-bob, the run at 1/2, pending", first.err, first.res, first.run.Reasons[0].Progress())
 	}
-	if second.err != nil || second.run.Status != approval.StatusApproved {
-		t.Errorf("second approval returned %v, %s; want the run approved", second.err, second.run.Status)
+	if second.err != nil || second.res.Status != approval.StatusApproved {
+		t.Errorf("second approval returned %v, %+v; want the run approved", second.err, second.res)
+	}
+	for _, o := range []*outcome{first, second} {
+		if o.bytes == 0 || o.bytes >= maxResultBytes {
+			t.Errorf("an Update result is %d bytes; want under %d", o.bytes, maxResultBytes)
+		}
 	}
 	if len(got.Decisions) != 2 || got.Decisions[0].ID != "u-bob" || got.Decisions[0].Comment != "looks right" {
 		t.Errorf("decisions = %+v; want bob's (id u-bob) then carol's", got.Decisions)
@@ -171,8 +228,8 @@ func TestRejectNeverApplies(t *testing.T) {
 	if got.Status != approval.StatusRejected || len(h.applies) != 0 {
 		t.Errorf("status %s with %d applies; want rejected and none", got.Status, len(h.applies))
 	}
-	if rej.err != nil || rej.run.Status != approval.StatusRejected {
-		t.Errorf("reject returned %v, %s; want the rejected run", rej.err, rej.run.Status)
+	if rej.err != nil || rej.res.Status != approval.StatusRejected || rej.run.Status != approval.StatusRejected {
+		t.Errorf("reject returned %v, %+v; want the rejected run", rej.err, rej.res)
 	}
 }
 
@@ -277,10 +334,10 @@ func TestNoMatchingRuleAppliesWithoutWaiting(t *testing.T) {
 func TestFailedApplyIsRecorded(t *testing.T) {
 	env := newEnv()
 	acts := &activities.Activities{}
-	worker.Register(env, acts)
+	worker.Register(env, testRunner(), acts)
 	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(nil)
-	env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(approval.ApplyResult{}, temporal.NewNonRetryableApplicationError("load approved plan: plan not found", "PlanUnavailable", nil)).Once()
-	env.ExecuteWorkflow(workflows.RunWorkflowName, input())
+	env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(approval.ApplyResult{}, temporal.NewNonRetryableApplicationError("load approved plan: plan not found", activities.ErrPlanUnavailable, nil)).Once()
+	env.ExecuteWorkflow(workflows.RunWorkflowName, input().input(t, testWorkflowID, env.Now()))
 	var got approval.Run
 	if err := env.GetWorkflowResult(&got); err != nil {
 		t.Fatal(err)
