@@ -588,7 +588,7 @@ func (c *Client) decisionUpdate(run approval.Run, d DecisionRequest, req approva
 		}
 		fresh := approval.Evaluate(ws.Workspace, *d.Plan, d.Cost, run.RequestedBy, c.config.Directory())
 		return run.CheckRevisePlan, workflows.UpdateRevisePlan,
-			workflows.RevisePlanRequest{Request: req, Plan: d.Plan.PlanSummary, Cost: d.Cost, Reasons: fresh}, nil
+			workflows.RevisePlanRequest{Request: req, Plan: workflows.InputPlan{PlanSummary: d.Plan.PlanSummary}, Cost: d.Cost, Reasons: fresh}, nil
 	}
 	return nil, "", nil, approval.Errorf(approval.CodeInvalid, "decision: unknown kind %q", d.Kind)
 }

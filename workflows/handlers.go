@@ -106,7 +106,14 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 		return r.record(ctx, rp.Request, func(ctx workflow.Context, req approval.Request) error {
 			// The gateway evaluated the workspace on the whole revised
 			// plan and signed the result; the validator checked that.
-			return r.state.RevisePlan(req, rp.Plan, rp.Cost, slices.Clone(rp.Reasons), now(ctx))
+			fresh := slices.Clone(rp.Reasons)
+			if r.preIntegrity && workflow.GetVersion(ctx, versionReviseSigned, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+				// Recorded before the gateway evaluated revisions: evaluate
+				// as the run did then, from the resources in the Update.
+				plan := approval.Plan{PlanSummary: rp.Plan.PlanSummary, ResourceChanges: rp.Plan.Resources}
+				fresh = approval.Evaluate(r.in.Workspace, plan, rp.Cost, r.state.RequestedBy, r.in.Directory)
+			}
+			return r.state.RevisePlan(req, rp.Plan.PlanSummary, rp.Cost, fresh, now(ctx))
 		})
 	}
 	validateRevise := func(ctx workflow.Context, rp RevisePlanRequest) error {

@@ -104,7 +104,7 @@ func (d draft) input(t testing.TB, workflowID string, issuedAt time.Time) workfl
 func (d draft) revise(requester approval.Identity, plan approval.Plan) workflows.RevisePlanRequest {
 	return workflows.RevisePlanRequest{
 		Request: approval.Request{Actor: requester},
-		Plan:    plan.PlanSummary,
+		Plan:    workflows.InputPlan{PlanSummary: plan.PlanSummary},
 		Reasons: approval.Evaluate(d.Workspace, plan, nil, d.RequestedBy, d.Directory),
 	}
 }

@@ -48,6 +48,12 @@ const DefaultMaxWakeups = 150
 // so runs started before it replay as they ran.
 const versionDurableTime = "durable-time"
 
+// versionReviseSigned guards, in runs started before versionIntegrity, the
+// revise_plan handler: Updates recorded before it are evaluated from the
+// resources they carry, as they were; newer ones take the gateway's signed
+// reasons.
+const versionReviseSigned = "revise-signed"
+
 // versionIntegrity guards gate integrity: the run's reasons come evaluated
 // and signed in its input (no plan, no directory), the input's signature is
 // checked, and policies are evaluated by EvaluatePolicies. Runs started
@@ -155,9 +161,11 @@ type Resume struct {
 // RevisePlanRequest is the argument of the revise_plan Update: the requester
 // and the summary of the plan that replaces the current one.
 type RevisePlanRequest struct {
-	Request approval.Request      `json:"request"`
-	Plan    approval.PlanSummary  `json:"plan"`
-	Cost    *approval.CostSummary `json:"cost,omitempty"`
+	Request approval.Request `json:"request"`
+	// Plan is the revised plan's summary; Plan.Resources is set only in
+	// Updates recorded before versionIntegrity, which carried the list.
+	Plan InputPlan             `json:"plan"`
+	Cost *approval.CostSummary `json:"cost,omitempty"`
 	// Reasons are the workspace's rules and steps evaluated on the whole
 	// revised plan, by the gateway that signed the request.
 	Reasons []approval.Reason `json:"reasons"`
