@@ -484,59 +484,50 @@ func actionList() string {
 // readers checks who may read a workspace's runs: like approvers, but any
 // role (viewer included) may be named, and the list may be empty.
 func (v *validator) readers(rp string, ra rawApprovers, dir directory) approval.Approvers {
-	var a approval.Approvers
-	for k, id := range ra.Users {
-		a.Users = append(a.Users, approval.UserID(id))
-		if !dir.ids[approval.UserID(id)] {
-			v.add(indexPath(rp+".users", k), "unknown user %q", id)
-		}
-	}
-	for k, g := range ra.Groups {
-		a.Groups = append(a.Groups, g)
-		if !dir.groups[g] {
-			v.add(indexPath(rp+".groups", k), "no user is in group %q", g)
-		}
-	}
-	for k, s := range ra.Roles {
-		a.Roles = append(a.Roles, approval.Role(s))
-		if !approval.Role(s).Valid() {
-			v.add(indexPath(rp+".roles", k), "unknown role %q (want approver, admin or viewer)", s)
-		}
-	}
-	return a
+	return v.people(rp, ra, dir, true)
 }
 
 // approvers checks a list of who may approve, at ap: a gate's approvers or
 // the fallback owners a reason escalates to. Every user must exist, every
 // group have members, and every role be one that may approve.
 func (v *validator) approvers(ap string, ra rawApprovers, dir directory) approval.Approvers {
+	a := v.people(ap, ra, dir, false)
+	if a.Empty() {
+		// A gate nobody can approve would hold every run it applies to
+		// until the run times out; an escalation to nobody is no escalation.
+		v.add(ap, "required: at least one of users, groups or roles")
+	}
+	return a
+}
+
+// people checks a list of users, groups and roles at p: every user must
+// exist, every group have members and every role be known; viewers count
+// only where viewers is true (a list of readers, not of approvers).
+func (v *validator) people(p string, ra rawApprovers, dir directory, viewers bool) approval.Approvers {
 	var a approval.Approvers
 	for k, id := range ra.Users {
 		a.Users = append(a.Users, approval.UserID(id))
 		if !dir.ids[approval.UserID(id)] {
-			v.add(indexPath(ap+".users", k), "unknown user %q", id)
+			v.add(indexPath(p+".users", k), "unknown user %q", id)
 		}
 	}
 	for k, g := range ra.Groups {
 		a.Groups = append(a.Groups, g)
 		if !dir.groups[g] {
-			v.add(indexPath(ap+".groups", k), "no user is in group %q", g)
+			v.add(indexPath(p+".groups", k), "no user is in group %q", g)
 		}
 	}
 	for k, s := range ra.Roles {
 		role := approval.Role(s)
 		a.Roles = append(a.Roles, role)
 		switch {
-		case role == approval.RoleViewer:
-			v.add(indexPath(ap+".roles", k), "viewers may not approve")
+		case role == approval.RoleViewer && !viewers:
+			v.add(indexPath(p+".roles", k), "viewers may not approve")
+		case !role.Valid() && viewers:
+			v.add(indexPath(p+".roles", k), "unknown role %q (want approver, admin or viewer)", s)
 		case !role.Valid():
-			v.add(indexPath(ap+".roles", k), "unknown role %q (want approver or admin)", s)
+			v.add(indexPath(p+".roles", k), "unknown role %q (want approver or admin)", s)
 		}
-	}
-	if a.Empty() {
-		// A gate nobody can approve would hold every run it applies to
-		// until the run times out; an escalation to nobody is no escalation.
-		v.add(ap, "required: at least one of users, groups or roles")
 	}
 	return a
 }
