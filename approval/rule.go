@@ -109,8 +109,18 @@ type Workspace struct {
 	Policies    []string `json:"policies,omitempty"`
 	OnTimeout   Outcome  `json:"on_timeout"`
 	AllowBypass bool     `json:"allow_bypass,omitempty"`
-	Steps       []Step   `json:"steps,omitempty"`
-	Rules       []Rule   `json:"rules,omitempty"`
+	// Mode is what approval leads to (see Mode).
+	Mode Mode `json:"mode,omitempty"`
+	// Supersede makes a newer run of the workspace end the older runs
+	// still waiting for approval (superseded).
+	Supersede bool `json:"supersede,omitempty"`
+	// ApprovalTTL voids approvals older than this when the apply would
+	// start: they are asked for again. Zero: approvals do not expire.
+	ApprovalTTL time.Duration `json:"approval_ttl,omitempty"`
+	// Freeze lists the windows in which approved runs wait to apply.
+	Freeze []FreezeWindow `json:"freeze,omitempty"`
+	Steps  []Step         `json:"steps,omitempty"`
+	Rules  []Rule         `json:"rules,omitempty"`
 	// Timing is the default of every reason of the workspace.
 	Timing
 }

@@ -37,22 +37,57 @@ const (
 	// StatusTerminated: the workflow was terminated (or timed out) in
 	// Temporal itself. Never set by the workflow; read from the execution.
 	StatusTerminated Status = "terminated"
+	// StatusPlanning: Gatehouse runs the workspace's plan itself (init,
+	// plan -out, show -json); nothing can be decided yet.
+	StatusPlanning Status = "planning"
+	// StatusPlanFailed: the plan did not complete. Final; the run's error
+	// has the tail of its output.
+	StatusPlanFailed Status = "plan_failed"
+	// StatusNoChanges: the plan (or the re-plan before apply) changes
+	// nothing: nobody is asked and nothing is applied. Final.
+	StatusNoChanges Status = "no_changes"
+	// StatusQueued: approved, waiting for the workspace's apply lock while
+	// another run of the workspace applies.
+	StatusQueued Status = "queued"
+	// StatusSuperseded: a newer run of the workspace replaced this one
+	// while it waited for approval. Final.
+	StatusSuperseded Status = "superseded"
+)
+
+// Mode says what happens when a run is approved, from its workspace's
+// config: Gatehouse runs Terraform/OpenTofu (plan and apply), runs the
+// workspace's apply command on a submitted plan, or only gates (the
+// pipeline applies with its own credentials; the run ends approved).
+type Mode string
+
+// The modes.
+const (
+	ModeTerraform Mode = "terraform"
+	ModeCommand   Mode = "command"
+	ModeGate      Mode = "gate"
 )
 
 var statuses = []Status{
 	StatusPendingApproval, StatusChangesRequested, StatusApproved, StatusApplying, StatusAwaitingSignoff,
 	StatusApplied, StatusRejected, StatusCancelled, StatusTimedOut, StatusFailed,
 	StatusEvaluatingPolicy, StatusPolicyFailed, StatusOutcomeUnknown, StatusTerminated,
+	StatusPlanning, StatusPlanFailed, StatusNoChanges, StatusQueued, StatusSuperseded,
 }
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool { return slices.Contains(statuses, s) }
 
+// Done reports whether the run can change no more: its status is final,
+// or it is an approved run of a gate-only workspace (the pipeline applies).
+func (r *Run) Done() bool {
+	return r.Status.Final() || (r.Status == StatusApproved && r.Mode == ModeGate)
+}
+
 // Final reports whether a run in status s can change no more.
 func (s Status) Final() bool {
 	switch s {
 	case StatusApplied, StatusRejected, StatusCancelled, StatusTimedOut, StatusFailed, StatusPolicyFailed,
-		StatusOutcomeUnknown, StatusTerminated:
+		StatusOutcomeUnknown, StatusTerminated, StatusPlanFailed, StatusNoChanges, StatusSuperseded:
 		return true
 	}
 	return false
@@ -121,8 +156,11 @@ type Round struct {
 
 // Run is the whole state of one plan on its way to apply.
 type Run struct {
-	ID          string   `json:"id"`
-	Workspace   string   `json:"workspace"`
+	ID        string `json:"id"`
+	Workspace string `json:"workspace"`
+	// Mode is what approval leads to; "" on runs from before modes, which
+	// applied with a command when their workspace had one.
+	Mode        Mode     `json:"mode,omitempty"`
 	Environment string   `json:"environment,omitempty"`
 	RequestedBy Identity `json:"requested_by"`
 	// SubmittedBy is the automation that submitted the run on behalf of

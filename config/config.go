@@ -34,6 +34,8 @@ const DefaultApplyTimeout = time.Hour
 type Config struct {
 	Users      []User
 	Workspaces []Workspace
+	// GitHub is nil unless GitHub deliveries may start runs.
+	GitHub *GitHub
 	// Version is the hex SHA-256 of the configuration's canonical form. It
 	// changes with any change of meaning and with nothing else (not with key
 	// order, comments or YAML style), so runs can record which policy they
@@ -76,6 +78,13 @@ type Workspace struct {
 	Notify *Notify
 	// Readers may read the workspace's runs, besides those CanRead names.
 	Readers approval.Approvers
+	// Terraform is set when Gatehouse plans and applies the workspace
+	// itself (Mode terraform).
+	Terraform *Terraform
+	// Hooks, when set, lets a signed webhook start runs.
+	Hooks *Hooks
+	// GitHub, when set, maps GitHub deliveries to the workspace.
+	GitHub *WorkspaceGitHub
 }
 
 // CanRead reports whether id may see the workspace's runs: admins and
@@ -393,6 +402,7 @@ type (
 	canonicalConfig struct {
 		Users      []canonicalUser      `json:"users"`
 		Workspaces []canonicalWorkspace `json:"workspaces"`
+		GitHub     *canonicalGitHub     `json:"github,omitempty"`
 	}
 
 	canonicalUser struct {
@@ -412,6 +422,33 @@ type (
 		Notify     *canonicalNotify    `json:"notify,omitempty"`
 		Policies   []canonicalPolicy   `json:"policies,omitempty"`
 		Readers    *approval.Approvers `json:"readers,omitempty"`
+		// Mode follows from the blocks below; the shadow keeps it out.
+		Mode approval.Mode `json:"mode,omitempty"`
+		// Supersede is written only where it is off (the default is on).
+		Supersede *bool               `json:"supersede,omitempty"`
+		Terraform *canonicalTerraform `json:"terraform,omitempty"`
+		Hooks     *canonicalSecret    `json:"hooks,omitempty"`
+		GitHub    *WorkspaceGitHub    `json:"github,omitempty"`
+	}
+
+	canonicalTerraform struct {
+		Binary            string            `json:"binary"`
+		Dir               string            `json:"dir,omitempty"`
+		Git               *Git              `json:"git,omitempty"`
+		Vars              map[string]string `json:"vars,omitempty"`
+		EnvFrom           []string          `json:"env_from,omitempty"`
+		ReplanBeforeApply bool              `json:"replan_before_apply,omitempty"`
+		Timeout           time.Duration     `json:"timeout"`
+	}
+
+	canonicalSecret struct {
+		SecretSHA256 string `json:"secret_sha256"`
+	}
+
+	canonicalGitHub struct {
+		WebhookSecretSHA256 string                     `json:"webhook_secret_sha256"`
+		AutomationUser      approval.UserID            `json:"automation_user"`
+		Users               map[string]approval.UserID `json:"users,omitempty"`
 	}
 
 	canonicalPolicy struct {
@@ -498,7 +535,24 @@ func canonicalJSON(c *Config) ([]byte, error) {
 				URL: w.Notify.Webhook.URL, SecretSHA256: hashToken(w.Notify.Webhook.Secret),
 			}}
 		}
+		if !w.Supersede {
+			cw.Supersede = &w.Supersede
+		}
+		if t := w.Terraform; t != nil {
+			cw.Terraform = &canonicalTerraform{Binary: t.Binary, Dir: t.Dir, Git: t.Git, Vars: t.Vars,
+				EnvFrom: t.EnvFrom, ReplanBeforeApply: t.ReplanBeforeApply, Timeout: t.Timeout}
+		}
+		if w.Hooks != nil {
+			cw.Hooks = &canonicalSecret{SecretSHA256: hashToken(w.Hooks.Secret)}
+		}
+		cw.GitHub = w.GitHub
 		canon.Workspaces[i] = cw
+	}
+	if g := c.GitHub; g != nil {
+		canon.GitHub = &canonicalGitHub{WebhookSecretSHA256: hashToken(g.WebhookSecret), AutomationUser: g.AutomationUser, Users: g.Users}
+		if len(g.Users) == 0 {
+			canon.GitHub.Users = nil
+		}
 	}
 	return json.Marshal(canon)
 }

@@ -151,7 +151,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 		{
 			Workspace: approval.Workspace{
 				Name: "prod-network", Environment: "production", OnTimeout: approval.OutcomeCancel,
-				Tags: []string{"pci", "network"}, AllowBypass: true,
+				Tags: []string{"pci", "network"}, AllowBypass: true, Mode: approval.ModeCommand, Supersede: true,
 				Timing: approval.Timing{
 					Timeout: 2 * time.Hour, RemindEvery: 30 * time.Minute, RemindBefore: 15 * time.Minute,
 					EscalateAfter: time.Hour, EscalateTo: approval.Approvers{Users: []approval.UserID{"bob"}},
@@ -220,7 +220,7 @@ func TestParseFullConfigAppliesDefaults(t *testing.T) {
 			// Every default: timeout, no reminders or escalation,
 			// on_timeout, no bypass, no apply, no notify, no steps, no rules.
 			Workspace: approval.Workspace{Name: "staging", Timing: approval.Timing{Timeout: approval.DefaultTimeout},
-				OnTimeout: approval.OutcomeReject},
+				OnTimeout: approval.OutcomeReject, Mode: approval.ModeGate, Supersede: true},
 		},
 	}
 	if !reflect.DeepEqual(c.Workspaces, wantWorkspaces) {

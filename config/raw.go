@@ -21,6 +21,51 @@ type (
 		Users      []rawUser      `yaml:"users"`
 		Templates  []rawTemplate  `yaml:"templates"`
 		Workspaces []rawWorkspace `yaml:"workspaces"`
+		GitHub     *rawGitHub     `yaml:"github"`
+	}
+
+	// rawGitHub is how GitHub's webhook deliveries start runs: the secret
+	// that verifies them, the automation user that submits them, and who
+	// each GitHub login is here.
+	rawGitHub struct {
+		WebhookSecret    string            `yaml:"webhook_secret"`
+		WebhookSecretEnv string            `yaml:"webhook_secret_env"`
+		AutomationUser   string            `yaml:"automation_user"`
+		Users            map[string]string `yaml:"users"`
+	}
+
+	// rawTerraform makes Gatehouse plan and apply the workspace itself.
+	rawTerraform struct {
+		Binary            string            `yaml:"binary"`
+		Dir               string            `yaml:"dir"`
+		Git               *rawGit           `yaml:"git"`
+		Vars              map[string]string `yaml:"vars"`
+		EnvFrom           []string          `yaml:"env_from"`
+		ReplanBeforeApply bool              `yaml:"replan_before_apply"`
+		Timeout           string            `yaml:"timeout"`
+	}
+
+	rawGit struct {
+		URL  string `yaml:"url"`
+		Ref  string `yaml:"ref"`
+		Path string `yaml:"path"`
+	}
+
+	rawFreeze struct {
+		Cron     string `yaml:"cron"`
+		Duration string `yaml:"duration"`
+		Reason   string `yaml:"reason"`
+	}
+
+	rawHooks struct {
+		Secret    string `yaml:"secret"`
+		SecretEnv string `yaml:"secret_env"`
+	}
+
+	rawWorkspaceGitHub struct {
+		Repository string   `yaml:"repository"`
+		Branch     string   `yaml:"branch"`
+		Paths      []string `yaml:"paths"`
 	}
 
 	// rawTemplate is a named set of rules and steps that workspaces take in
@@ -55,10 +100,16 @@ type (
 		AllowBypass bool       `yaml:"allow_bypass"`
 		// Readers may see the workspace's runs besides the people its
 		// rules, steps and escalations name.
-		Readers   *rawApprovers `yaml:"readers"`
-		Steps     []rawStep     `yaml:"steps"`
-		Rules     []rawRule     `yaml:"rules"`
-		rawTiming `yaml:",inline"`
+		Readers     *rawApprovers       `yaml:"readers"`
+		Terraform   *rawTerraform       `yaml:"terraform"`
+		Supersede   *bool               `yaml:"supersede"`
+		ApprovalTTL string              `yaml:"approval_ttl"`
+		Freeze      []rawFreeze         `yaml:"freeze"`
+		Hooks       *rawHooks           `yaml:"hooks"`
+		GitHub      *rawWorkspaceGitHub `yaml:"github"`
+		Steps       []rawStep           `yaml:"steps"`
+		Rules       []rawRule           `yaml:"rules"`
+		rawTiming   `yaml:",inline"`
 	}
 
 	// rawTiming holds the timing keys that a workspace, a step and a rule
@@ -187,6 +238,28 @@ func checkShape(n *yaml.Node, t reflect.Type, path string, v *validator) {
 				continue
 			}
 			checkShape(val, f.Type, p, v)
+		}
+	case reflect.Map:
+		// Maps are string to string (vars, GitHub logins): keys are free,
+		// each value is checked as the element type.
+		if n.Kind != yaml.MappingNode {
+			v.add(path, "expected a mapping, got %s", describe(n))
+			return
+		}
+		seen := make(map[string]int, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode || k.ShortTag() == tagMerge {
+				v.add(path, "expected a string key, got %s", describe(k))
+				continue
+			}
+			p := joinPath(path, k.Value)
+			if line, dup := seen[k.Value]; dup {
+				v.add(p, "duplicate key (first given on line %d)", line)
+				continue
+			}
+			seen[k.Value] = k.Line
+			checkShape(val, t.Elem(), p, v)
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {

@@ -81,6 +81,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	for i, rw := range raw.Workspaces {
 		c.Workspaces = append(c.Workspaces, v.workspace(indexPath("workspaces", i), rw, names, dir, baseDir, templates))
 	}
+	c.GitHub = v.gitHub(raw.GitHub, c.Users)
 	return c
 }
 
@@ -259,6 +260,7 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 	if rw.Readers != nil {
 		w.Readers = v.readers(p+".readers", *rw.Readers, dir)
 	}
+	v.deployment(p, rw, &w, baseDir)
 	if rw.Notify != nil && rw.Notify.Webhook != nil {
 		// An empty notify section notifies nobody, like none: Notify stays
 		// nil so that both mean the same to callers and to Version.
@@ -331,22 +333,7 @@ func (v *validator) webhook(p string, rw rawWebhook) *Webhook {
 	} else if u.Hostname() == "" {
 		v.add(p+".url", "%q names no host", rw.URL)
 	}
-	// Messages never quote a secret, only the name of its variable.
-	switch {
-	case rw.Secret != "" && rw.SecretEnv != "":
-		v.add(p, "only one of secret and secret_env may be given")
-	case rw.Secret != "":
-		h.Secret = rw.Secret
-	case rw.SecretEnv == "":
-		v.add(p, "required: secret_env, the environment variable holding the secret (or, in development only, secret)")
-	case !envNamePattern.MatchString(rw.SecretEnv):
-		v.add(p+".secret_env", "%q is not an environment variable name (want letters, digits and _)", rw.SecretEnv)
-	default:
-		h.Secret = v.getenv(rw.SecretEnv)
-		if h.Secret == "" {
-			v.add(p+".secret_env", "environment variable %s is not set (or is empty)", rw.SecretEnv)
-		}
-	}
+	h.Secret, _ = v.secret(p, "secret", rw.Secret, rw.SecretEnv)
 	return h
 }
 
@@ -404,10 +391,21 @@ func (v *validator) envFrom(p string, names []string) []string {
 // secretEnvNames returns the variables the raw config reads secrets from.
 func secretEnvNames(raw rawConfig) map[string]bool {
 	names := map[string]bool{}
-	for _, rw := range raw.Workspaces {
-		if rw.Notify != nil && rw.Notify.Webhook != nil && rw.Notify.Webhook.SecretEnv != "" {
-			names[rw.Notify.Webhook.SecretEnv] = true
+	add := func(env string) {
+		if env != "" {
+			names[env] = true
 		}
+	}
+	for _, rw := range raw.Workspaces {
+		if rw.Notify != nil && rw.Notify.Webhook != nil {
+			add(rw.Notify.Webhook.SecretEnv)
+		}
+		if rw.Hooks != nil {
+			add(rw.Hooks.SecretEnv)
+		}
+	}
+	if raw.GitHub != nil {
+		add(raw.GitHub.WebhookSecretEnv)
 	}
 	return names
 }
