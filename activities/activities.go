@@ -7,6 +7,7 @@ package activities
 import (
 	"net/http"
 
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -28,6 +29,12 @@ type Activities struct {
 	// Claims records, outside workflow history, which attempt applies a
 	// run's plan; Apply refuses to run without it.
 	Claims *ClaimStore
+
+	// Locks holds each workspace's apply lock; Temporal tells it whether a
+	// lock's holder is still running (nil: a held lock is never taken
+	// over).
+	Locks    *LockStore
+	Temporal client.Client
 
 	// policies caches prepared policy queries per config version.
 	policies policyCache

@@ -416,7 +416,10 @@ func (r *Run) CheckCancel(req Request) error {
 	if !r.mayFollowUp(actor) {
 		return Errorf(CodeForbidden, "role: only the requester, an approver of this run or an admin may cancel it")
 	}
-	return r.checkStatus("cancel", StatusPendingApproval, StatusChangesRequested, StatusEvaluatingPolicy)
+	// Approved and queued runs have not applied yet: cancelling them is
+	// safe (StartApply refuses a cancelled run).
+	return r.checkStatus("cancel", StatusPendingApproval, StatusChangesRequested, StatusEvaluatingPolicy,
+		StatusPlanning, StatusApproved, StatusQueued)
 }
 
 // Cancel ends the run as cancelled: cancelling any reason cancels them all.
@@ -494,9 +497,18 @@ func (r *Run) RevisePlan(req Request, plan PlanSummary, cost *CostSummary, fresh
 	if err := r.CheckRevisePlan(req); err != nil {
 		return err
 	}
+	r.replacePlan(req, DecisionRevisePlan, plan, cost, fresh, now)
+	return nil
+}
+
+// replacePlan puts a new plan (and its estimate) in place as a new round,
+// recorded as a decision of kind by req's actor: reasons whose inputs are
+// unchanged keep their approvals, the others start over, and the run waits
+// again (or has its policies evaluated again first).
+func (r *Run) replacePlan(req Request, kind DecisionKind, plan PlanSummary, cost *CostSummary, fresh []Reason, now time.Time) {
 	round := Round{Number: len(r.Rounds) + 1, Plan: plan.Counts(), StartedAt: now}
 	if prev := &r.Rounds[len(r.Rounds)-1]; prev.EndedAt == nil {
-		prev.EndedAt, prev.EndedBy = &now, req.Actor.ID
+		prev.EndedAt, prev.EndedBy, prev.EndComment = &now, req.Actor.ID, req.Comment
 	}
 	for i := range fresh {
 		f := &fresh[i]
@@ -530,13 +542,12 @@ func (r *Run) RevisePlan(req Request, plan PlanSummary, cost *CostSummary, fresh
 	r.Cost = cost
 	r.Reasons = fresh
 	r.Rounds = append(r.Rounds, round)
-	r.record(req, DecisionRevisePlan, reasonIDs(fresh), now)
+	r.record(req, kind, reasonIDs(fresh), now)
 	if len(r.Policies) > 0 {
 		r.Status = StatusEvaluatingPolicy
-		return nil
+		return
 	}
 	r.advance(now, true)
-	return nil
 }
 
 // CheckBypass reports whether req may bypass approval now: only admins, only
@@ -554,6 +565,9 @@ func (r *Run) CheckBypass(req Request) error {
 	if !r.AllowBypass {
 		return Errorf(CodeForbidden, "bypass: workspace %s does not allow bypass", r.Workspace)
 	}
+	if r.Status == StatusApproved && r.Frozen != nil {
+		return nil // bypassing a freeze window
+	}
 	return r.checkStatus("bypass", StatusPendingApproval, StatusChangesRequested)
 }
 
@@ -563,6 +577,14 @@ func (r *Run) CheckBypass(req Request) error {
 func (r *Run) Bypass(req Request, now time.Time) ([]string, error) {
 	if err := r.CheckBypass(req); err != nil {
 		return nil, err
+	}
+	if r.Status == StatusApproved && r.Frozen != nil {
+		// An approved run waiting out a freeze: the bypass lifts it.
+		r.Frozen = nil
+		r.Bypassed = true
+		r.record(req, DecisionBypass, nil, now)
+		r.Decisions[len(r.Decisions)-1].Bypassed = true
+		return nil, nil
 	}
 	var ids []string
 	for i := range r.Reasons {

@@ -71,6 +71,8 @@ type Approval struct {
 	DecisionID string     `json:"decision_id"`
 	Bypassed   bool       `json:"bypassed,omitempty"`
 	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	// Expired: revoked by the workspace's approval_ttl, not by the person.
+	Expired bool `json:"expired,omitempty"`
 	// ResponseSeconds is the time from the reason opening to this approval.
 	ResponseSeconds float64 `json:"response_seconds"`
 }

@@ -119,6 +119,26 @@ type ApplyResult struct {
 	OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
 }
 
+// Origin is where a run's plan came from.
+type Origin struct {
+	// Ref is the git ref asked for; Commit the commit it resolved to.
+	Ref    string `json:"ref,omitempty"`
+	Commit string `json:"commit,omitempty"`
+	// PlanFileSHA256 is the hash of the binary plan (plan -out) that the
+	// apply runs: exactly that file, nothing else.
+	PlanFileSHA256 string `json:"plan_file_sha256,omitempty"`
+	// Binary is the Terraform/OpenTofu that planned, with its version.
+	Binary string `json:"binary,omitempty"`
+	// PlanLogSHA256 is the stored output of the plan.
+	PlanLogSHA256 string `json:"plan_log_sha256,omitempty"`
+	// Trigger is what started the run: "api", "hook" or "github", with
+	// the delivery and who merged or pushed where a webhook says.
+	Trigger    string `json:"trigger,omitempty"`
+	Delivery   string `json:"delivery,omitempty"`
+	Repository string `json:"repository,omitempty"`
+	Actor      string `json:"actor,omitempty"`
+}
+
 // Termination is how a workflow ended outside Gatehouse.
 type Termination struct {
 	// By is the Temporal client identity that terminated it ("temporal"
@@ -160,7 +180,10 @@ type Run struct {
 	Workspace string `json:"workspace"`
 	// Mode is what approval leads to; "" on runs from before modes, which
 	// applied with a command when their workspace had one.
-	Mode        Mode     `json:"mode,omitempty"`
+	Mode Mode `json:"mode,omitempty"`
+	// Origin says where the plan came from: a git ref and commit, the
+	// binary plan's hash, the Terraform version, and what started the run.
+	Origin      *Origin  `json:"origin,omitempty"`
 	Environment string   `json:"environment,omitempty"`
 	RequestedBy Identity `json:"requested_by"`
 	// SubmittedBy is the automation that submitted the run on behalf of
@@ -192,6 +215,14 @@ type Run struct {
 	// Error says why a run failed before it could apply (its input was not
 	// signed by the gateway, for example).
 	Error string `json:"error,omitempty"`
+	// QueuedBehind names the run holding the workspace's apply lock while
+	// this one is queued.
+	QueuedBehind string `json:"queued_behind,omitempty"`
+	// Frozen is the freeze window an approved run waits out.
+	Frozen *Freeze `json:"frozen,omitempty"`
+	// Locked says the run holds its workspace's apply lock, which it must
+	// give back whatever happens next.
+	Locked bool `json:"locked,omitempty"`
 	// Termination says who ended the workflow in Temporal itself, and why.
 	// The workflow never sets it: readers fill it in from the execution
 	// (with Status terminated) when the workflow was terminated or timed
@@ -218,6 +249,10 @@ type NewRunParams struct {
 	// plan (Evaluate), where the plan store and the directory are at hand.
 	Reasons       []Reason
 	ConfigVersion string
+	// Planning: Gatehouse plans the run itself; Plan and Reasons come
+	// with PlanReady.
+	Planning bool
+	Origin   *Origin
 }
 
 // NewRun returns the run with the reasons its plan needs (p.Reasons, from
@@ -229,6 +264,7 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		onTimeout = OutcomeReject
 	}
 	r := Run{
+		Mode:          p.Workspace.Mode,
 		ID:            p.ID,
 		Workspace:     p.Workspace.Name,
 		Environment:   p.Workspace.Environment,
@@ -239,6 +275,7 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		ConfigVersion: p.ConfigVersion,
 		Plan:          p.Plan,
 		Cost:          p.Cost,
+		Origin:        p.Origin,
 		Policies:      p.Workspace.Policies,
 		Reasons:       slices.Clone(p.Reasons),
 		Decisions:     []Decision{},
@@ -248,6 +285,11 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		UpdatedAt:     now,
 	}
 	r.Rounds[0].Added = reasonIDs(r.Reasons)
+	if p.Planning {
+		// Gatehouse plans first (PlanReady); nothing opens before.
+		r.Status = StatusPlanning
+		return r
+	}
 	if len(p.Workspace.Policies) > 0 {
 		// Policies may deny the plan or add reasons: nothing opens until
 		// they have been evaluated (ApplyPolicy).
@@ -278,6 +320,14 @@ func (r *Run) Clone() Run {
 	if r.Apply != nil {
 		a := *r.Apply
 		c.Apply = &a
+	}
+	if r.Origin != nil {
+		o := *r.Origin
+		c.Origin = &o
+	}
+	if r.Frozen != nil {
+		f := *r.Frozen
+		c.Frozen = &f
 	}
 	return c
 }

@@ -64,6 +64,17 @@ type StartRequest struct {
 	// first attempt created instead of creating another; the same key for
 	// a different plan, message or estimate is refused.
 	IdempotencyKey string
+	// Origin says where the run comes from: the git ref to plan (terraform
+	// workspaces started without a plan), the binary plan submitted beside
+	// the JSON (PlanFileSHA256, already stored), and what triggered it
+	// (Trigger "api", "hook" or "github", with Delivery, Repository,
+	// Commit and the Actor who merged or pushed).
+	Origin approval.Origin
+	// ChangedSince, with Paths, asks the run to go on only if a file under
+	// one of the path globs changed between this commit and Origin.Commit
+	// (GitHub deliveries carry no file list; the worker diffs its checkout).
+	ChangedSince string
+	Paths        []string
 }
 
 // StartRun evaluates the workspace's rules and steps on the plan, starts a
