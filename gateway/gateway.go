@@ -6,6 +6,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"math"
 	"net/http"
@@ -38,6 +39,8 @@ type Options struct {
 	Health func(ctx context.Context) error
 	// BodyLimit is an Echo size such as "16M"; DefaultBodyLimit when empty.
 	BodyLimit string
+	// ApprovalKey signs the approvals of approved runs; nil disables them.
+	ApprovalKey ed25519.PrivateKey
 }
 
 // server holds the handlers' dependencies.
@@ -90,7 +93,9 @@ func New(opts Options) http.Handler {
 	ws(http.MethodPost, "/runs/:id/renotify", s.decide(approval.DecisionRenotify))
 	ws(http.MethodPost, "/runs/:id/plan", s.revisePlan)
 	ws(http.MethodGet, "/runs/:id/logs", s.getLogs)
+	ws(http.MethodGet, "/runs/:id/approval", s.getApproval)
 	e.GET("/api/v1/workspaces", s.listWorkspaces, s.authenticate)
+	e.GET("/api/v1/approval-key", s.getApprovalKey)
 	return e
 }
 

@@ -17,6 +17,7 @@ import (
 type RunView struct {
 	ID                  string                `json:"id"`
 	Workspace           string                `json:"workspace"`
+	Mode                approval.Mode         `json:"mode,omitempty"`
 	Environment         string                `json:"environment,omitempty"`
 	Status              approval.Status       `json:"status"`
 	Outcome             approval.Outcome      `json:"outcome,omitempty"`
@@ -118,7 +119,7 @@ type DecisionView struct {
 // where the view does not show them.
 func newRunView(r approval.Run, changes []approval.Resource) RunView {
 	v := RunView{
-		ID: r.ID, Workspace: r.Workspace, Environment: r.Environment, Status: r.Status, Outcome: r.Outcome,
+		ID: r.ID, Workspace: r.Workspace, Mode: r.Mode, Environment: r.Environment, Status: r.Status, Outcome: r.Outcome,
 		RequestedBy: r.RequestedBy.ID, Message: r.Message, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		ApprovalRequestedAt: timePtr(r.ApprovalRequestedAt), Deadline: timePtr(r.Deadline),
 		ConfigVersion: r.ConfigVersion, Plan: PlanView{PlanSummary: r.Plan, Resources: []ResourceView{}},
