@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -76,6 +77,9 @@ type parts struct {
 	config *config.Config
 	plans  *plan.Store
 	client client.Client
+
+	// approvalKey signs approvals (gateway); nil when none is configured.
+	approvalKey ed25519.PrivateKey
 }
 
 // loadParts reads the config and opens the plan store: everything that can
@@ -111,7 +115,7 @@ func (p *parts) loadKeys(devDataDir string) error {
 		return err
 	}
 	p.keys = keys
-	return nil
+	return p.loadApprovalKey(devDataDir)
 }
 
 // devSigningKey reads the dev data dir's signing key, creating it (mode
@@ -229,6 +233,7 @@ func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
 				_, err := p.client.CheckHealth(ctx, &client.CheckHealthRequest{})
 				return err
 			},
+			ApprovalKey: p.approvalKey,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
