@@ -187,3 +187,17 @@ func (r *Run) Replanned(plan PlanSummary, fresh []Reason, origin Origin, why str
 	r.replacePlan(req, DecisionReplan, plan, r.Cost, slices.Clone(fresh), now)
 	return nil
 }
+
+// FreezeBypassed reports whether an admin bypassed a freeze since the run
+// was last approved.
+func (r *Run) FreezeBypassed() bool {
+	for i := len(r.Decisions) - 1; i >= 0; i-- {
+		switch d := r.Decisions[i]; {
+		case d.Kind == DecisionBypass && len(d.ReasonIDs) == 0:
+			return true
+		case d.Kind == DecisionApprove || d.Kind == DecisionRevisePlan || d.Kind == DecisionReplan || d.Kind == DecisionExpire:
+			return false
+		}
+	}
+	return false
+}

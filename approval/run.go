@@ -117,6 +117,10 @@ type ApplyResult struct {
 	// saw it end (its worker died, or a second attempt found the first
 	// one's claim). A human must look at the infrastructure.
 	OutcomeUnknown bool `json:"outcome_unknown,omitempty"`
+	// StalePlan: Terraform refused the saved plan because the state
+	// changed after it was planned. Nothing was applied; the run can go
+	// back to approval with a new plan.
+	StalePlan bool `json:"stale_plan,omitempty"`
 }
 
 // Origin is where a run's plan came from.

@@ -26,11 +26,20 @@ const channelAPI = "api"
 const maxIdempotencyKey = 200
 
 type createRunBody struct {
-	Plan       json.RawMessage `json:"plan"`
-	Cost       json.RawMessage `json:"cost"`
-	Message    string          `json:"message"`
-	OnBehalfOf string          `json:"on_behalf_of"`
+	Plan json.RawMessage `json:"plan"`
+	Cost json.RawMessage `json:"cost"`
+	// PlanFile is the binary plan (plan -out), base64: what the apply
+	// runs. Its JSON (show -json of it) is Plan.
+	PlanFile   []byte `json:"plan_file"`
+	Message    string `json:"message"`
+	OnBehalfOf string `json:"on_behalf_of"`
+	// Ref is the git ref Gatehouse plans, for terraform workspaces
+	// started without a plan.
+	Ref string `json:"ref"`
 }
+
+// maxRefLength bounds a git ref.
+const maxRefLength = 255
 
 func (s *server) createRun(c echo.Context) error {
 	var body createRunBody
@@ -40,9 +49,26 @@ func (s *server) createRun(c echo.Context) error {
 	if err := approval.CheckText("message", body.Message, approval.MaxMessageBytes); err != nil {
 		return err
 	}
-	sub, err := parseSubmission(body.Plan, body.Cost)
-	if err != nil {
+	ws := workspaceOf(c)
+	if err := checkRef(body.Ref); err != nil {
 		return err
+	}
+	var sub submission
+	switch {
+	case isEmpty(body.Plan) && ws.Terraform != nil:
+		// Gatehouse plans: nothing submitted but the message and ref.
+		if len(body.PlanFile) > 0 || !isEmpty(body.Cost) {
+			return approval.Errorf(approval.CodeInvalid, "plan_file, cost: only with a plan; without one Gatehouse plans the workspace itself")
+		}
+	default:
+		var err error
+		if sub, err = parseSubmission(body.Plan, body.Cost); err != nil {
+			return err
+		}
+		if len(body.PlanFile) > 0 {
+			sub.planFile = body.PlanFile
+			sub.docs = append(sub.docs, body.PlanFile)
+		}
 	}
 	key, err := idempotencyKey(c)
 	if err != nil {
@@ -55,14 +81,19 @@ func (s *server) createRun(c echo.Context) error {
 	if err := s.store(sub); err != nil {
 		return err
 	}
+	origin := approval.Origin{Ref: body.Ref, Trigger: "api"}
+	if sub.planFile != nil {
+		origin.PlanFileSHA256 = plan.Hash(sub.planFile)
+	}
 	run, err := s.Runs.StartRun(c.Request().Context(), starter.StartRequest{
-		Workspace:      workspaceOf(c).Name,
+		Workspace:      ws.Name,
 		RequestedBy:    requester,
 		SubmittedBy:    submitter,
 		Message:        body.Message,
 		Plan:           sub.plan,
 		Cost:           sub.cost,
 		IdempotencyKey: key,
+		Origin:         origin,
 	})
 	if err != nil {
 		return err
@@ -74,9 +105,32 @@ func (s *server) createRun(c echo.Context) error {
 // submission is a plan (and optional cost estimate) as submitted: the
 // summaries a run is started with and the exact documents to store.
 type submission struct {
-	plan approval.Plan
-	cost *approval.CostSummary
-	docs [][]byte
+	plan     approval.Plan
+	cost     *approval.CostSummary
+	planFile []byte // the binary plan, when submitted
+	docs     [][]byte
+}
+
+func isEmpty(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
+
+// checkRef refuses what git would take for an option, or cannot be a ref
+// (git check-ref-format's rules, roughly: no control characters, spaces,
+// ~ ^ : ? * [ \, "..", or a leading "-").
+func checkRef(ref string) error {
+	if len(ref) > maxRefLength {
+		return approval.Errorf(approval.CodeInvalid, "ref: longer than %d bytes", maxRefLength)
+	}
+	bad := strings.HasPrefix(ref, "-") || strings.Contains(ref, "..") || strings.ContainsAny(ref, " ~^:?*[\\")
+	for i := 0; i < len(ref) && !bad; i++ {
+		bad = ref[i] < 0x20 || ref[i] == 0x7f
+	}
+	if bad {
+		return approval.Errorf(approval.CodeInvalid, "ref: %q is not a git ref", ref)
+	}
+	return nil
 }
 
 // parseSubmission validates the plan and cost fields of a body. The plan's

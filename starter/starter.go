@@ -39,6 +39,9 @@ type Client struct {
 	// MaxWakeups, when set, overrides how often a run wakes up before it
 	// continues as new (workflows.DefaultMaxWakeups). Tests lower it.
 	MaxWakeups int
+	// LockRetry, when set, overrides how often a queued run asks for its
+	// workspace's apply lock (workflows.DefaultLockRetry). Tests lower it.
+	LockRetry time.Duration
 }
 
 // New returns a Client for runs on taskQueue in namespace that signs with
@@ -93,6 +96,10 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	}
 	settings := ws.Workspace
 	settings.Rules, settings.Steps = nil, nil // evaluated into Reasons
+	origin := req.Origin
+	if origin.Trigger == "" {
+		origin.Trigger = "api"
+	}
 	in := workflows.RunInput{
 		Workspace:     settings,
 		RequestedBy:   req.RequestedBy,
@@ -100,13 +107,29 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 		Message:       req.Message,
 		Plan:          workflows.InputPlan{PlanSummary: req.Plan.PlanSummary},
 		Cost:          req.Cost,
-		Reasons:       approval.Evaluate(ws.Workspace, req.Plan, req.Cost, req.RequestedBy, c.config.Directory()),
 		ConfigVersion: c.config.Version,
 		MaxWakeups:    c.MaxWakeups,
+		LockRetry:     c.LockRetry,
 		IssuedAt:      time.Now().UTC(),
+		Origin:        &origin,
+		ChangedSince:  req.ChangedSince,
+		Paths:         req.Paths,
+	}
+	switch {
+	case req.Plan.SHA256 == "" && ws.Terraform == nil:
+		return approval.Run{}, approval.Errorf(approval.CodeInvalid, "plan: required: workspace %s does not plan itself (it has no terraform block)", ws.Name)
+	case req.Plan.SHA256 == "":
+		in.Planning = true // the worker plans, and evaluates the rules
+	case ws.Terraform != nil && origin.PlanFileSHA256 == "":
+		return approval.Run{}, approval.Errorf(approval.CodeInvalid, "plan_file: required: workspace %s applies the binary plan (plan -out) beside its JSON; or send no plan and Gatehouse plans", ws.Name)
+	default:
+		in.Reasons = approval.Evaluate(ws.Workspace, req.Plan, req.Cost, req.RequestedBy, c.config.Directory())
 	}
 	if ws.Apply != nil {
 		in.ApplyTimeout = ws.Apply.Timeout
+	}
+	if t := ws.Terraform; t != nil {
+		in.ApplyTimeout, in.PlanTimeout, in.Replan = t.Timeout, t.Timeout, t.ReplanBeforeApply
 	}
 	id := runID(req)
 	payload, err := workflows.StartPayload(id, in)
@@ -139,7 +162,36 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 		return approval.Run{}, approval.Errorf(approval.CodeUnprocessable,
 			"Idempotency-Key: already used by %s for run %s with another plan, message or estimate; send a new key", req.RequestedBy.ID, run.ID)
 	}
+	if ws.Supersede {
+		c.supersedeOlder(ctx, run, req.RequestedBy)
+	}
 	return c.settlePolicy(ctx, run), nil
+}
+
+// supersedeOlder ends the workspace's older runs that still wait for
+// approval (or have not asked yet): the newer run replaces them. Each is
+// read again and checked before it is ended, so a run that moved on
+// (queued, approved) meanwhile is left alone. Failures are logged in the
+// runs' own trail by their absence; the new run stands either way.
+func (c *Client) supersedeOlder(ctx context.Context, newer approval.Run, by approval.Identity) {
+	runs, err := c.ListRuns(ctx, newer.Workspace, ListFilter{})
+	if err != nil {
+		return
+	}
+	for _, old := range runs {
+		switch old.Status {
+		case approval.StatusPlanning, approval.StatusEvaluatingPolicy, approval.StatusPendingApproval, approval.StatusChangesRequested:
+		default:
+			continue
+		}
+		if old.ID == newer.ID || !old.CreatedAt.Before(newer.CreatedAt) {
+			continue
+		}
+		_, _ = c.Decide(ctx, DecisionRequest{
+			Workspace: newer.Workspace, RunID: old.ID, Kind: approval.DecisionSupersede, Actor: by,
+			Comment: "superseded by run " + newer.ID, Channel: "system", IdempotencyKey: "supersede-by-" + newer.ID,
+		})
+	}
 }
 
 // sameSubmission reports whether run was started from what req submits: a
@@ -157,12 +209,20 @@ func sameSubmission(run approval.Run, req StartRequest) bool {
 		}
 		return id.ID
 	}
+	same := run.Message == req.Message && submitter(run.SubmittedBy) == submitter(req.SubmittedBy)
+	if req.Plan.SHA256 == "" {
+		// Gatehouse plans this run: the request is its ref.
+		ref := ""
+		if run.Origin != nil {
+			ref = run.Origin.Ref
+		}
+		return same && ref == req.Origin.Ref
+	}
 	first := run.Plan.SHA256
 	if len(run.Rounds) > 0 {
 		first = run.Rounds[0].Plan.SHA256 // the run may have been revised since
 	}
-	return first == req.Plan.SHA256 && run.Message == req.Message && submitter(run.SubmittedBy) == submitter(req.SubmittedBy) &&
-		(len(run.Rounds) > 1 || costSHA(run.Cost) == costSHA(req.Cost))
+	return same && first == req.Plan.SHA256 && (len(run.Rounds) > 1 || costSHA(run.Cost) == costSHA(req.Cost))
 }
 
 // policyWait bounds how long StartRun waits for a new run's policies, so the
@@ -586,6 +646,8 @@ func (c *Client) decisionUpdate(run approval.Run, d DecisionRequest, req approva
 		return run.CheckRequestChanges, workflows.UpdateRequestChanges, req, nil
 	case approval.DecisionBypass:
 		return run.CheckBypass, workflows.UpdateBypass, req, nil
+	case approval.DecisionSupersede:
+		return run.CheckSupersede, workflows.UpdateSupersede, req, nil
 	case approval.DecisionRenotify:
 		// The rate limit is the workflow's to decide, on its own clock.
 		return func(req approval.Request) error { return run.CheckRenotify(req, time.Time{}) }, workflows.UpdateRenotify, req, nil

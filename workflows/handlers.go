@@ -71,6 +71,9 @@ func (r *run) registerHandlers(ctx workflow.Context) error {
 			})
 			return nil
 		}},
+		{UpdateSupersede, timeless(r.state.CheckSupersede), func(ctx workflow.Context, req approval.Request) error {
+			return r.state.Supersede(req, now(ctx))
+		}},
 		{UpdateRenotify, func(ctx workflow.Context, req approval.Request) error {
 			return r.state.CheckRenotify(req, now(ctx))
 		}, func(ctx workflow.Context, req approval.Request) error {

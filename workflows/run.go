@@ -32,6 +32,7 @@ const (
 	UpdateRevisePlan     = "revise_plan"
 	UpdateBypass         = "bypass"
 	UpdateRenotify       = "renotify"
+	UpdateSupersede      = "supersede"
 )
 
 // DefaultApplyTimeout bounds an apply when the workspace does not say.
@@ -93,6 +94,21 @@ type RunInput struct {
 	ApplyTimeout  time.Duration         `json:"apply_timeout,omitempty"`
 	// MaxWakeups overrides DefaultMaxWakeups (tests set it low).
 	MaxWakeups int `json:"max_wakeups,omitempty"`
+	// Origin is where the plan comes from (ref, binary plan, trigger).
+	Origin *approval.Origin `json:"origin,omitempty"`
+	// Planning: Gatehouse plans the run itself (terraform workspaces
+	// started without a plan); PlanTimeout bounds one plan.
+	Planning    bool          `json:"planning,omitempty"`
+	PlanTimeout time.Duration `json:"plan_timeout,omitempty"`
+	// Replan plans again just before the apply (replan_before_apply).
+	Replan bool `json:"replan,omitempty"`
+	// ChangedSince and Paths: the run goes on only if a file under one of
+	// the path globs changed since that commit (GitHub deliveries).
+	ChangedSince string   `json:"changed_since,omitempty"`
+	Paths        []string `json:"paths,omitempty"`
+	// LockRetry overrides how often a queued run asks for the lock again
+	// (tests set it low).
+	LockRetry time.Duration `json:"lock_retry,omitempty"`
 	// IssuedAt and Signature are the gateway's: see StartPayload.
 	IssuedAt  time.Time `json:"issued_at"`
 	Signature string    `json:"signature,omitempty"`
@@ -182,13 +198,27 @@ func (w Runner) Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 	}
 	r.publish(ctx)
 
-	for !r.state.Status.Final() {
+	for !r.state.Done() {
 		r.sendNotices(ctx)
 		switch {
+		case r.state.Status == approval.StatusPlanning:
+			r.planRun(ctx)
 		case r.state.Status == approval.StatusEvaluatingPolicy:
 			r.evaluatePolicy(ctx)
+		case r.state.Status == approval.StatusApproved && r.state.Mode == "":
+			r.apply(ctx) // a run from before modes: it applies as it did
 		case r.state.Status == approval.StatusApproved:
-			r.apply(ctx)
+			r.deliver(ctx)
+		case r.state.Status == approval.StatusQueued && r.historyFull(ctx):
+			ok, err := r.readyToContinue(ctx)
+			if err != nil {
+				return r.state, err
+			}
+			if ok {
+				return approval.Run{}, r.continueAsNew(ctx)
+			}
+		case r.state.Status == approval.StatusQueued:
+			r.waitInQueue(ctx)
 		case r.state.Status.Waiting() && r.historyFull(ctx):
 			ok, err := r.readyToContinue(ctx)
 			if err != nil {
@@ -205,6 +235,7 @@ func (w Runner) Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 			return r.state, fmt.Errorf("run is %s: nothing moves it on", r.state.Status)
 		}
 	}
+	r.releaseLock(ctx) // whatever ended the run, the workspace may apply again
 	r.sendNotices(ctx)
 	r.send(ctx, activities.Event{Kind: activities.EventFinished})
 	r.publish(ctx)
@@ -240,6 +271,10 @@ type run struct {
 	delivering int
 	// wakeups counts wake-ups in this workflow run, for continue-as-new.
 	wakeups int
+	// thawed and replanned mark the freeze check and the re-plan as done
+	// for the current approval; both start over when the run goes back to
+	// people.
+	thawed, replanned bool
 }
 
 func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
@@ -274,6 +309,8 @@ func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 		Cost:          in.Cost,
 		Reasons:       reasons,
 		ConfigVersion: in.ConfigVersion,
+		Planning:      in.Planning,
+		Origin:        in.Origin,
 	}, workflow.Now(ctx))
 	if !r.preIntegrity {
 		if why := r.verifyStart(ctx); why != "" {
@@ -429,6 +466,15 @@ func (r *run) apply(ctx workflow.Context) {
 		return
 	}
 	r.publish(ctx)
+	res := r.runApply(ctx)
+	if err := r.state.FinishApply(res, workflow.Now(ctx)); err != nil {
+		workflow.GetLogger(ctx).Error("apply result not recorded", "error", err)
+	}
+	r.publish(ctx)
+}
+
+// runApply runs the apply activity once and says what it did.
+func (r *run) runApply(ctx workflow.Context) approval.ApplyResult {
 
 	timeout := r.in.ApplyTimeout
 	if timeout <= 0 {
@@ -443,18 +489,18 @@ func (r *run) apply(ctx workflow.Context) {
 	})
 	var a *activities.Activities
 	var res approval.ApplyResult
-	err := workflow.ExecuteActivity(actx, a.Apply, activities.ApplyInput{
+	in := activities.ApplyInput{
 		RunID:      r.state.ID,
 		Workspace:  r.state.Workspace,
 		PlanSHA256: r.state.Plan.SHA256,
-	}).Get(ctx, &res)
-	if err != nil {
+	}
+	if o := r.state.Origin; o != nil {
+		in.PlanFileSHA256, in.Commit = o.PlanFileSHA256, o.Commit
+	}
+	if err := workflow.ExecuteActivity(actx, a.Apply, in).Get(ctx, &res); err != nil {
 		res = applyFailure(err)
 	}
-	if err := r.state.FinishApply(res, workflow.Now(ctx)); err != nil {
-		workflow.GetLogger(ctx).Error("apply result not recorded", "error", err)
-	}
-	r.publish(ctx)
+	return res
 }
 
 // applyFailure says what an apply that returned no result means. Only an
@@ -498,7 +544,8 @@ func (r *run) readyToContinue(ctx workflow.Context) (bool, error) {
 	if err := workflow.Await(ctx, r.drained(ctx)); err != nil {
 		return false, err
 	}
-	return r.state.Status.Waiting() && len(r.outbox) == 0 && len(r.unannounced()) == 0, nil
+	quiet := r.state.Status.Waiting() || r.state.Status == approval.StatusQueued
+	return quiet && len(r.outbox) == 0 && len(r.unannounced()) == 0, nil
 }
 
 func (r *run) drained(ctx workflow.Context) func() bool {
