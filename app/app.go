@@ -172,12 +172,19 @@ func (p *parts) newWorker() (*applyingWorker, error) {
 	if err != nil {
 		return nil, err
 	}
+	locks, err := activities.NewLockStore(filepath.Join(p.opts.DataDir, "locks"))
+	if err != nil {
+		return nil, err
+	}
 	acts := &activities.Activities{
 		Config:   p.config,
 		Plans:    p.plans,
 		Notifier: activities.LogNotifier{Logger: p.opts.Logger.Named("notify")},
 		Logger:   p.opts.Logger.Named("activities"),
 		Claims:   claims,
+		Locks:    locks,
+		Temporal: p.client,
+		Work:     filepath.Join(p.opts.DataDir, "work"),
 	}
 	w := worker.New(p.client, p.opts.TaskQueue, p.runner(), acts, sdkworker.Options{
 		WorkerStopTimeout: p.opts.StopTimeout,

@@ -187,14 +187,20 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	locks, err := activities.NewLockStore(filepath.Join(dir, "locks"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &stack{
 		t: t, temporal: ts, client: c, applyLog: applyLog, hooks: hooks,
-		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
+		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Locks: locks, Temporal: c,
+			Work: filepath.Join(dir, "work"), Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
 	}
 	s.keys = testKeys(t)
 	s.startWorker()
 	runs := starter.New(c, ts.GetDefaultNamespace(), taskQueue, cfg, s.keys)
 	runs.MaxWakeups = opts.maxWakeups
+	runs.LockRetry = 200 * time.Millisecond
 	s.runs = runs
 	srv := httptest.NewServer(gateway.New(gateway.Options{
 		Config: cfg,
