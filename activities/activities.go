@@ -24,8 +24,14 @@ type Activities struct {
 	Logger   *zap.Logger
 	// HTTP is the client for webhooks; a default with a timeout when nil.
 	HTTP *http.Client
-	// Executor applies approved plans; CommandExecutor when nil.
+	// Executor applies approved plans of workspaces with an apply command;
+	// CommandExecutor when nil. Terraform workspaces are applied by a
+	// TerraformExecutor on Work.
 	Executor Executor
+	// Work is the root of what terraform workspaces need on disk: per-run
+	// checkouts and plan files, a private HOME, the plugin cache and the
+	// CLI config Gatehouse writes (<data-dir>/work).
+	Work string
 	// Claims records, outside workflow history, which attempt applies a
 	// run's plan; Apply refuses to run without it.
 	Claims *ClaimStore

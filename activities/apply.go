@@ -29,8 +29,16 @@ type ApplyJob struct {
 	RunID      string
 	Workspace  string
 	PlanSHA256 string
-	PlanFile   string
-	Apply      config.Apply
+	// PlanFile is the private copy: the JSON plan for an apply command,
+	// the binary plan (PlanFileSHA256) for a terraform workspace.
+	PlanFile string
+	Apply    config.Apply
+	// Terraform is set for a workspace Gatehouse plans and applies: the
+	// executor applies PlanFile in the working directory it describes,
+	// checked out at Commit when it comes from git.
+	Terraform      *config.Terraform
+	PlanFileSHA256 string
+	Commit         string
 	// Output receives everything the apply prints; the activity keeps its
 	// tail as the run's log artifact.
 	Output io.Writer
@@ -38,8 +46,8 @@ type ApplyJob struct {
 
 // Executor applies an approved plan. A failure to apply is a result
 // (ExitCode, Error), not an error: the run records it as a failed apply.
-// The command executor is the one there is today; an OpenTofu executor that
-// runs `tofu apply` on a stored plan file fits the same seam.
+// CommandExecutor runs a workspace's apply command; TerraformExecutor runs
+// `tofu apply` (or terraform's) on the stored binary plan.
 type Executor interface {
 	Execute(ctx context.Context, job ApplyJob) approval.ApplyResult
 }
@@ -49,6 +57,12 @@ type ApplyInput struct {
 	RunID      string `json:"run_id"`
 	Workspace  string `json:"workspace"`
 	PlanSHA256 string `json:"plan_sha256"`
+	// PlanFileSHA256 is the binary plan a terraform workspace applies:
+	// exactly that file, read back from the store and checked.
+	PlanFileSHA256 string `json:"plan_file_sha256,omitempty"`
+	// Commit is what a git workspace checks out to apply: the commit
+	// that was planned.
+	Commit string `json:"commit,omitempty"`
 }
 
 // Error types of the apply activity, the contract with the run workflow.
@@ -68,10 +82,11 @@ const logLimit = 1 << 20
 // heartbeat timeout, so a live apply is never mistaken for a dead worker.
 const heartbeatEvery = 10 * time.Second
 
-// Apply runs the workspace's apply command for the approved plan, at most
-// once per run and plan whatever Temporal does. The plan's bytes are read
-// back from the store, checked against the approved hash and handed to the
-// command in a private file, so what runs is exactly what was approved.
+// Apply runs the workspace's apply command — or, for a terraform workspace,
+// `apply` of the approved binary plan — at most once per run and plan
+// whatever Temporal does. The plan's bytes are read back from the store,
+// checked against the approved hash and handed over in a private file, so
+// what runs is exactly what was approved.
 // Before the command starts, the apply is claimed on disk (ClaimStore); a
 // second attempt finds the claim and returns ApplyOutcomeUnknown without
 // running anything. A workspace with no command records that nothing was
@@ -84,11 +99,11 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (approval.ApplyRe
 		return approval.ApplyResult{}, temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("workspace %q is not configured on this worker", in.Workspace), ErrWorkspaceUnknown, nil)
 	}
-	if ws.Apply == nil {
+	if ws.Apply == nil && ws.Terraform == nil {
 		now := time.Now().UTC()
 		return approval.ApplyResult{Executed: false, StartedAt: started, FinishedAt: now}, nil
 	}
-	planFile, cleanup, err := a.privatePlan(in)
+	job, cleanup, err := a.applyJob(in, ws)
 	if err != nil {
 		return approval.ApplyResult{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrPlanUnavailable, nil)
 	}
@@ -98,13 +113,11 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (approval.ApplyRe
 	}
 
 	log := newTailBuffer(logLimit)
-	res := a.execute(ctx, ApplyJob{
-		RunID: in.RunID, Workspace: in.Workspace, PlanSHA256: in.PlanSHA256, PlanFile: planFile,
-		Apply: *ws.Apply, Output: log,
-	})
+	job.Output = log
+	res := a.execute(ctx, a.executorFor(ws), job)
 	res.StartedAt = started
 	res.FinishedAt = time.Now().UTC()
-	a.storeLog(in, &res, log)
+	a.storeLog(in, &res, log, logRedactor(ws, os.LookupEnv))
 	a.finishClaim(in, res)
 	a.Logger.Info("apply finished",
 		zap.String("run_id", in.RunID), zap.String("workspace", in.Workspace),
@@ -113,10 +126,42 @@ func (a *Activities) Apply(ctx context.Context, in ApplyInput) (approval.ApplyRe
 	return res, nil
 }
 
-// privatePlan writes the approved plan, checked against its hash, to a file
-// only this apply uses, and returns it with the function that removes it.
-func (a *Activities) privatePlan(in ApplyInput) (string, func(), error) {
-	data, err := a.Plans.Get(in.PlanSHA256)
+// applyJob gathers what the apply needs before anything is claimed, so a
+// missing or altered plan ends the run with nothing run: for an apply
+// command a private copy of the JSON plan; for a terraform workspace one of
+// the binary plan, after checking that the approved JSON is still there
+// too, and the commit a git workspace checks out.
+func (a *Activities) applyJob(in ApplyInput, ws config.Workspace) (ApplyJob, func(), error) {
+	job := ApplyJob{
+		RunID: in.RunID, Workspace: in.Workspace, PlanSHA256: in.PlanSHA256,
+		PlanFileSHA256: in.PlanFileSHA256, Commit: in.Commit,
+	}
+	if ws.Terraform == nil {
+		job.Apply = *ws.Apply
+		path, cleanup, err := a.privatePlan(in.PlanSHA256, ".json")
+		job.PlanFile = path
+		return job, cleanup, err
+	}
+	job.Terraform = ws.Terraform
+	if in.PlanFileSHA256 == "" {
+		return job, nil, errors.New("the run records no binary plan (plan -out) to apply")
+	}
+	if ws.Terraform.Git != nil && in.Commit == "" {
+		return job, nil, errors.New("the run records no commit to check out for the apply")
+	}
+	if _, err := a.Plans.Get(in.PlanSHA256); err != nil {
+		return job, nil, fmt.Errorf("load approved plan: %w", err)
+	}
+	path, cleanup, err := a.privatePlan(in.PlanFileSHA256, ".tfplan")
+	job.PlanFile = path
+	return job, cleanup, err
+}
+
+// privatePlan writes the stored file with the given hash, checked against
+// it, to a file only this apply uses (named after the hash, with ext), and
+// returns it with the function that removes it.
+func (a *Activities) privatePlan(sha, ext string) (string, func(), error) {
+	data, err := a.Plans.Get(sha)
 	if err != nil {
 		return "", nil, fmt.Errorf("load approved plan: %w", err)
 	}
@@ -125,7 +170,7 @@ func (a *Activities) privatePlan(in ApplyInput) (string, func(), error) {
 		return "", nil, fmt.Errorf("private copy of the plan: %w", err)
 	}
 	cleanup := func() { os.RemoveAll(dir) }
-	path := filepath.Join(dir, in.PlanSHA256+".json")
+	path := filepath.Join(dir, sha+ext)
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		cleanup()
 		return "", nil, fmt.Errorf("private copy of the plan: %w", err)
@@ -166,14 +211,24 @@ func workerIdentity(taskQueue, host string) string {
 	return fmt.Sprintf("%d@%s@%s", os.Getpid(), host, taskQueue)
 }
 
+// executorFor is what applies the workspace: Terraform's own apply for a
+// terraform workspace, else the configured executor, by default the
+// workspace's apply command.
+func (a *Activities) executorFor(ws config.Workspace) Executor {
+	switch {
+	case ws.Terraform != nil:
+		return TerraformExecutor{Work: a.Work}
+	case a.Executor != nil:
+		return a.Executor
+	default:
+		return CommandExecutor{}
+	}
+}
+
 // execute runs the job on the executor, heartbeating all the while: also
 // while a stopping worker waits for it, so the server does not take a
 // finishing apply for a dead one.
-func (a *Activities) execute(ctx context.Context, job ApplyJob) approval.ApplyResult {
-	executor := a.Executor
-	if executor == nil {
-		executor = CommandExecutor{}
-	}
+func (a *Activities) execute(ctx context.Context, executor Executor, job ApplyJob) approval.ApplyResult {
 	stop := heartbeat(ctx, heartbeatEvery)
 	defer stop()
 	return executor.Execute(ctx, job)
@@ -199,15 +254,17 @@ func heartbeat(ctx context.Context, every time.Duration) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-// storeLog keeps what the command printed as an artifact in the
-// content-addressed store and points the result at it. Nothing of the
-// output enters workflow history. Failing to store it does not change what
-// the apply did, so it is logged, not returned.
-func (a *Activities) storeLog(in ApplyInput, res *approval.ApplyResult, log *tailBuffer) {
-	if !res.Executed {
+// storeLog keeps what the command printed, secrets redacted, as an
+// artifact in the content-addressed store and points the result at it. A
+// step before the apply that printed something (a checkout, an init) has its
+// log kept too. Nothing of the output enters workflow history. Failing to
+// store it does not change what the apply did, so it is logged, not
+// returned.
+func (a *Activities) storeLog(in ApplyInput, res *approval.ApplyResult, log *tailBuffer, r secretRedactor) {
+	if !res.Executed && log.Written() == 0 {
 		return
 	}
-	data, truncated := log.Artifact()
+	data, truncated := r.artifact(log)
 	sha, err := a.Plans.Put(data)
 	if err != nil {
 		a.Logger.Error("store apply log", zap.String("run_id", in.RunID), zap.Error(err))
@@ -240,6 +297,13 @@ type tailBuffer struct {
 }
 
 func newTailBuffer(limit int) *tailBuffer { return &tailBuffer{limit: limit} }
+
+// Written is how many bytes were written, kept or not.
+func (b *tailBuffer) Written() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.total
+}
 
 func (b *tailBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
@@ -325,14 +389,68 @@ type CommandExecutor struct {
 func (e CommandExecutor) Execute(ctx context.Context, job ApplyJob) approval.ApplyResult {
 	ap := job.Apply
 	res := approval.ApplyResult{Command: ap.Command}
-	grace := e.Grace
+	err := process{
+		Args: ap.Command, Dir: ap.Dir, Env: applyEnv(job, os.LookupEnv),
+		Stdout: job.Output, Stderr: job.Output, Grace: e.Grace,
+	}.run(ctx)
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		res.Executed = true
+		res.ExitCode = exitCode(exitErr)
+		res.Error = fmt.Sprintf("apply command failed: %v", err)
+		if ctx.Err() != nil {
+			res.Error += fmt.Sprintf(" (interrupted: %v)", context.Cause(ctx))
+		}
+	case errors.Is(err, errNotStarted):
+		res.ExitCode = -1
+		res.Error = err.Error()
+	case err != nil:
+		res.Executed = true
+		res.ExitCode = -1
+		res.Error = fmt.Sprintf("apply command: %v", err)
+	default:
+		res.Executed = true
+	}
+	return res
+}
+
+// exitCode is the code a command that failed exited with; -1 when a signal
+// ended it, so a killed command never reads as a success.
+func exitCode(err *exec.ExitError) int {
+	if code := err.ExitCode(); code != 0 {
+		return code
+	}
+	return -1
+}
+
+// process is one command Gatehouse runs on the worker — an apply command,
+// or a step of a Terraform plan or apply — and how it is stopped.
+type process struct {
+	Args           []string
+	Dir            string
+	Env            []string
+	Stdout, Stderr io.Writer
+	// Grace is how long the command has between SIGINT and SIGKILL once
+	// ctx ends. DefaultGrace when 0.
+	Grace time.Duration
+}
+
+// run runs the command in a process group of its own and waits for it. If
+// ctx ends the group gets SIGINT, and SIGKILL once the grace period is
+// over. The error wraps errNotStarted when the command never ran, and is
+// an *exec.ExitError when it exited non-zero or was killed.
+func (p process) run(ctx context.Context) error {
+	grace := p.Grace
 	if grace <= 0 {
 		grace = DefaultGrace
 	}
-	cmd := exec.CommandContext(ctx, ap.Command[0], ap.Command[1:]...)
-	cmd.Dir = ap.Dir
-	cmd.Env = applyEnv(job, os.LookupEnv)
-	cmd.Stdout, cmd.Stderr = job.Output, job.Output
+	cmd := exec.CommandContext(ctx, p.Args[0], p.Args[1:]...)
+	cmd.Dir = p.Dir
+	// Never nil: a nil Env would hand the command the worker's whole
+	// environment.
+	cmd.Env = append([]string{}, p.Env...)
+	cmd.Stdout, cmd.Stderr = p.Stdout, p.Stderr
 	cmd.SysProcAttr = applyProcAttr()
 	var kill *time.Timer
 	cmd.Cancel = func() error {
@@ -349,29 +467,7 @@ func (e CommandExecutor) Execute(ctx context.Context, job ApplyJob) approval.App
 	if kill != nil {
 		kill.Stop()
 	}
-	var exitErr *exec.ExitError
-	switch {
-	case errors.As(err, &exitErr):
-		res.Executed = true
-		res.ExitCode = exitErr.ExitCode()
-		if res.ExitCode == 0 {
-			res.ExitCode = -1
-		}
-		res.Error = fmt.Sprintf("apply command failed: %v", err)
-		if ctx.Err() != nil {
-			res.Error += fmt.Sprintf(" (interrupted: %v)", context.Cause(ctx))
-		}
-	case errors.Is(err, errNotStarted):
-		res.ExitCode = -1
-		res.Error = err.Error()
-	case err != nil:
-		res.Executed = true
-		res.ExitCode = -1
-		res.Error = fmt.Sprintf("apply command: %v", err)
-	default:
-		res.Executed = true
-	}
-	return res
+	return err
 }
 
 // errNotStarted marks a command that never ran.
