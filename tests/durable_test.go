@@ -22,7 +22,7 @@ func TestWebhookReceivesSignedEvents(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	run := s.createRun("hooked", "t-alice", "add-only.json")
 	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
-	s.waitFor(run, approval.StatusApplied)
+	s.waitFor(run, approval.StatusApproved) // gate only: it has no apply
 	deadline := time.Now().Add(10 * time.Second)
 	var kinds []activities.EventKind
 	for time.Now().Before(deadline) {

@@ -56,6 +56,7 @@ workspaces:
     on_timeout: cancel
     allow_bypass: true
     readers: {users: [sam]}
+    supersede: false   # the tests keep several runs of it waiting at once
     apply: {command: [APPLY], dir: ".", env_from: [LOGVAR]}
     rules:
       - name: destroys-need-two
