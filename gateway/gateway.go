@@ -96,6 +96,9 @@ func New(opts Options) http.Handler {
 	ws(http.MethodGet, "/runs/:id/approval", s.getApproval)
 	e.GET("/api/v1/workspaces", s.listWorkspaces, s.authenticate)
 	e.GET("/api/v1/approval-key", s.getApprovalKey)
+	// Webhooks authenticate by their signature, not by a bearer token.
+	e.POST("/api/v1/hooks/:ws", s.startFromHook)
+	e.POST("/api/v1/github/webhook", s.gitHubWebhook)
 	return e
 }
 
