@@ -36,6 +36,9 @@ type SignedApproval struct {
 	Workspace string `json:"workspace"`
 	// PlanSHA256 is the hex SHA-256 of the plan JSON as submitted.
 	PlanSHA256 string `json:"plan_sha256"`
+	// PlanFileSHA256 is the hex SHA-256 of the binary plan (plan -out),
+	// when the run has one: the file the pipeline should apply.
+	PlanFileSHA256 string `json:"plan_file_sha256,omitempty"`
 	// Approvers are the approvals that stand (revoked ones are left out).
 	Approvers  []SignedApprover `json:"approvers"`
 	ApprovedAt time.Time        `json:"approved_at"`
@@ -86,6 +89,9 @@ func NewSignedApproval(run approval.Run, key ed25519.PrivateKey, now time.Time) 
 		Run: run.ID, Workspace: run.Workspace, PlanSHA256: run.Plan.SHA256,
 		Approvers: standingApprovals(run), ApprovedAt: approvedAt(run).UTC(), IssuedAt: now.UTC(),
 		KeyID: KeyID(key.Public().(ed25519.PublicKey)),
+	}
+	if run.Origin != nil {
+		doc.PlanFileSHA256 = run.Origin.PlanFileSHA256
 	}
 	msg, err := doc.message()
 	if err != nil {
@@ -165,6 +171,18 @@ func VerifyApproval(doc, planJSON []byte, pub ed25519.PublicKey) (SignedApproval
 		return d, fmt.Errorf("%w: its sha256 is %s; run %s approved %s", ErrPlanMismatch, got, d.Run, d.PlanSHA256)
 	}
 	return d, nil
+}
+
+// CheckPlanFile reports whether data, a binary plan about to be applied,
+// is the one the verified approval names (ErrPlanMismatch otherwise).
+func (d SignedApproval) CheckPlanFile(data []byte) error {
+	if d.PlanFileSHA256 == "" {
+		return fmt.Errorf("%w: run %s was approved without a binary plan", ErrPlanMismatch, d.Run)
+	}
+	if got := plan.Hash(data); got != d.PlanFileSHA256 {
+		return fmt.Errorf("%w: the plan file's sha256 is %s; run %s approved %s", ErrPlanMismatch, got, d.Run, d.PlanFileSHA256)
+	}
+	return nil
 }
 
 // verifySignature decodes doc and checks that it is in canonical form and

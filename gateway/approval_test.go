@@ -26,6 +26,9 @@ func testApprovalKey(seed byte) ed25519.PrivateKey {
 
 const testPlan = `{"format_version": "1.2", "resource_changes": []}`
 
+// testPlanFile stands for the binary plan of plan -out.
+const testPlanFile = "binary plan\n"
+
 // approvedRun is a run approved by bob and by an admin's bypass, with
 // carol's approval revoked and a sign-off after apply still to come.
 func approvedRun(status approval.Status) approval.Run {
@@ -33,7 +36,8 @@ func approvedRun(status approval.Status) approval.Run {
 	revoked := t0.Add(3 * time.Minute)
 	return approval.Run{
 		ID: "run-1", Workspace: "prod-network", Status: status, CreatedAt: t0,
-		Plan: approval.PlanSummary{SHA256: plan.Hash([]byte(testPlan))},
+		Origin: &approval.Origin{PlanFileSHA256: plan.Hash([]byte(testPlanFile))},
+		Plan:   approval.PlanSummary{SHA256: plan.Hash([]byte(testPlan))},
 		Reasons: []approval.Reason{
 			{ID: "rule:two", Stage: approval.StagePostPlan, Approvals: []approval.Approval{
 				{UserID: "bob", Email: "bob@example.com", At: t0.Add(time.Minute)},
@@ -54,7 +58,7 @@ func TestSignedApprovalDocument(t *testing.T) {
 	}
 	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	want := SignedApproval{
-		Run: "run-1", Workspace: "prod-network", PlanSHA256: plan.Hash([]byte(testPlan)),
+		Run: "run-1", Workspace: "prod-network", PlanSHA256: plan.Hash([]byte(testPlan)), PlanFileSHA256: plan.Hash([]byte(testPlanFile)),
 		Approvers: []SignedApprover{
 			{UserID: "bob", Email: "bob@example.com", ReasonID: "rule:two", At: t0.Add(time.Minute)},
 			{UserID: "erin", Email: "erin@example.com", ReasonID: "rule:two", At: t0.Add(4 * time.Minute), Bypassed: true},
@@ -122,6 +126,14 @@ func TestVerifyApproval(t *testing.T) {
 	if err != nil || got.Run != "run-1" {
 		t.Fatalf("VerifyApproval: %+v, %v; want run-1 verified", got, err)
 	}
+	// The binary plan is compared as it is: no byte of it is whitespace to
+	// trim.
+	if err := got.CheckPlanFile([]byte(testPlanFile)); err != nil {
+		t.Errorf("CheckPlanFile of the approved plan file: %v", err)
+	}
+	if err := got.CheckPlanFile([]byte(strings.TrimSpace(testPlanFile))); !errors.Is(err, ErrPlanMismatch) {
+		t.Errorf("CheckPlanFile of another plan file: %v; want %v", err, ErrPlanMismatch)
+	}
 
 	var d SignedApproval
 	if err := json.Unmarshal(data, &d); err != nil {
@@ -149,6 +161,7 @@ func TestVerifyApproval(t *testing.T) {
 		{"other plan", data, `{"format_version": "1.2", "resource_changes": [1]}`, pub, ErrPlanMismatch},
 		{"other workspace", reSigned(func(c *SignedApproval) { c.Workspace = "staging-app" }), testPlan, pub, ErrBadSignature},
 		{"other plan hash", reSigned(func(c *SignedApproval) { c.PlanSHA256 = plan.Hash([]byte("{}")) }), "{}", pub, ErrBadSignature},
+		{"plan file hash dropped", reSigned(func(c *SignedApproval) { c.PlanFileSHA256 = "" }), testPlan, pub, ErrBadSignature},
 		{"approver dropped", reSigned(func(c *SignedApproval) { c.Approvers = c.Approvers[:1] }), testPlan, pub, ErrBadSignature},
 		{"signature altered", reSigned(func(c *SignedApproval) { c.Signature = base64.StdEncoding.EncodeToString(sig) }), testPlan, pub, ErrBadSignature},
 		{"other key", data, testPlan, testApprovalKey(2).Public().(ed25519.PublicKey), ErrBadSignature},
