@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gatehouse-dev/gatehouse/app"
+	"github.com/gatehouse-dev/gatehouse/cmd/gatehouse/cli"
 	"github.com/gatehouse-dev/gatehouse/config"
-	"github.com/gatehouse-dev/gatehouse/gateway"
 	"github.com/gatehouse-dev/gatehouse/starter"
 )
 
@@ -133,56 +133,6 @@ func newSetupCmd() *cobra.Command {
 	return cmd
 }
 
-func newStartCmd() *cobra.Command {
-	var (
-		c         gateway.Client
-		workspace string
-		message   string
-		key       string
-	)
-	cmd := &cobra.Command{
-		Use:   "start PLAN.json",
-		Short: "Submit a plan (terraform show -json output; - for stdin) for approval and print the run",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if c.Token == "" {
-				return fmt.Errorf("--token (or GATEHOUSE_TOKEN) is required")
-			}
-			var plan []byte
-			var err error
-			if args[0] == "-" {
-				plan, err = io.ReadAll(cmd.InOrStdin())
-			} else {
-				plan, err = os.ReadFile(args[0])
-			}
-			if err != nil {
-				return fmt.Errorf("read plan: %w", err)
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
-			run, err := c.CreateRun(ctx, workspace, plan, message, key)
-			if err != nil {
-				return err
-			}
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "run:    %s\nstatus: %s\nplan:   +%d ~%d -%d (%d replaced) sha256 %s\nurl:    %s\n",
-				run.ID, run.Status, run.Plan.Adds, run.Plan.Changes, run.Plan.Destroys, run.Plan.Replaces, run.Plan.SHA256, c.RunURL(run))
-			for _, r := range run.Reasons {
-				fmt.Fprintf(out, "needs:  %s %s\n", r.Name, r.Progress)
-			}
-			return nil
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&c.BaseURL, "url", envOr("GATEHOUSE_URL", "http://127.0.0.1:8080"), "gateway base URL (env GATEHOUSE_URL)")
-	f.StringVar(&c.Token, "token", os.Getenv("GATEHOUSE_TOKEN"), "bearer token (env GATEHOUSE_TOKEN)")
-	f.StringVarP(&workspace, "workspace", "w", "", "workspace to submit to (required)")
-	f.StringVarP(&message, "message", "m", "", "what this change is for")
-	f.StringVar(&key, "idempotency-key", "", "makes a retried submission return the same run")
-	_ = cmd.MarkFlagRequired("workspace")
-	return cmd
-}
-
 func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Work with configuration files"}
 	cmd.AddCommand(&cobra.Command{
@@ -193,7 +143,7 @@ func newConfigCmd() *cobra.Command {
 			cfg, err := config.Load(args[0])
 			if err != nil {
 				fmt.Fprintln(cmd.ErrOrStderr(), err)
-				return exitError{}
+				return &cli.ExitError{Code: cli.ExitGeneric} // reported above
 			}
 			out := cmd.OutOrStdout()
 			for _, w := range cfg.Warnings() {

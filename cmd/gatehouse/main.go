@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,6 +15,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/gatehouse-dev/gatehouse/app"
+	"github.com/gatehouse-dev/gatehouse/cmd/gatehouse/cli"
 	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/worker"
 )
@@ -31,28 +31,19 @@ func main() {
 		stop()
 	}()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
-		var exit exitError
-		if !errors.As(err, &exit) {
-			fmt.Fprintln(os.Stderr, "gatehouse:", err)
+		code, msg := cli.Exit(err)
+		if msg != "" {
+			fmt.Fprintln(os.Stderr, "gatehouse:", msg)
 		}
 		stop()
-		os.Exit(1)
+		os.Exit(code)
 	}
 }
 
-// exitError is an error already reported to the user; main only exits.
-type exitError struct{}
-
-func (exitError) Error() string { return "exit 1" }
-
+// newRoot is the client verbs of package cli and the server processes.
 func newRoot() *cobra.Command {
-	root := &cobra.Command{
-		Use:           "gatehouse",
-		Short:         "Durable, auditable human approval between a Terraform plan and its apply",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newStartCmd(), newRunsCmd(), newConfigCmd())
+	root := cli.NewRoot()
+	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newRunsCmd(), newConfigCmd())
 	return root
 }
 
