@@ -113,7 +113,9 @@ func (a *Activities) Plan(ctx context.Context, in PlanInput) (PlanOutcome, error
 // plan's own (it becomes PlanFailed); the outcome carries the origin known
 // so far in every case.
 func (a *Activities) plan(ctx context.Context, tf config.Terraform, ws config.Workspace, in PlanInput, w workRoot, scratch string, log io.Writer) (PlanOutcome, error) {
-	out := PlanOutcome{}
+	// A directory workspace keeps the ref it was asked for, which
+	// workingDir refuses: it has nothing to check out.
+	out := PlanOutcome{Origin: approval.Origin{Ref: in.Ref}}
 	if tf.Git != nil {
 		out.Origin.Ref = cmp.Or(in.Ref, tf.Git.Ref)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -37,11 +38,11 @@ type tfFixture struct {
 
 // newTerraform returns activities whose one workspace "net" plans dir
 // (a fresh directory holding files) with the real OpenTofu, or the block
-// the given YAML lines make when block is not empty. Its rule asks the
+// the given YAML lines make when block is not empty (with the real OpenTofu
+// unless it names a binary). Its rule asks the
 // platform group about every plan that adds something.
 func newTerraform(t *testing.T, files map[string]string, block ...string) tfFixture {
 	t.Helper()
-	tofu := tofutest.Binary(t)
 	root := t.TempDir()
 	dir := filepath.Join(root, "ws")
 	writeFiles(t, dir, files)
@@ -59,8 +60,10 @@ workspaces:
         approvers: {groups: [platform]}
         min_approvals: 1
     terraform:
-      binary: "` + tofu + `"
 `
+	if !slices.ContainsFunc(block, func(l string) bool { return strings.HasPrefix(l, "binary:") }) {
+		yaml += `      binary: "` + tofutest.Binary(t) + `"` + "\n"
+	}
 	for _, l := range block {
 		yaml += "      " + l + "\n"
 	}
@@ -383,6 +386,7 @@ func TestTerraformGitWorkspace(t *testing.T) {
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("no git")
 	}
+	tofutest.Binary(t) // skip before building the repository
 	tmp := t.TempDir()
 	bare := filepath.Join(tmp, "infra.git")
 	git(t, tmp, "init", "--quiet", "--bare", "--initial-branch=main", bare)
@@ -437,6 +441,17 @@ func TestTerraformGitWorkspace(t *testing.T) {
 	}
 }
 
+// A directory workspace has no refs: a run that asks for one fails instead
+// of planning whatever the directory holds.
+func TestTerraformDirWorkspaceRefusesARef(t *testing.T) {
+	binary, dir := fakeTerraform(t, "", `{}`)
+	f := newTerraform(t, nil, `binary: "`+binary+`"`, `dir: "`+dir+`"`)
+	out := mustPlan(t, f, activities.PlanInput{RunID: "run-1", Ref: "feature"}, activities.PlanFailed)
+	if !strings.Contains(out.Error, "no ref or commit to check out") {
+		t.Errorf("error %q; want the ref refused", out.Error)
+	}
+}
+
 func TestTerraformPlanRefusesOtherWorkspaces(t *testing.T) {
 	f := newActivities(t, "#!/bin/sh\nexit 0\n")
 	for _, ws := range []string{"ws", "nope"} {
@@ -444,5 +459,99 @@ func TestTerraformPlanRefusesOtherWorkspaces(t *testing.T) {
 		if !isAppError(err, activities.ErrWorkspaceUnknown) {
 			t.Errorf("plan of %s: %v; want WorkspaceUnknown", ws, err)
 		}
+	}
+}
+
+// fakeTerraform writes a script named terraform that behaves as the binary
+// does for Gatehouse's commands: version -json, init (recording its
+// environment in env.txt), plan -detailed-exitcode (running planBody, then
+// writing the plan file and exiting 2) and show -json (printing shown).
+func fakeTerraform(t *testing.T, planBody, shown string) (binary, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	binary = writeScript(t, dir, "terraform", `#!/bin/sh
+case "$1" in
+version) echo '{"terraform_version":"1.9.8","platform":"linux_amd64"}' ;;
+init) env > env.txt; echo "Terraform has been successfully initialized!" ;;
+plan)
+	for a in "$@"; do case "$a" in -out=*) out="${a#-out=}" ;; esac; done
+	`+planBody+`
+	echo binary-plan > "$out"; exit 2 ;;
+show) cat <<'JSON'
+`+shown+`
+JSON
+;;
+esac
+`)
+	return binary, dir
+}
+
+// A plan Gatehouse cannot classify is a failed plan, never one nobody is
+// asked about (fail closed).
+func TestTerraformPlanRefusesAnUnreadablePlan(t *testing.T) {
+	binary, dir := fakeTerraform(t, "", `{"format_version":"1.2","resource_changes":[
+  {"address":"aws_iam_role.x","mode":"managed","type":"aws_iam_role","name":"x","provider_name":"aws",
+   "change":{"actions":["update","delete"],"before":{},"after":{}}}]}`)
+	f := newTerraform(t, nil, `binary: "`+binary+`"`, `dir: "`+dir+`"`)
+	out := mustPlan(t, f, activities.PlanInput{RunID: "run-1"}, activities.PlanFailed)
+	if !strings.HasPrefix(out.Error, "the plan cannot be read: ") || !strings.Contains(out.Error, `cannot classify actions ["update","delete"]`) {
+		t.Errorf("error %q; want the parser's refusal", out.Error)
+	}
+	if out.Origin.Binary != "terraform 1.9.8" || out.Origin.PlanFileSHA256 != "" || len(out.Reasons) != 0 {
+		t.Errorf("outcome %+v; want terraform's version and nothing stored", out)
+	}
+}
+
+// What the binary sees of the environment is Gatehouse's allow-list and the
+// workspace's env_from, nothing else of the worker's.
+func TestTerraformEnvironmentIsAnAllowList(t *testing.T) {
+	t.Setenv("AWS_PROFILE", "dev")
+	t.Setenv("GATEHOUSE_SIGNING_KEYS", "k1:secret")
+	t.Setenv("SOME_TOKEN", "tok")
+	binary, dir := fakeTerraform(t, "", `{"format_version":"1.2","resource_changes":[]}`)
+	f := newTerraform(t, nil, `binary: "`+binary+`"`, `dir: "`+dir+`"`, `env_from: [AWS_PROFILE]`)
+	mustPlan(t, f, activities.PlanInput{RunID: "run-1"}, activities.PlanPlanned)
+	data, err := os.ReadFile(filepath.Join(dir, "env.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	env := map[string]string{}
+	for line := range strings.Lines(string(data)) {
+		name, value, _ := strings.Cut(strings.TrimSpace(line), "=")
+		switch name {
+		case "PWD", "OLDPWD", "SHLVL", "_": // the shell's own
+			continue
+		}
+		names = append(names, name)
+		env[name] = value
+	}
+	slices.Sort(names)
+	want := []string{"AWS_PROFILE", "GIT_CONFIG_NOSYSTEM", "GIT_TERMINAL_PROMPT", "HOME", "PATH", "TF_CLI_CONFIG_FILE",
+		"TF_DATA_DIR", "TF_INPUT", "TF_IN_AUTOMATION", "TF_PLUGIN_CACHE_DIR"}
+	if !slices.Equal(names, want) {
+		t.Errorf("environment %v; want %v", names, want)
+	}
+	work := f.acts.Work
+	if env["AWS_PROFILE"] != "dev" || env["HOME"] != filepath.Join(work, "home") || env["TF_CLI_CONFIG_FILE"] != filepath.Join(work, "cli.tfrc") {
+		t.Errorf("environment %v; want env_from's value and Gatehouse's own HOME and CLI config", env)
+	}
+	if fi, err := os.Stat(env["TF_CLI_CONFIG_FILE"]); err != nil || fi.Size() != 0 {
+		t.Errorf("CLI config: %v; want an empty file", err)
+	}
+}
+
+// A plan that outlives the workspace's timeout is interrupted (SIGINT to
+// its process group) and fails saying so.
+func TestTerraformPlanTimesOut(t *testing.T) {
+	binary, dir := fakeTerraform(t, "sleep 30", `{}`)
+	f := newTerraform(t, nil, `binary: "`+binary+`"`, `dir: "`+dir+`"`, `timeout: 1s`)
+	start := time.Now()
+	out := mustPlan(t, f, activities.PlanInput{RunID: "run-1"}, activities.PlanFailed)
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("plan took %v; want it stopped after its 1s timeout", took)
+	}
+	if !strings.Contains(out.Error, "terraform plan exited") || !strings.Contains(out.Error, "interrupted: context deadline exceeded") {
+		t.Errorf("error %q; want the plan interrupted by its timeout", out.Error)
 	}
 }
