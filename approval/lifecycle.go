@@ -174,12 +174,22 @@ func (r *Run) ExpireApprovals(ttl time.Duration, now time.Time) ([]string, error
 	return reopened, nil
 }
 
+// StaleApply takes an applying run back to approved when Terraform refused
+// its saved plan as stale: nothing was applied, and the run plans again.
+func (r *Run) StaleApply(now time.Time) error {
+	if err := r.checkStatus("record a stale plan", StatusApplying); err != nil {
+		return err
+	}
+	r.Status = StatusApproved
+	r.UpdatedAt = now
+	return nil
+}
+
 // Replanned puts the plan made again just before apply in place when it
 // differs from the approved one: a new round, approvals kept only where
-// nothing a reason covered changed. From approved (the re-plan before
-// apply) or applying (the apply found its saved plan stale).
+// nothing a reason covered changed.
 func (r *Run) Replanned(plan PlanSummary, fresh []Reason, origin Origin, why string, now time.Time) error {
-	if err := r.checkStatus("replace the plan", StatusApproved, StatusApplying); err != nil {
+	if err := r.checkStatus("replace the plan", StatusApproved); err != nil {
 		return err
 	}
 	r.Origin = &origin

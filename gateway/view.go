@@ -46,6 +46,12 @@ type RunView struct {
 	// its workflow in Temporal and why.
 	Error       string                `json:"error,omitempty"`
 	Termination *approval.Termination `json:"termination,omitempty"`
+	// Origin says where the plan came from (ref, commit, binary plan,
+	// trigger); QueuedBehind, which run holds the workspace's apply lock;
+	// Frozen, the freeze window an approved run waits out.
+	Origin       *approval.Origin `json:"origin,omitempty"`
+	QueuedBehind string           `json:"queued_behind,omitempty"`
+	Frozen       *approval.Freeze `json:"frozen,omitempty"`
 }
 
 // PlanView is the plan's summary with the resources it changes, read from
@@ -125,6 +131,7 @@ func newRunView(r approval.Run, changes []approval.Resource) RunView {
 		ConfigVersion: r.ConfigVersion, Plan: PlanView{PlanSummary: r.Plan, Resources: []ResourceView{}},
 		Apply: r.Apply, Bypassed: r.Bypassed, Rounds: r.Rounds,
 		Cost: r.Cost, Policy: r.Policy, Error: r.Error, Termination: r.Termination,
+		Origin: r.Origin, QueuedBehind: r.QueuedBehind, Frozen: r.Frozen,
 		NotifyFailuresDropped: r.NotifyFailuresDropped,
 		Reasons:               []ReasonView{}, Decisions: []DecisionView{},
 	}

@@ -150,6 +150,8 @@ func runnerFor(cfg *config.Config, keys *signing.Keys) workflows.Runner {
 type stackOptions struct {
 	timeout    string // prod-network's approval timeout; default 1h
 	maxWakeups int    // continue-as-new budget; default the workflow's
+	// workspaces are more workspaces, as YAML list items at two spaces.
+	workspaces string
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -166,7 +168,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	// The apply activity passes its environment on to the script.
 	t.Setenv("APPLY_LOG", applyLog)
 	hooks := newHookReceiver(t, "hook-secret")
-	yaml := renderConfig(t, script, opts.timeout, hooks.url)
+	yaml := renderConfig(t, script, opts.timeout, hooks.url) + opts.workspaces
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)

@@ -21,6 +21,10 @@ import (
 const (
 	DefaultPlanTimeout = time.Hour
 	DefaultLockRetry   = 10 * time.Second
+	// activityMargin lets a command that the worker bounds by a timeout
+	// report its own timeout before Temporal's deadline for the activity
+	// (which would turn an apply into outcome_unknown) fires.
+	activityMargin = 3 * time.Minute
 )
 
 // planRun plans a terraform workspace for the run, once: a plan that
@@ -74,7 +78,9 @@ func (r *run) plan(ctx workflow.Context, commit string, round int) (activities.P
 		timeout = DefaultPlanTimeout
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: timeout,
+		// The worker bounds the plan by the timeout itself and reports
+		// it as plan_failed; Temporal's deadline is the backstop.
+		StartToCloseTimeout: timeout + activityMargin,
 		HeartbeatTimeout:    time.Minute,
 		// Planning changes nothing: a worker that died may plan again.
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
@@ -284,6 +290,9 @@ func (r *run) replanBeforeApply(ctx workflow.Context, why string) bool {
 // replanStale handles an apply whose saved plan Terraform found stale.
 func (r *run) replanStale(ctx workflow.Context) {
 	r.replanned = true
+	if err := r.state.StaleApply(workflow.Now(ctx)); err != nil {
+		return
+	}
 	if r.replanBeforeApply(ctx, "the saved plan was stale when the apply ran") {
 		// The same changes again: still, this plan was never approved as
 		// a file, so ask people rather than apply behind their back.

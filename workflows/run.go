@@ -480,6 +480,9 @@ func (r *run) runApply(ctx workflow.Context) approval.ApplyResult {
 	if timeout <= 0 {
 		timeout = DefaultApplyTimeout
 	}
+	if r.state.Mode != "" {
+		timeout += activityMargin // the worker bounds the command itself
+	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: timeout,
 		// A worker that dies mid-apply stops heartbeating; the run then
