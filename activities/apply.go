@@ -29,9 +29,12 @@ type ApplyJob struct {
 	RunID      string
 	Workspace  string
 	PlanSHA256 string
-	// PlanFile is the private copy: the JSON plan for an apply command,
-	// the binary plan (PlanFileSHA256) for a terraform workspace.
+	// PlanFile is the private copy of what the apply applies: the binary
+	// plan (PlanFileSHA256) when the run has one — always for a terraform
+	// workspace — else, for an apply command, the JSON plan. PlanJSON is
+	// the private copy of the JSON plan for an apply command.
 	PlanFile string
+	PlanJSON string
 	Apply    config.Apply
 	// Terraform is set for a workspace Gatehouse plans and applies: the
 	// executor applies PlanFile in the working directory it describes,
@@ -139,8 +142,19 @@ func (a *Activities) applyJob(in ApplyInput, ws config.Workspace) (ApplyJob, fun
 	if ws.Terraform == nil {
 		job.Apply = *ws.Apply
 		path, cleanup, err := a.privatePlan(in.PlanSHA256, ".json")
-		job.PlanFile = path
-		return job, cleanup, err
+		job.PlanFile, job.PlanJSON = path, path
+		if err != nil || in.PlanFileSHA256 == "" {
+			return job, cleanup, err
+		}
+		// A binary plan was submitted beside the JSON: the command gets
+		// exactly that file to apply (terraform apply "$GATEHOUSE_PLAN_FILE").
+		bin, cleanupBin, err := a.privatePlan(in.PlanFileSHA256, ".tfplan")
+		if err != nil {
+			cleanup()
+			return job, nil, err
+		}
+		job.PlanFile = bin
+		return job, func() { cleanup(); cleanupBin() }, nil
 	}
 	job.Terraform = ws.Terraform
 	if in.PlanFileSHA256 == "" {
@@ -366,6 +380,7 @@ func applyEnv(job ApplyJob, lookup func(string) (string, bool)) []string {
 		"GATEHOUSE_WORKSPACE="+job.Workspace,
 		"GATEHOUSE_PLAN_SHA256="+job.PlanSHA256,
 		"GATEHOUSE_PLAN_FILE="+job.PlanFile,
+		"GATEHOUSE_PLAN_JSON="+job.PlanJSON,
 	)
 }
 

@@ -131,6 +131,31 @@ sha256sum "$GATEHOUSE_PLAN_FILE"
 	}
 }
 
+// TestApplyCommandGetsTheSubmittedBinaryPlan: a run submitted with its
+// binary plan (plan -out) beside the JSON hands the command exactly that
+// file as GATEHOUSE_PLAN_FILE, so `terraform apply "$GATEHOUSE_PLAN_FILE"`
+// works; the JSON is GATEHOUSE_PLAN_JSON. Before, the command only ever got
+// the JSON, which Terraform cannot apply.
+func TestApplyCommandGetsTheSubmittedBinaryPlan(t *testing.T) {
+	f := newActivities(t, `#!/bin/sh
+echo "file=$(sha256sum < "$GATEHOUSE_PLAN_FILE" | cut -d' ' -f1)"
+echo "json=$(sha256sum < "$GATEHOUSE_PLAN_JSON" | cut -d' ' -f1)"
+`)
+	binary := []byte("binary plan bytes from plan -out")
+	binSHA, err := f.acts.Plans.Put(binary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := runApply(t, f.acts, activities.ApplyInput{RunID: "run-bin", Workspace: "ws", PlanSHA256: f.sha, PlanFileSHA256: binSHA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := applyLog(t, f, res)
+	if !strings.Contains(out, "file="+binSHA) || !strings.Contains(out, "json="+f.sha) {
+		t.Errorf("log %q; want the binary plan as GATEHOUSE_PLAN_FILE and the JSON as GATEHOUSE_PLAN_JSON", out)
+	}
+}
+
 func TestApplyReportsAFailingCommand(t *testing.T) {
 	f := newActivities(t, "#!/bin/sh\necho boom >&2\nexit 3\n")
 	res, err := runApply(t, f.acts, activities.ApplyInput{RunID: "r", Workspace: "ws", PlanSHA256: f.sha})
@@ -288,7 +313,7 @@ func TestApplyEnvironmentIsAnAllowList(t *testing.T) {
 		got[name] = value
 	}
 	allowed := []string{"PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR",
-		"GATEHOUSE_RUN_ID", "GATEHOUSE_WORKSPACE", "GATEHOUSE_PLAN_SHA256", "GATEHOUSE_PLAN_FILE",
+		"GATEHOUSE_RUN_ID", "GATEHOUSE_WORKSPACE", "GATEHOUSE_PLAN_SHA256", "GATEHOUSE_PLAN_FILE", "GATEHOUSE_PLAN_JSON",
 		"AWS_PROFILE", "TF_IN_AUTOMATION",
 		"PWD", "OLDPWD", "SHLVL", "_"} // the last four the shell sets itself
 	for name := range got {
