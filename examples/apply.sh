@@ -3,10 +3,12 @@
 # which approved plan it was asked to apply, so the whole flow can be tried
 # without cloud credentials. A real script would run, for instance,
 #   terraform apply "$GATEHOUSE_PLAN_FILE"
-# after checking the file's SHA-256 against GATEHOUSE_PLAN_SHA256.
+# when the run was submitted with its binary plan (plan_file); the JSON
+# Gatehouse approved is in GATEHOUSE_PLAN_JSON, its SHA-256 in
+# GATEHOUSE_PLAN_SHA256.
 #
 # Gatehouse's apply activity sets GATEHOUSE_RUN_ID, GATEHOUSE_WORKSPACE,
-# GATEHOUSE_PLAN_SHA256 and GATEHOUSE_PLAN_FILE.
+# GATEHOUSE_PLAN_SHA256, GATEHOUSE_PLAN_FILE and GATEHOUSE_PLAN_JSON.
 set -eu
 
 log="${APPLY_LOG:-./.gatehouse/applied.log}"
