@@ -41,9 +41,75 @@ type createRunBody struct {
 // maxRefLength bounds a git ref.
 const maxRefLength = 255
 
-func (s *server) createRun(c echo.Context) error {
+// decodeCreateRun reads a create-run request: a JSON object, or a
+// multipart form (what `curl -F plan=@plan.json -F plan_file=@tfplan`
+// sends) whose parts have the JSON object's names: plan, cost and plan_file
+// as files (or values), message, ref and on_behalf_of as values.
+func decodeCreateRun(c echo.Context) (createRunBody, error) {
 	var body createRunBody
-	if err := decodeBody(c, &body, true); err != nil {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if !strings.HasPrefix(ct, echo.MIMEMultipartForm) {
+		return body, decodeBody(c, &body, true)
+	}
+	// The body limit middleware bounds the whole request; parts beyond
+	// the memory limit spill to temporary files, removed below.
+	form, err := c.MultipartForm()
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) || errors.Is(err, echo.ErrStatusRequestEntityTooLarge) {
+			return body, echo.ErrStatusRequestEntityTooLarge
+		}
+		return body, approval.Errorf(approval.CodeInvalid, "body: not a multipart form: %v", err)
+	}
+	defer func() { _ = form.RemoveAll() }()
+	known := map[string]bool{"plan": true, "cost": true, "plan_file": true, "message": true, "ref": true, "on_behalf_of": true}
+	part := func(name string) ([]byte, error) {
+		if files := form.File[name]; len(files) > 0 {
+			f, err := files[0].Open()
+			if err != nil {
+				return nil, approval.Errorf(approval.CodeInvalid, "%s: could not be read", name)
+			}
+			defer f.Close()
+			data, err := io.ReadAll(f)
+			if err != nil {
+				return nil, approval.Errorf(approval.CodeInvalid, "%s: could not be read", name)
+			}
+			return data, nil
+		}
+		if vals := form.Value[name]; len(vals) > 0 {
+			return []byte(vals[0]), nil
+		}
+		return nil, nil
+	}
+	for name := range form.Value {
+		if !known[name] {
+			return body, approval.Errorf(approval.CodeInvalid, "body: unknown field %q", name)
+		}
+	}
+	for name := range form.File {
+		if !known[name] {
+			return body, approval.Errorf(approval.CodeInvalid, "body: unknown field %q", name)
+		}
+	}
+	fields := map[string][]byte{}
+	for name := range known {
+		data, err := part(name)
+		if err != nil {
+			return body, err
+		}
+		fields[name] = data
+	}
+	body.Plan, body.Cost, body.PlanFile = fields["plan"], fields["cost"], fields["plan_file"]
+	body.Message, body.Ref, body.OnBehalfOf = string(fields["message"]), string(fields["ref"]), string(fields["on_behalf_of"])
+	if len(bytes.TrimSpace(body.Plan)) == 0 && len(body.PlanFile) == 0 && body.Message == "" && body.Ref == "" {
+		return body, approval.Errorf(approval.CodeInvalid, "body: required: a form with at least a plan, a message or a ref")
+	}
+	return body, nil
+}
+
+func (s *server) createRun(c echo.Context) error {
+	body, err := decodeCreateRun(c)
+	if err != nil {
 		return err
 	}
 	if err := approval.CheckText("message", body.Message, approval.MaxMessageBytes); err != nil {
@@ -61,7 +127,6 @@ func (s *server) createRun(c echo.Context) error {
 			return approval.Errorf(approval.CodeInvalid, "plan_file, cost: only with a plan; without one Gatehouse plans the workspace itself")
 		}
 	default:
-		var err error
 		if sub, err = parseSubmission(body.Plan, body.Cost); err != nil {
 			return err
 		}

@@ -212,11 +212,13 @@ func sameSubmission(run approval.Run, req StartRequest) bool {
 	same := run.Message == req.Message && submitter(run.SubmittedBy) == submitter(req.SubmittedBy)
 	if req.Plan.SHA256 == "" {
 		// Gatehouse plans this run: the request is its ref.
+		// The request is its ref; none asks for the workspace's own,
+		// which planning then records by name.
 		ref := ""
 		if run.Origin != nil {
 			ref = run.Origin.Ref
 		}
-		return same && ref == req.Origin.Ref
+		return same && (req.Origin.Ref == "" || ref == req.Origin.Ref)
 	}
 	first := run.Plan.SHA256
 	if len(run.Rounds) > 0 {

@@ -1,10 +1,13 @@
 package tests
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"mime/multipart"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/tofutest"
+	"github.com/gatehouse-dev/gatehouse/plan"
 )
 
 // The tests in this file run a real OpenTofu (tofutest.Binary; .ci/tofu.sh
@@ -247,4 +251,58 @@ func TestNewerRunSupersedesOneWaiting(t *testing.T) {
 	s.waitLong(newer, approval.StatusPendingApproval)
 	var raw map[string]any
 	_ = json.Unmarshal(s.call("GET", s.runPath(newer), "t-bob", nil).body, &raw)
+}
+
+// TestSubmittedBinaryPlanByMultipartIsApplied: a pipeline that plans itself
+// sends the plan's JSON and its binary (plan -out) as a multipart form, as
+// `curl -F plan=@plan.json -F plan_file=@tfplan` does; Gatehouse applies
+// exactly that binary plan once approved.
+func TestSubmittedBinaryPlanByMultipartIsApplied(t *testing.T) {
+	s, _, dir := tfStack(t)
+	tofu := tofutest.Binary(t)
+	env := append(os.Environ(), "TF_CLI_CONFIG_FILE=", "TF_IN_AUTOMATION=1")
+	for _, args := range [][]string{{"init", "-input=false"}, {"plan", "-input=false", "-out=pipeline.tfplan"}} {
+		cmd := exec.Command(tofu, args...)
+		cmd.Dir, cmd.Env = dir, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("tofu %v: %v\n%s", args, err, out)
+		}
+	}
+	show := exec.Command(tofu, "show", "-json", "pipeline.tfplan")
+	show.Dir, show.Env = dir, env
+	planJSON, err := show.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary, err := os.ReadFile(filepath.Join(dir, "pipeline.tfplan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	for name, data := range map[string][]byte{"plan": planJSON, "plan_file": binary} {
+		w, _ := mw.CreateFormFile(name, name)
+		w.Write(data)
+	}
+	mw.WriteField("message", "from the pipeline")
+	mw.Close()
+	r := s.call("POST", "/api/v1/workspaces/tf-queue/runs", "t-alice", form.Bytes(), "Content-Type", mw.FormDataContentType())
+	if r.status != http.StatusCreated {
+		t.Fatalf("multipart create: %d %s", r.status, r.body)
+	}
+	var run gateway.RunView
+	r.decode(t, &run)
+	if run.Origin == nil || run.Origin.PlanFileSHA256 != plan.Hash(binary) || run.Plan.SHA256 != plan.Hash(bytes.TrimSpace(planJSON)) {
+		t.Fatalf("run origin %+v plan %s; want the submitted binary and JSON hashes", run.Origin, run.Plan.SHA256)
+	}
+	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
+	s.waitLong(run, approval.StatusApplied)
+	if state := readState(t, dir); !strings.Contains(state, `"q1-x"`) {
+		t.Errorf("state:\n%s\nwant the pipeline's plan applied", state)
+	}
+	// A terraform workspace refuses a JSON plan without its binary.
+	r = s.call("POST", "/api/v1/workspaces/tf-queue/runs", "t-alice", map[string]any{"plan": json.RawMessage(planJSON)})
+	if r.status != http.StatusBadRequest || !strings.Contains(r.errorMessage(t), "plan_file") {
+		t.Errorf("plan without plan_file: %d %s; want 400 naming plan_file", r.status, r.body)
+	}
 }
