@@ -1298,8 +1298,17 @@ func TestExampleConfig(t *testing.T) {
 			rules: []string{"platform-review@post_plan", "security-before-apply@pre_apply", "iam-changes-need-security@post_plan"}},
 		"staging-app": {},
 	}
-	if len(c.Workspaces) != len(want) {
-		t.Errorf("got %d workspaces; want %d", len(c.Workspaces), len(want))
+	// Besides these four, tofu-demo (Gatehouse plans it) and ci-gate
+	// (gate only), checked below.
+	if len(c.Workspaces) != len(want)+2 {
+		t.Errorf("got %d workspaces; want %d", len(c.Workspaces), len(want)+2)
+	}
+	if w, _ := c.Workspace("tofu-demo"); w.Mode != approval.ModeTerraform || w.Terraform == nil ||
+		w.Terraform.Dir != filepath.Join(root, "examples", "terraform", "network") || !w.Terraform.ReplanBeforeApply || len(w.Freeze) != 1 {
+		t.Errorf("tofu-demo: mode %s, terraform %+v, freeze %+v; want Gatehouse to plan examples/terraform/network", w.Mode, w.Terraform, w.Freeze)
+	}
+	if w, _ := c.Workspace("ci-gate"); w.Mode != approval.ModeGate || w.Apply != nil || w.Terraform != nil {
+		t.Errorf("ci-gate: mode %s; want gate only", w.Mode)
 	}
 	for name, want := range want {
 		w, ok := c.Workspace(name)
@@ -1354,6 +1363,8 @@ func TestExampleConfig(t *testing.T) {
 		"prod-iam":     {Timeout: 4 * time.Hour},
 		"prod-compute": {Timeout: approval.DefaultTimeout},
 		"staging-app":  {Timeout: approval.DefaultTimeout},
+		"tofu-demo":    {Timeout: approval.DefaultTimeout},
+		"ci-gate":      {Timeout: approval.DefaultTimeout},
 	}
 	for _, w := range c.Workspaces {
 		if !reflect.DeepEqual(w.Timing, wantTiming[w.Name]) {
