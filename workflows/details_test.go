@@ -39,6 +39,21 @@ func TestCurrentDetailsSayWhatTheRunWaitsFor(t *testing.T) {
 		{func(r *approval.Run) {
 			_ = r.Reject(approval.Request{Actor: bob, Comment: "too risky"}, t0)
 		}, "rejected by bob: too risky"},
+		{func(r *approval.Run) {
+			r.Status, r.Origin = approval.StatusPlanning, &approval.Origin{Ref: "main"}
+		}, "planning the workspace at main"},
+		{func(r *approval.Run) {
+			r.Status, r.QueuedBehind = approval.StatusQueued, "run-first"
+		}, "approved; queued behind run-first, which holds the workspace's apply lock"},
+		{func(r *approval.Run) {
+			r.Status, r.Frozen = approval.StatusApproved, &approval.Freeze{Until: t0.Add(62 * time.Hour), Reason: "weekend"}
+		}, "approved; frozen until 2026-11-26 00:00 UTC (weekend): applies when the freeze window ends"},
+		{func(r *approval.Run) {
+			r.Status, r.Mode = approval.StatusApproved, approval.ModeGate
+		}, "approved: the pipeline applies plan 0123456789ab"},
+		{func(r *approval.Run) {
+			r.Status, r.Error = approval.StatusNoChanges, "the plan changes nothing"
+		}, "no_changes: the plan changes nothing"},
 	} {
 		r := run.Clone()
 		tc.mutate(&r)

@@ -122,8 +122,26 @@ func currentDetails(run approval.Run) string {
 	case approval.StatusChangesRequested:
 		last := lastDecision(run, approval.DecisionRequestChanges)
 		return fmt.Sprintf("changes requested by %s (%q); waiting for a revised plan from %s%s", last.UserID, last.Comment, run.RequestedBy.ID, deadline)
+	case approval.StatusPlanning:
+		return "planning the workspace" + originDetails(run)
+	case approval.StatusQueued:
+		return fmt.Sprintf("approved; queued behind %s, which holds the workspace's apply lock", run.QueuedBehind)
 	case approval.StatusApproved:
+		if run.Frozen != nil {
+			reason := ""
+			if run.Frozen.Reason != "" {
+				reason = " (" + run.Frozen.Reason + ")"
+			}
+			return fmt.Sprintf("approved; frozen until %s%s: applies when the freeze window ends", run.Frozen.Until.UTC().Format("2006-01-02 15:04 UTC"), reason)
+		}
+		if run.Mode == approval.ModeGate {
+			return "approved: the pipeline applies plan " + short(run.Plan.SHA256)
+		}
 		return "approved; about to apply plan " + short(run.Plan.SHA256)
+	case approval.StatusNoChanges, approval.StatusPlanFailed, approval.StatusSuperseded:
+		if run.Error != "" {
+			return string(run.Status) + ": " + firstLine(run.Error)
+		}
 	case approval.StatusApplying:
 		return "applying plan " + short(run.Plan.SHA256)
 	case approval.StatusTimedOut:
@@ -186,4 +204,17 @@ func lastDecision(run approval.Run, kind approval.DecisionKind) approval.Decisio
 
 func short(sha string) string {
 	return sha[:min(12, len(sha))]
+}
+
+// originDetails says where a planned run's code comes from.
+func originDetails(run approval.Run) string {
+	if run.Origin == nil || run.Origin.Ref == "" {
+		return ""
+	}
+	return " at " + run.Origin.Ref
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

@@ -24,7 +24,9 @@ func newDevCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything in one process: embedded Temporal (SQLite file) with its Web UI, the worker and the gateway",
-		Args:  cobra.NoArgs,
+		Example: `  gatehouse dev
+  gatehouse dev --data-dir /tmp/gh --http-addr 127.0.0.1:9090 --ui-addr ""`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logLevel, true)
 			if err != nil {
@@ -88,6 +90,8 @@ func newWorkerCmd() *cobra.Command {
 	cmd, o := clusterCmd("worker", "Run the worker (run workflow, apply, policy and notify activities) against a Temporal cluster",
 		func(cmd *cobra.Command, o app.Options) error { return app.RunWorker(cmd.Context(), o) })
 	stopTimeoutFlag(cmd, &o.StopTimeout)
+	cmd.Example = `  GATEHOUSE_SIGNING_KEYS=$(cat /run/secrets/gatehouse-keys) \
+    gatehouse worker --temporal-addr temporal:7233 --config /etc/gatehouse/gatehouse.yaml --data-dir /var/lib/gatehouse`
 	return cmd
 }
 
@@ -116,6 +120,8 @@ func newGatewayCmd() *cobra.Command {
 	cmd, o := clusterCmd("gateway", "Serve the REST API against a Temporal cluster",
 		func(cmd *cobra.Command, o app.Options) error { return app.RunGateway(cmd.Context(), o) })
 	cmd.Flags().StringVar(&o.HTTPAddr, "http-addr", envOr("GATEHOUSE_HTTP_ADDR", "127.0.0.1:8080"), "listen address (env GATEHOUSE_HTTP_ADDR)")
+	cmd.Example = `  GATEHOUSE_SIGNING_KEYS=$(cat /run/secrets/gatehouse-keys) GATEHOUSE_APPROVAL_KEY=$(cat /run/secrets/approval-key) \
+    gatehouse gateway --temporal-addr temporal:7233 --http-addr 0.0.0.0:8080 --data-dir /var/lib/gatehouse`
 	return cmd
 }
 
@@ -130,15 +136,17 @@ func newSetupCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "search attributes registered on namespace %s at %s\n", o.Namespace, o.TemporalAddr)
 			return nil
 		})
+	cmd.Example = "  gatehouse setup --temporal-addr temporal:7233 --namespace default"
 	return cmd
 }
 
 func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Work with configuration files"}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "validate FILE",
-		Short: "Check a config file: print every problem with its field path, and warnings; exit non-zero on problems",
-		Args:  cobra.ExactArgs(1),
+		Use:     "validate FILE",
+		Short:   "Check a config file: print every problem with its field path, and warnings; exit non-zero on problems",
+		Example: "  gatehouse config validate examples/gatehouse.yaml",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(args[0])
 			if err != nil {
@@ -177,6 +185,7 @@ func newRunsCmd() *cobra.Command {
 	f.DurationVar(&stuck, "stuck", 0, "list runs waiting for people longer than this, e.g. 2h")
 	f.StringVarP(&workspace, "workspace", "w", "", "only this workspace")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Example = "  gatehouse runs --stuck 2h\n  gatehouse runs --stuck 30m --workspace prod-network --json"
 	return cmd
 }
 
