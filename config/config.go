@@ -36,6 +36,14 @@ type Config struct {
 	Workspaces []Workspace
 	// GitHub is nil unless GitHub deliveries may start runs.
 	GitHub *GitHub
+	// PublicURL is the base of every link Gatehouse sends (run pages, the
+	// API), without a trailing slash; TemporalUIURL where links into the
+	// Temporal Web UI point. Either may be "".
+	PublicURL     string
+	TemporalUIURL string
+	// Slack and Email are nil unless configured.
+	Slack *Slack
+	Email *Email
 	// Version is the hex SHA-256 of the configuration's canonical form. It
 	// changes with any change of meaning and with nothing else (not with key
 	// order, comments or YAML style), so runs can record which policy they
@@ -59,6 +67,8 @@ type User struct {
 	// from Token when that is given. "" means the user has no token and
 	// cannot log in with one.
 	TokenSHA256 string
+	// SlackID is the user's Slack member id; "" matches them by email.
+	SlackID string
 }
 
 // Workspace is one workspace's approval policy and how to apply its plans.
@@ -112,9 +122,12 @@ func (w Workspace) CanRead(id approval.Identity) bool {
 }
 
 // Notify says where to send a workspace's events besides to its people.
+// An empty notify section is no section: Notify is nil then.
 type Notify struct {
-	// Webhook is never nil: a notify section without one is no section.
+	// Webhook, Slack and Email are each nil unless given.
 	Webhook *Webhook
+	Slack   *SlackNotify
+	Email   *EmailNotify
 }
 
 // Webhook is an HTTP endpoint events are posted to.
@@ -400,14 +413,19 @@ func hashToken(token string) string {
 // template keeps the version, and an unused template does not change it.
 type (
 	canonicalConfig struct {
-		Users      []canonicalUser      `json:"users"`
-		Workspaces []canonicalWorkspace `json:"workspaces"`
-		GitHub     *canonicalGitHub     `json:"github,omitempty"`
+		Users         []canonicalUser      `json:"users"`
+		Workspaces    []canonicalWorkspace `json:"workspaces"`
+		GitHub        *canonicalGitHub     `json:"github,omitempty"`
+		PublicURL     string               `json:"public_url,omitempty"`
+		TemporalUIURL string               `json:"temporal_ui_url,omitempty"`
+		Slack         *canonicalSlack      `json:"slack,omitempty"`
+		Email         *canonicalEmail      `json:"email,omitempty"`
 	}
 
 	canonicalUser struct {
 		approval.Identity
 		TokenSHA256 string `json:"token_sha256,omitempty"`
+		SlackID     string `json:"slack_id,omitempty"`
 	}
 
 	canonicalWorkspace struct {
@@ -467,7 +485,24 @@ type (
 	}
 
 	canonicalNotify struct {
-		Webhook canonicalWebhook `json:"webhook"`
+		Webhook *canonicalWebhook `json:"webhook,omitempty"`
+		Slack   *SlackNotify      `json:"slack,omitempty"`
+		Email   *EmailNotify      `json:"email,omitempty"`
+	}
+
+	canonicalSlack struct {
+		BotTokenSHA256      string `json:"bot_token_sha256"`
+		SigningSecretSHA256 string `json:"signing_secret_sha256"`
+		APIURL              string `json:"api_url,omitempty"`
+	}
+
+	canonicalEmail struct {
+		Host           string `json:"host"`
+		Port           int    `json:"port"`
+		TLS            string `json:"tls"`
+		UsernameSHA256 string `json:"username_sha256,omitempty"`
+		PasswordSHA256 string `json:"password_sha256,omitempty"`
+		From           string `json:"from"`
 	}
 
 	canonicalWebhook struct {
@@ -509,7 +544,7 @@ func canonicalJSON(c *Config) ([]byte, error) {
 		Workspaces: make([]canonicalWorkspace, len(c.Workspaces)),
 	}
 	for i, u := range c.Users {
-		canon.Users[i] = canonicalUser{Identity: u.Identity, TokenSHA256: u.TokenSHA256}
+		canon.Users[i] = canonicalUser{Identity: u.Identity, TokenSHA256: u.TokenSHA256, SlackID: u.SlackID}
 	}
 	for i, w := range c.Workspaces {
 		cw := canonicalWorkspace{
@@ -530,10 +565,11 @@ func canonicalJSON(c *Config) ([]byte, error) {
 		if w.Apply != nil {
 			cw.Apply = &canonicalApply{Command: w.Apply.Command, Dir: w.Apply.Dir, Timeout: w.Apply.Timeout, EnvFrom: w.Apply.EnvFrom}
 		}
-		if w.Notify != nil && w.Notify.Webhook != nil {
-			cw.Notify = &canonicalNotify{Webhook: canonicalWebhook{
-				URL: w.Notify.Webhook.URL, SecretSHA256: hashToken(w.Notify.Webhook.Secret),
-			}}
+		if n := w.Notify; n != nil {
+			cw.Notify = &canonicalNotify{Slack: n.Slack, Email: n.Email}
+			if n.Webhook != nil {
+				cw.Notify.Webhook = &canonicalWebhook{URL: n.Webhook.URL, SecretSHA256: hashToken(n.Webhook.Secret)}
+			}
 		}
 		if !w.Supersede {
 			cw.Supersede = &w.Supersede
@@ -547,6 +583,16 @@ func canonicalJSON(c *Config) ([]byte, error) {
 		}
 		cw.GitHub = w.GitHub
 		canon.Workspaces[i] = cw
+	}
+	canon.PublicURL, canon.TemporalUIURL = c.PublicURL, c.TemporalUIURL
+	if sl := c.Slack; sl != nil {
+		canon.Slack = &canonicalSlack{BotTokenSHA256: hashToken(sl.BotToken), SigningSecretSHA256: hashToken(sl.SigningSecret), APIURL: sl.APIURL}
+	}
+	if e := c.Email; e != nil {
+		canon.Email = &canonicalEmail{Host: e.Host, Port: e.Port, TLS: e.TLS, From: e.From}
+		if e.Username != "" {
+			canon.Email.UsernameSHA256, canon.Email.PasswordSHA256 = hashToken(e.Username), hashToken(e.Password)
+		}
 	}
 	if g := c.GitHub; g != nil {
 		canon.GitHub = &canonicalGitHub{WebhookSecretSHA256: hashToken(g.WebhookSecret), AutomationUser: g.AutomationUser, Users: g.Users}

@@ -734,7 +734,8 @@ func TestParseProblems(t *testing.T) {
 
 		// Notifications.
 		{"notify not a mapping", ws("    notify: [webhook]\n"), []Problem{{"workspaces[0].notify", "expected a mapping, got a list"}}},
-		{"notify unknown channel", ws("    notify: {slack: {channel: ops}}\n"), []Problem{{"workspaces[0].notify.slack", "unknown field"}}},
+		{"notify unknown channel", ws("    notify: {pager: {channel: ops}}\n"), []Problem{{"workspaces[0].notify.pager", "unknown field"}}},
+		{"slack notify without the slack block", ws("    notify: {slack: {channel: ops}}\n"), []Problem{{"workspaces[0].notify.slack", "needs the top-level slack block"}}},
 		{"webhook unknown key", ws("    notify: {webhook: {url: https://h.example, secret: s, secrets: t}}\n"),
 			[]Problem{{"workspaces[0].notify.webhook.secrets", "unknown field"}}},
 		{"webhook url missing", ws("    notify: {webhook: {secret: s}}\n"), []Problem{{"workspaces[0].notify.webhook.url", "required"}}},

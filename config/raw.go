@@ -22,6 +22,44 @@ type (
 		Templates  []rawTemplate  `yaml:"templates"`
 		Workspaces []rawWorkspace `yaml:"workspaces"`
 		GitHub     *rawGitHub     `yaml:"github"`
+		// PublicURL is the base of every link Gatehouse sends; TemporalUIURL
+		// where links into the Temporal Web UI point.
+		PublicURL     string    `yaml:"public_url"`
+		TemporalUIURL string    `yaml:"temporal_ui_url"`
+		Slack         *rawSlack `yaml:"slack"`
+		Email         *rawEmail `yaml:"email"`
+	}
+
+	rawSlack struct {
+		BotToken         string `yaml:"bot_token"`
+		BotTokenEnv      string `yaml:"bot_token_env"`
+		SigningSecret    string `yaml:"signing_secret"`
+		SigningSecretEnv string `yaml:"signing_secret_env"`
+		APIURL           string `yaml:"api_url"`
+	}
+
+	rawEmail struct {
+		SMTP rawSMTP `yaml:"smtp"`
+		From string  `yaml:"from"`
+	}
+
+	rawSMTP struct {
+		Host        string `yaml:"host"`
+		Port        *int   `yaml:"port"`
+		TLS         string `yaml:"tls"`
+		Username    string `yaml:"username"`
+		UsernameEnv string `yaml:"username_env"`
+		Password    string `yaml:"password"`
+		PasswordEnv string `yaml:"password_env"`
+	}
+
+	rawSlackNotify struct {
+		Channel     string `yaml:"channel"`
+		DMApprovers bool   `yaml:"dm_approvers"`
+	}
+
+	rawEmailNotify struct {
+		Mode string `yaml:"mode"`
 	}
 
 	// rawGitHub is how GitHub's webhook deliveries start runs: the secret
@@ -86,6 +124,9 @@ type (
 		Token       string   `yaml:"token"`
 		TokenSHA256 string   `yaml:"token_sha256"`
 		Automation  bool     `yaml:"automation"`
+		// SlackID is the user's Slack member id (U…); without it the
+		// user is matched by the email Slack reports.
+		SlackID string `yaml:"slack_id"`
 	}
 
 	rawWorkspace struct {
@@ -123,7 +164,9 @@ type (
 	}
 
 	rawNotify struct {
-		Webhook *rawWebhook `yaml:"webhook"`
+		Webhook *rawWebhook     `yaml:"webhook"`
+		Slack   *rawSlackNotify `yaml:"slack"`
+		Email   *rawEmailNotify `yaml:"email"`
 	}
 
 	rawWebhook struct {

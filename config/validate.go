@@ -82,6 +82,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 		c.Workspaces = append(c.Workspaces, v.workspace(indexPath("workspaces", i), rw, names, dir, baseDir, templates))
 	}
 	c.GitHub = v.gitHub(raw.GitHub, c.Users)
+	v.channels(raw, c)
 	return c
 }
 
@@ -105,7 +106,11 @@ func (v *validator) users(raws []rawUser, dir directory) []User {
 				Groups:     ru.Groups,
 				Automation: ru.Automation,
 			},
-			Token: ru.Token,
+			Token:   ru.Token,
+			SlackID: ru.SlackID,
+		}
+		if ru.SlackID != "" && !slackIDPattern.MatchString(ru.SlackID) {
+			v.add(p+".slack_id", "%q is not a Slack member id (like U024BE7LH)", ru.SlackID)
 		}
 
 		switch {
@@ -261,10 +266,8 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 		w.Readers = v.readers(p+".readers", *rw.Readers, dir)
 	}
 	v.deployment(p, rw, &w, baseDir)
-	if rw.Notify != nil && rw.Notify.Webhook != nil {
-		// An empty notify section notifies nobody, like none: Notify stays
-		// nil so that both mean the same to callers and to Version.
-		w.Notify = &Notify{Webhook: v.webhook(p+".notify.webhook", *rw.Notify.Webhook)}
+	if rw.Notify != nil {
+		w.Notify = v.notify(p+".notify", *rw.Notify)
 	}
 	w.Policies = v.policies(p+".policies", rw.Policies, baseDir)
 	for _, pol := range w.Policies {
@@ -406,6 +409,14 @@ func secretEnvNames(raw rawConfig) map[string]bool {
 	}
 	if raw.GitHub != nil {
 		add(raw.GitHub.WebhookSecretEnv)
+	}
+	if raw.Slack != nil {
+		add(raw.Slack.BotTokenEnv)
+		add(raw.Slack.SigningSecretEnv)
+	}
+	if raw.Email != nil {
+		add(raw.Email.SMTP.UsernameEnv)
+		add(raw.Email.SMTP.PasswordEnv)
 	}
 	return names
 }
