@@ -23,6 +23,11 @@ const (
 	EventEscalated         EventKind = "escalated"
 	EventRenotify          EventKind = "renotify"
 	EventFinished          EventKind = "finished"
+	// EventDecided follows every decision, EventUpdated every other change
+	// of status: channels that keep a live view of the run (the Slack
+	// message) update it.
+	EventDecided EventKind = "decided"
+	EventUpdated EventKind = "updated"
 )
 
 // Event is one notification about a run. It carries what a message needs and
@@ -45,6 +50,18 @@ type Event struct {
 	// Warnings are the policies' warnings, shown with an approval request.
 	Warnings []string  `json:"warnings,omitempty"`
 	Deadline time.Time `json:"deadline"`
+	// Messages are the run's messages posted so far (the Slack message in
+	// the workspace's channel and its DMs), which the event updates or
+	// replies under instead of posting anew.
+	Messages []approval.MessageRef `json:"messages,omitempty"`
+}
+
+// NotifyResult is what a notice did that the run keeps: the messages it
+// posted (so later notices update them), and the channels that failed
+// although the notice as a whole went out (Slack, with email as fallback).
+type NotifyResult struct {
+	Posted   []approval.MessageRef `json:"posted,omitempty"`
+	Failures []string              `json:"failures,omitempty"`
 }
 
 // Notifier delivers events to people or systems. Implementations return an

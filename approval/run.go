@@ -143,6 +143,31 @@ type Origin struct {
 	Actor      string `json:"actor,omitempty"`
 }
 
+// MessageRef is a message a channel posted about a run and keeps up to date:
+// Slack's channel and ts (in the workspace's channel, or a DM to User).
+type MessageRef struct {
+	Kind    string `json:"kind"` // "slack"
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+	User    UserID `json:"user,omitempty"`
+}
+
+// MaxMessages bounds the messages a run keeps (a channel message and DMs to
+// its approvers).
+const MaxMessages = 50
+
+// AddMessages records messages posted about the run, at most MaxMessages.
+func (r *Run) AddMessages(refs []MessageRef) {
+	for _, m := range refs {
+		if len(r.Messages) >= MaxMessages {
+			return
+		}
+		if !slices.Contains(r.Messages, m) {
+			r.Messages = append(r.Messages, m)
+		}
+	}
+}
+
 // Termination is how a workflow ended outside Gatehouse.
 type Termination struct {
 	// By is the Temporal client identity that terminated it ("temporal"
@@ -227,6 +252,9 @@ type Run struct {
 	// Locked says the run holds its workspace's apply lock, which it must
 	// give back whatever happens next.
 	Locked bool `json:"locked,omitempty"`
+	// Messages are the messages channels posted about the run and keep up
+	// to date (a Slack message per run; DMs).
+	Messages []MessageRef `json:"messages,omitempty"`
 	// Termination says who ended the workflow in Temporal itself, and why.
 	// The workflow never sets it: readers fill it in from the execution
 	// (with Status terminated) when the workflow was terminated or timed
@@ -333,6 +361,7 @@ func (r *Run) Clone() Run {
 		f := *r.Frozen
 		c.Frozen = &f
 	}
+	c.Messages = slices.Clone(r.Messages)
 	return c
 }
 
