@@ -97,20 +97,22 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 
 // Notify is the activity that delivers an event: to the log notifier on the
 // first attempt, and to the workspace's webhook, if it has one, until it
-// succeeds or Temporal gives up retrying.
-func (a *Activities) Notify(ctx context.Context, e Event) error {
+// succeeds or Temporal gives up retrying. The result tells the run what to
+// keep: messages posted, and channels that failed while the notice still
+// went out another way.
+func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) {
 	if activity.GetInfo(ctx).Attempt <= 1 {
 		if err := a.Notifier.Notify(ctx, e); err != nil {
-			return fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
+			return NotifyResult{}, fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
 		}
 	}
 	ws, ok := a.Config.Workspace(e.Workspace)
 	if !ok || ws.Notify == nil || ws.Notify.Webhook == nil {
-		return nil
+		return NotifyResult{}, nil
 	}
 	hook := Webhook{URL: ws.Notify.Webhook.URL, Secret: ws.Notify.Webhook.Secret, Client: a.HTTP}
 	if err := hook.Notify(ctx, e); err != nil {
-		return fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
+		return NotifyResult{}, fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
 	}
-	return nil
+	return NotifyResult{}, nil
 }
