@@ -183,11 +183,11 @@ func TestFiftyThousandResourcesThirtyDaysBoundedBytes(t *testing.T) {
 		// Notices are delivered beside the run: the mocks run at the same
 		// time.
 		var segReminders, applies atomic.Int64
-		env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) error {
+		env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyResult, error) {
 			if e.Kind == activities.EventReminder {
 				segReminders.Add(1)
 			}
-			return nil
+			return activities.NotifyResult{}, nil
 		})
 		env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(func(context.Context, activities.ApplyInput) (approval.ApplyResult, error) {
 			applies.Add(1)

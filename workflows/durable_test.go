@@ -137,7 +137,7 @@ func TestFailingNotifierNeverBlocksTheRun(t *testing.T) {
 	env := newEnv()
 	acts := &activities.Activities{}
 	worker.Register(env, testRunner(), acts)
-	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(temporal.NewNonRetryableApplicationError("webhook refused", "WebhookRefused", nil))
+	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, temporal.NewNonRetryableApplicationError("webhook refused", "WebhookRefused", nil))
 	env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(approval.ApplyResult{Executed: true}, nil)
 	env.ExecuteWorkflow(workflows.RunWorkflowName, input().input(t, testWorkflowID, env.Now()))
 	var got approval.Run

@@ -275,7 +275,16 @@ type run struct {
 	// for the current approval; both start over when the run goes back to
 	// people.
 	thawed, replanned bool
+	// noticeMu delivers notices one at a time (nil in runs started before
+	// versionSerialNotices, which deliver them side by side).
+	noticeMu workflow.Mutex
+	// notifiedStatus is the status the run's live views last heard of.
+	notifiedStatus approval.Status
 }
+
+// versionSerialNotices guards delivering notices one at a time, in order,
+// and the decided and updated notices that keep a Slack message current.
+const versionSerialNotices = "serial-notices"
 
 func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 	r := &run{
@@ -285,6 +294,9 @@ func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 		announced: map[string]bool{},
 	}
 	r.preIntegrity = r.legacy || workflow.GetVersion(ctx, versionIntegrity, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+	if !r.legacy && workflow.GetVersion(ctx, versionSerialNotices, workflow.DefaultVersion, 1) == 1 {
+		r.noticeMu = workflow.NewMutex(ctx)
+	}
 	continued := workflow.GetInfo(ctx).ContinuedExecutionRunID != ""
 	if in.Resume != nil && (continued || r.preIntegrity) {
 		r.state = in.Resume.Run
@@ -584,6 +596,11 @@ func (r *run) unannounced() []string {
 // sendNotices asks the approvers of newly opened reasons and sends what the
 // handlers and the clock queued.
 func (r *run) sendNotices(ctx workflow.Context) {
+	if r.noticeMu != nil && len(r.state.Messages) > 0 && r.notifiedStatus != "" && r.state.Status != r.notifiedStatus {
+		// A live view (the Slack message) shows the new status.
+		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventUpdated})
+	}
+	r.notifiedStatus = r.state.Status
 	if ids := r.unannounced(); len(ids) > 0 {
 		for _, id := range ids {
 			r.announced[fmt.Sprintf("%s@%d", id, len(r.state.Rounds))] = true
@@ -622,12 +639,28 @@ func (r *run) send(ctx workflow.Context, e activities.Event) {
 	r.delivering++
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.delivering-- }()
+		if r.noticeMu != nil {
+			// One notice at a time, in order: the first posts the run's
+			// Slack message and the next ones update it, so each must
+			// see the messages the one before posted.
+			if err := r.noticeMu.Lock(ctx); err != nil {
+				return
+			}
+			defer r.noticeMu.Unlock()
+			e.Messages = slices.Clone(r.state.Messages)
+		}
 		var a *activities.Activities
-		if err := workflow.ExecuteActivity(actx, a.Notify, e).Get(ctx, nil); err != nil {
+		var res activities.NotifyResult
+		if err := workflow.ExecuteActivity(actx, a.Notify, e).Get(ctx, &res); err != nil {
 			workflow.GetLogger(ctx).Warn("notice not delivered", "event", e.ID, "kind", e.Kind, "error", err)
 			r.state.AddNotifyFailure(approval.NotifyFailure{
 				EventID: e.ID, Kind: string(e.Kind), Error: rootMessage(err), At: workflow.Now(ctx),
 			})
+			return
+		}
+		r.state.AddMessages(res.Posted)
+		for _, f := range res.Failures {
+			r.state.AddNotifyFailure(approval.NotifyFailure{EventID: e.ID, Kind: string(e.Kind), Error: f, At: workflow.Now(ctx)})
 		}
 	})
 }
