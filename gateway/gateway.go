@@ -99,6 +99,7 @@ func New(opts Options) http.Handler {
 	// Webhooks authenticate by their signature, not by a bearer token.
 	e.POST("/api/v1/hooks/:ws", s.startFromHook)
 	e.POST("/api/v1/github/webhook", s.gitHubWebhook)
+	e.POST("/api/v1/slack/interactions", s.slackInteraction)
 	return e
 }
 
