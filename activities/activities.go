@@ -6,6 +6,7 @@ package activities
 
 import (
 	"net/http"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
@@ -41,6 +42,16 @@ type Activities struct {
 	// over).
 	Locks    *LockStore
 	Temporal client.Client
+	// Namespace is the Temporal namespace runs live in, for links into the
+	// Temporal Web UI ("default" when "").
+	Namespace string
+	// Runs reads a run's current state for the messages that show it;
+	// queries the run's workflow through Temporal when nil.
+	Runs RunReader
+	// EmailFallbackAfter is how long a failing Slack post is retried
+	// before the notice falls back to email (DefaultEmailFallbackAfter
+	// when zero).
+	EmailFallbackAfter time.Duration
 
 	// policies caches prepared policy queries per config version.
 	policies policyCache

@@ -2,13 +2,21 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/plan"
 )
 
 // EventKind names something people should hear about.
@@ -96,23 +104,526 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 }
 
 // Notify is the activity that delivers an event: to the log notifier on the
-// first attempt, and to the workspace's webhook, if it has one, until it
-// succeeds or Temporal gives up retrying. The result tells the run what to
-// keep: messages posted, and channels that failed while the notice still
-// went out another way.
+// first attempt, to the people of the workspace's Slack and email channels
+// (notifyPeople's rules), and to its webhook, if it has one, until it succeeds
+// or Temporal gives up retrying. The result tells the run what to keep: the
+// messages posted, and channels that failed while the notice still went out
+// another way.
+//
+// What an attempt delivered is kept in its heartbeat details, which Temporal
+// hands to the next attempt: a retry after a failed webhook does not post the
+// Slack message again, nor email anyone twice.
 func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) {
 	if activity.GetInfo(ctx).Attempt <= 1 {
 		if err := a.Notifier.Notify(ctx, e); err != nil {
-			return NotifyResult{}, fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
+			return NotifyResult{}, withPrefix(fmt.Sprintf("notify %s for run %s", e.Kind, e.RunID), err)
 		}
 	}
 	ws, ok := a.Config.Workspace(e.Workspace)
-	if !ok || ws.Notify == nil || ws.Notify.Webhook == nil {
+	if !ok || ws.Notify == nil {
 		return NotifyResult{}, nil
 	}
-	hook := Webhook{URL: ws.Notify.Webhook.URL, Secret: ws.Notify.Webhook.Secret, Client: a.HTTP}
-	if err := hook.Notify(ctx, e); err != nil {
-		return NotifyResult{}, fmt.Errorf("notify %s for run %s: %w", e.Kind, e.RunID, err)
+	p := loadProgress(ctx)
+	peopleErr := a.notifyPeople(ctx, ws.Notify, e, &p)
+	hookErr := a.notifyWebhook(ctx, ws.Notify, e, &p)
+	res := NotifyResult{Posted: p.Posted, Failures: p.Failures}
+	if err := pickError(peopleErr, hookErr); err != nil {
+		return res, withPrefix(fmt.Sprintf("notify %s for run %s", e.Kind, e.RunID), err)
 	}
-	return NotifyResult{}, nil
+	return res, nil
+}
+
+// notifyWebhook posts the event to the workspace's webhook once per notice.
+func (a *Activities) notifyWebhook(ctx context.Context, n *config.Notify, e Event, p *progress) error {
+	if n.Webhook == nil || p.Hooked {
+		return nil
+	}
+	hook := Webhook{URL: n.Webhook.URL, Secret: n.Webhook.Secret, Client: a.HTTP}
+	if err := hook.Notify(ctx, e); err != nil {
+		return err
+	}
+	p.Hooked = true
+	p.save(ctx)
+	return nil
+}
+
+// notifyPeople delivers the notice by Slack and email. Email goes where the
+// workspace asks for it always, where Slack is not set up for it, or as the
+// fallback once Slack has failed for good: a refusal retrying cannot cure,
+// or a minute (emailFallbackAfter) of failed attempts since the notice was
+// scheduled. Until then the Slack error is returned, so Temporal retries it.
+// A Slack failure that email covered is reported in the result, not as an
+// error: the notice went out.
+func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event, p *progress) error {
+	useSlack := n.Slack != nil && a.Config.Slack != nil && !p.SlackDone
+	useEmail := n.Email != nil && a.Config.Email != nil && emailed(e.Kind)
+	if !useSlack && !useEmail {
+		return nil
+	}
+	v, err := a.view(ctx, e)
+	if err != nil {
+		return err
+	}
+	var slackErr error
+	if useSlack {
+		if slackErr = a.notifySlack(ctx, n.Slack, v, p); slackErr == nil {
+			p.SlackDone = true
+			p.save(ctx)
+		}
+	}
+	slackSet := n.Slack != nil && a.Config.Slack != nil
+	gaveUp := slackErr != nil && a.slackGaveUp(ctx, slackErr)
+	if !useEmail || !(n.Email.Mode == config.EmailAlways || !slackSet || gaveUp) {
+		return slackErr
+	}
+	if err := a.sendEmails(ctx, v, p); err != nil {
+		return pickError(slackErr, err)
+	}
+	if slackErr != nil {
+		if !gaveUp {
+			return slackErr
+		}
+		p.fail("slack: " + errorMessage(slackErr))
+		p.SlackDone = true
+		p.save(ctx)
+	}
+	return nil
+}
+
+// emailed reports whether notices of kind k go by email: the requests for
+// approval and what repeats them. Updates of a live view have no email.
+func emailed(k EventKind) bool {
+	switch k {
+	case EventApprovalRequested, EventReminder, EventEscalated, EventRenotify:
+		return true
+	}
+	return false
+}
+
+// DefaultEmailFallbackAfter is how long Slack is retried before a notice
+// falls back to email.
+const DefaultEmailFallbackAfter = time.Minute
+
+// slackGaveUp reports whether a Slack failure is final for this notice:
+// Slack refused it for a reason retrying cannot cure, or the notice has been
+// retried since it was first scheduled for longer than the fallback delay.
+func (a *Activities) slackGaveUp(ctx context.Context, err error) bool {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && appErr.NonRetryable() {
+		return true
+	}
+	after := a.EmailFallbackAfter
+	if after <= 0 {
+		after = DefaultEmailFallbackAfter
+	}
+	// ScheduledTime is when the workflow scheduled the activity, the same
+	// for every attempt.
+	return time.Since(activity.GetInfo(ctx).ScheduledTime) >= after
+}
+
+// progress is what the attempts of one notice have delivered so far. It
+// travels between attempts as heartbeat details, which Temporal keeps for
+// the next attempt (the SDK flushes the last one when an attempt fails).
+type progress struct {
+	// Posted are the Slack messages this notice posted.
+	Posted []approval.MessageRef `json:"posted,omitempty"`
+	// Threads are the messages replied under ("channel/ts").
+	Threads []string `json:"threads,omitempty"`
+	// SlackDone: every Slack call of the notice is made.
+	SlackDone bool `json:"slack_done,omitempty"`
+	// Emailed are the recipients sent their email.
+	Emailed []approval.UserID `json:"emailed,omitempty"`
+	Hooked  bool              `json:"hooked,omitempty"`
+	// Failures are channels that failed for good while the notice went
+	// on (a DM to someone without a Slack account, Slack covered by email).
+	Failures []string `json:"failures,omitempty"`
+}
+
+// maxFailures bounds the failures one notice reports.
+const maxFailures = 20
+
+func (p *progress) fail(msg string) {
+	if len(p.Failures) < maxFailures && !slices.Contains(p.Failures, msg) {
+		p.Failures = append(p.Failures, msg)
+	}
+}
+
+// save records the progress as the attempt's heartbeat.
+func (p *progress) save(ctx context.Context) { activity.RecordHeartbeat(ctx, *p) }
+
+// loadProgress returns what earlier attempts of the notice delivered.
+func loadProgress(ctx context.Context) progress {
+	var p progress
+	if activity.HasHeartbeatDetails(ctx) {
+		if err := activity.GetHeartbeatDetails(ctx, &p); err != nil {
+			return progress{}
+		}
+	}
+	return p
+}
+
+// pickError returns the error the activity should fail with when two
+// channels failed: a retryable one, so the other channel gets its retry too
+// (a rate limit first, for its delay), else the first.
+func pickError(errs ...error) error {
+	var first, retryable error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		var appErr *temporal.ApplicationError
+		isApp := errors.As(err, &appErr)
+		switch {
+		case isApp && appErr.NextRetryDelay() > 0:
+			return err
+		case retryable == nil && !(isApp && appErr.NonRetryable()):
+			retryable = err
+		}
+	}
+	if retryable != nil {
+		return retryable
+	}
+	return first
+}
+
+// withPrefix adds context to an error. The SDK reads retryability and the
+// next retry's delay from the returned error itself, not from what it
+// wraps, so an application error is rebuilt with the prefix rather than
+// wrapped.
+func withPrefix(prefix string, err error) error {
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) {
+		return fmt.Errorf("%s: %w", prefix, err)
+	}
+	return temporal.NewApplicationErrorWithOptions(prefix+": "+appErr.Message(), appErr.Type(), temporal.ApplicationErrorOptions{
+		NonRetryable: appErr.NonRetryable(), NextRetryDelay: appErr.NextRetryDelay(), Cause: appErr.Unwrap(),
+	})
+}
+
+// errorMessage is an error's own words: an application error's message
+// without the SDK's decoration.
+func errorMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
+}
+
+// RunReader reads a run's current state, which messages render.
+type RunReader interface {
+	ReadRun(ctx context.Context, id string) (approval.Run, error)
+}
+
+// queryState is the run workflow's state query (workflows.QueryState, which
+// this package cannot import: workflows imports activities).
+const queryState = "state"
+
+// temporalRuns reads runs by querying their workflows.
+type temporalRuns struct{ c client.Client }
+
+// ReadRun queries the run's workflow for its state.
+func (t temporalRuns) ReadRun(ctx context.Context, id string) (approval.Run, error) {
+	v, err := t.c.QueryWorkflow(ctx, id, "", queryState)
+	if err != nil {
+		return approval.Run{}, fmt.Errorf("query run %s: %w", id, err)
+	}
+	var r approval.Run
+	if err := v.Get(&r); err != nil {
+		return approval.Run{}, fmt.Errorf("decode run %s: %w", id, err)
+	}
+	return r, nil
+}
+
+func (a *Activities) runs() RunReader {
+	if a.Runs != nil {
+		return a.Runs
+	}
+	return temporalRuns{c: a.Temporal}
+}
+
+// maxAddresses is how many destroyed or replaced addresses a message lists
+// before it says how many more there are.
+const maxAddresses = 10
+
+// view is what a message about a run says, the same by Slack and by email:
+// the notice, the run as it stands now, and links to it.
+type view struct {
+	Event Event
+	Run   approval.Run
+	// Removed are the addresses the plan destroys or replaces, at most
+	// maxAddresses; RemovedMore counts the rest.
+	Removed     []string
+	RemovedMore int
+	RunURL      string
+	TemporalURL string
+}
+
+// view reads the run and its plan for the messages of a notice.
+func (a *Activities) view(ctx context.Context, e Event) (view, error) {
+	run, err := a.runs().ReadRun(ctx, e.RunID)
+	if err != nil {
+		return view{}, err
+	}
+	v := view{Event: e, Run: run}
+	v.Removed, v.RemovedMore = a.removed(run.Plan.SHA256)
+	if base := a.Config.PublicURL; base != "" {
+		// The API's run resource for now; it becomes the web UI's run page.
+		v.RunURL = base + "/api/v1/workspaces/" + url.PathEscape(e.Workspace) + "/runs/" + url.PathEscape(e.RunID)
+	}
+	if base := a.Config.TemporalUIURL; base != "" {
+		v.TemporalURL = base + "/namespaces/" + url.PathEscape(a.namespace()) + "/workflows/" + url.PathEscape(e.RunID)
+	}
+	return v, nil
+}
+
+func (a *Activities) namespace() string {
+	if a.Namespace == "" {
+		return "default"
+	}
+	return a.Namespace
+}
+
+// removed lists the addresses the stored plan destroys or replaces. A plan
+// the store cannot give is no reason to hold a notice back: the counts are
+// in the run, so the list is left out and the reason logged.
+func (a *Activities) removed(sha string) ([]string, int) {
+	if a.Plans == nil || sha == "" {
+		return nil, 0
+	}
+	data, err := a.Plans.Get(sha)
+	if err == nil {
+		var p approval.Plan
+		if p, err = plan.Parse(data); err == nil {
+			return removedAddresses(p.ResourceChanges)
+		}
+	}
+	if a.Logger != nil {
+		a.Logger.Warn("plan unreadable for a notice: addresses left out", zap.String("plan_sha256", sha), zap.Error(err))
+	}
+	return nil, 0
+}
+
+func removedAddresses(changes []approval.Resource) ([]string, int) {
+	var out []string
+	more := 0
+	for _, r := range changes {
+		if !slices.Contains(r.Actions, approval.ActionDelete) && !slices.Contains(r.Actions, approval.ActionReplace) {
+			continue
+		}
+		if len(out) == maxAddresses {
+			more++
+			continue
+		}
+		out = append(out, r.Address)
+	}
+	return out, more
+}
+
+// Title names what the run needs or how it ended.
+func (v view) Title() string {
+	words := map[approval.Status]string{
+		approval.StatusPendingApproval:  "Approval needed",
+		approval.StatusAwaitingSignoff:  "Sign-off needed",
+		approval.StatusChangesRequested: "Changes requested",
+		approval.StatusEvaluatingPolicy: "Checking policies",
+		approval.StatusPolicyFailed:     "Denied by policy",
+		approval.StatusTimedOut:         "Timed out",
+		approval.StatusOutcomeUnknown:   "Apply outcome unknown",
+		approval.StatusNoChanges:        "No changes",
+		approval.StatusPlanFailed:       "Plan failed",
+	}
+	w, ok := words[v.Run.Status]
+	if !ok {
+		w = strings.ReplaceAll(string(v.Run.Status), "_", " ")
+		if w != "" {
+			w = strings.ToUpper(w[:1]) + w[1:]
+		}
+	}
+	return fmt.Sprintf("%s: %s", w, v.Event.Workspace)
+}
+
+// Waiting reports whether the run waits for approvers' decisions, when
+// messages carry buttons.
+func (v view) Waiting() bool {
+	return v.Run.Status == approval.StatusPendingApproval || v.Run.Status == approval.StatusAwaitingSignoff
+}
+
+// Requester is who asked, and the automation that submitted for them.
+func (v view) Requester() string {
+	s := string(v.Run.RequestedBy.ID)
+	if s == "" {
+		s = string(v.Event.RequestedBy)
+	}
+	if v.Run.SubmittedBy != nil {
+		s += " (submitted by " + string(v.Run.SubmittedBy.ID) + ")"
+	}
+	return s
+}
+
+// Environment is the workspace's environment, or "—".
+func (v view) Environment() string {
+	if v.Run.Environment == "" {
+		return "—"
+	}
+	return v.Run.Environment
+}
+
+// PlanLine is the plan's counts the way Terraform prints them.
+func (v view) PlanLine() string {
+	p := v.Run.Plan
+	s := fmt.Sprintf("+%d to add, ~%d to change, -%d to destroy", p.Adds, p.Changes, p.Destroys)
+	if p.Replaces > 0 {
+		s += fmt.Sprintf(" (%d replaced)", p.Replaces)
+	}
+	return s
+}
+
+// CostLine is the estimate's monthly delta, or why there is none.
+func (v view) CostLine() string {
+	c := v.Run.Cost
+	switch {
+	case c == nil:
+		return "no estimate submitted"
+	case c.Failed:
+		return "the estimate failed: " + strings.Join(c.Problems, "; ")
+	}
+	return fmt.Sprintf("%+.2f %s/month (total %.2f %s/month)", c.MonthlyCostDelta, c.Currency, c.MonthlyCost, c.Currency)
+}
+
+// Denials and Warnings are what the policies said.
+func (v view) Denials() []string {
+	if v.Run.Policy == nil {
+		return nil
+	}
+	return v.Run.Policy.Denials
+}
+
+func (v view) Warnings() []string {
+	if v.Run.Policy != nil {
+		return v.Run.Policy.Warnings
+	}
+	return v.Event.Warnings
+}
+
+// reasonView is one reason as messages list it.
+type reasonView struct {
+	Name     string
+	State    approval.ReasonState
+	Progress string
+	Approved []approval.UserID
+	Pending  []approval.UserID
+	// Groups and Roles name who else may approve.
+	Groups, Roles []string
+	Note          string
+}
+
+// Reasons are the reasons people are asked (open or on hold) and those
+// already approved, with their approvers.
+func (v view) Reasons() []reasonView {
+	var out []reasonView
+	for _, r := range v.Run.Reasons {
+		if r.State != approval.ReasonOpen && r.State != approval.ReasonOnHold && r.State != approval.ReasonApproved {
+			continue
+		}
+		rv := reasonView{Name: r.Name, State: r.State, Progress: r.Progress(), Groups: r.Approvers.Groups, Note: r.Note}
+		for _, role := range r.Approvers.Roles {
+			rv.Roles = append(rv.Roles, string(role))
+		}
+		for _, s := range r.ApproverStates() {
+			if s.State == approval.ApproverApproved {
+				rv.Approved = append(rv.Approved, s.UserID)
+			} else if r.State == approval.ReasonOpen {
+				rv.Pending = append(rv.Pending, s.UserID)
+			}
+		}
+		out = append(out, rv)
+	}
+	return out
+}
+
+// maxDecisions is how many of the latest decisions a message shows.
+const maxDecisions = 10
+
+// Decisions are the latest decisions, oldest first, and how many earlier
+// ones are left out.
+func (v view) Decisions() ([]approval.Decision, int) {
+	var ds []approval.Decision
+	for _, d := range v.Run.Decisions {
+		if d.Kind != approval.DecisionRenotify {
+			ds = append(ds, d)
+		}
+	}
+	if len(ds) > maxDecisions {
+		return ds[len(ds)-maxDecisions:], len(ds) - maxDecisions
+	}
+	return ds, 0
+}
+
+// Deadline is when the run's wait fails closed; zero when it does not wait.
+func (v view) Deadline() time.Time {
+	if !v.Run.Status.Waiting() {
+		return time.Time{}
+	}
+	if !v.Run.Deadline.IsZero() {
+		return v.Run.Deadline
+	}
+	return v.Event.Deadline
+}
+
+// decisionVerb says what a decision did, in words.
+func decisionVerb(k approval.DecisionKind) string {
+	switch k {
+	case approval.DecisionApprove:
+		return "approved"
+	case approval.DecisionReject:
+		return "rejected"
+	case approval.DecisionCancel:
+		return "cancelled"
+	case approval.DecisionRevoke:
+		return "revoked their approval"
+	case approval.DecisionRequestChanges:
+		return "requested changes"
+	case approval.DecisionRevisePlan:
+		return "submitted a revised plan"
+	case approval.DecisionBypass:
+		return "bypassed the approvals"
+	case approval.DecisionEscalate:
+		return "escalated"
+	}
+	return string(k)
+}
+
+// until says how far off t is, roughly ("in 3 hours", "2 minutes ago").
+func until(t, now time.Time) string {
+	d := t.Sub(now)
+	past := d < 0
+	if past {
+		d = -d
+	}
+	var s string
+	switch {
+	case d < time.Minute:
+		return "now"
+	case d < time.Hour:
+		s = plural(int(d/time.Minute), "minute")
+	case d < 48*time.Hour:
+		s = plural(int(d/time.Hour), "hour")
+	default:
+		s = plural(int(d/(24*time.Hour)), "day")
+	}
+	if past {
+		return s + " ago"
+	}
+	return "in " + s
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
