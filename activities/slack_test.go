@@ -239,8 +239,8 @@ func waitingRun(sha string) approval.Run {
 		ID: "run-1", Workspace: "prod-network", Environment: "production",
 		RequestedBy: approval.Identity{ID: "alice"}, SubmittedBy: &bot,
 		Message: "rotate the <!channel> routes", Status: approval.StatusPendingApproval,
-		Plan: approval.PlanSummary{SHA256: sha, Adds: 2, Changes: 0, Destroys: 12, Replaces: 1},
-		Cost: &approval.CostSummary{Currency: "USD", MonthlyCost: 1234, MonthlyCostDelta: 512},
+		Plan:   approval.PlanSummary{SHA256: sha, Adds: 2, Changes: 0, Destroys: 12, Replaces: 1},
+		Cost:   &approval.CostSummary{Currency: "USD", MonthlyCost: 1234, MonthlyCostDelta: 512},
 		Policy: &approval.PolicyResult{Warnings: []string{"routes without tags"}},
 		Reasons: []approval.Reason{{
 			ID: "r1", Name: "destroys-need-two", State: approval.ReasonOpen, Required: 2,
