@@ -210,9 +210,7 @@ func (h *slackHandler) blockActions(ctx context.Context, cb slack.InteractionCal
 // approve decides at once. The message itself is updated by the run's
 // notifier; the clicker hears how it went.
 func (h *slackHandler) approve(ctx context.Context, cb slack.InteractionCallback, act *slack.BlockAction, user config.User, run approval.Run) {
-	dctx, cancel := context.WithTimeout(ctx, slackDecideBudget)
-	defer cancel()
-	out, err := h.runs.DecideOn(dctx, run, starter.DecisionRequest{
+	out, err := h.decide(ctx, run, starter.DecisionRequest{
 		Workspace: run.Workspace, RunID: run.ID, Kind: approval.DecisionApprove,
 		Actor: user.Identity, IdempotencyKey: blockActionKey(cb, act, run), Channel: channelSlack,
 	})
@@ -221,6 +219,31 @@ func (h *slackHandler) approve(ctx context.Context, cb slack.InteractionCallback
 		return
 	}
 	h.tell(ctx, cb, fmt.Sprintf("You approved %s. It is now %s%s.", runName(out), out.Status, progress(out)))
+}
+
+// decide carries a decision through the one path every channel takes,
+// within slackDecideBudget. A retry or a double click that arrives after
+// its first answer finished the run finds the run final, which DecideOn
+// answers as a conflict; when the clicker's latest decision on the run is
+// this very kind, it was recorded, and that is the answer.
+func (h *slackHandler) decide(ctx context.Context, run approval.Run, d starter.DecisionRequest) (approval.Run, error) {
+	dctx, cancel := context.WithTimeout(ctx, slackDecideBudget)
+	defer cancel()
+	out, err := h.runs.DecideOn(dctx, run, d)
+	if approval.ErrorCode(err) == approval.CodeConflict && run.Status.Final() && latestKind(run, d.Actor.ID) == d.Kind {
+		return run, nil
+	}
+	return out, err
+}
+
+// latestKind is the kind of user's latest decision on the run, "" if none.
+func latestKind(run approval.Run, user approval.UserID) approval.DecisionKind {
+	for i := len(run.Decisions) - 1; i >= 0; i-- {
+		if run.Decisions[i].UserID == user {
+			return run.Decisions[i].Kind
+		}
+	}
+	return ""
 }
 
 // openModal opens the comment form of a reject or a request for changes,
@@ -306,9 +329,7 @@ func (h *slackHandler) viewSubmission(ctx context.Context, cb slack.InteractionC
 	if err != nil {
 		return modalError(h.refusal(meta.Kind, target, err))
 	}
-	dctx, cancel := context.WithTimeout(ctx, slackDecideBudget)
-	defer cancel()
-	out, err := h.runs.DecideOn(dctx, run, starter.DecisionRequest{
+	out, err := h.decide(ctx, run, starter.DecisionRequest{
 		Workspace: run.Workspace, RunID: run.ID, Kind: meta.Kind, Actor: user.Identity,
 		Comment: submittedComment(cb.View), IdempotencyKey: slackKey("slack", cb.View.ID), Channel: channelSlack,
 	})
@@ -482,7 +503,7 @@ func progress(run approval.Run) string {
 	var parts []string
 	for _, r := range run.Reasons {
 		if r.State == approval.ReasonOpen {
-			parts = append(parts, fmt.Sprintf("%s: %d/%d", r.Name, r.Count(), r.Required))
+			parts = append(parts, r.Name+": "+r.Progress())
 		}
 	}
 	if len(parts) == 0 {

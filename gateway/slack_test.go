@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
@@ -300,6 +301,37 @@ func TestParseSlackTarget(t *testing.T) {
 	for _, bad := range []string{"", "prod", "/r-1", "prod/", "prod/a b"} {
 		if _, ok := parseSlackTarget(bad); ok {
 			t.Errorf("parseSlackTarget(%q): got ok; want refused", bad)
+		}
+	}
+}
+
+// TestSlackBlockActionKey: the second click of a double click (a new
+// trigger and action_ts) and a retry are the same action; another message,
+// button, member or round is another.
+func TestSlackBlockActionKey(t *testing.T) {
+	click := func(user, ts, trigger, actionID, actionTs string) (slack.InteractionCallback, *slack.BlockAction) {
+		cb := slack.InteractionCallback{TriggerID: trigger, Team: slack.Team{ID: "T1"}, User: slack.User{ID: user},
+			Container: slack.Container{MessageTs: ts}}
+		return cb, &slack.BlockAction{ActionID: actionID, ActionTs: actionTs}
+	}
+	round1 := approval.Run{Rounds: make([]approval.Round, 1)}
+	round2 := approval.Run{Rounds: make([]approval.Round, 2)}
+	key := func(run approval.Run, user, ts, trigger, actionID, actionTs string) string {
+		cb, act := click(user, ts, trigger, actionID, actionTs)
+		return blockActionKey(cb, act, run)
+	}
+	first := key(round1, "U1", "100.1", "trig-1", slackActionApprove, "100.2")
+	if again := key(round1, "U1", "100.1", "trig-2", slackActionApprove, "100.3"); again != first {
+		t.Errorf("double click: got %q and %q; want one key", first, again)
+	}
+	for name, other := range map[string]string{
+		"another member":  key(round1, "U2", "100.1", "trig-1", slackActionApprove, "100.2"),
+		"another message": key(round1, "U1", "200.1", "trig-1", slackActionApprove, "100.2"),
+		"another button":  key(round1, "U1", "100.1", "trig-1", slackActionReject, "100.2"),
+		"another round":   key(round2, "U1", "100.1", "trig-1", slackActionApprove, "100.2"),
+	} {
+		if other == first {
+			t.Errorf("%s: got the same key %q; want another", name, first)
 		}
 	}
 }
