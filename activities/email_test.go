@@ -1,0 +1,288 @@
+package activities_test
+
+import (
+	"bytes"
+	"errors"
+	"html"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"net/mail"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/gatehouse-dev/gatehouse/activities"
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// received is one email the SMTP server accepted.
+type received struct {
+	From    string
+	To      []string
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// smtpSink is an in-process SMTP server that parses what it receives.
+type smtpSink struct {
+	mu   sync.Mutex
+	t    *testing.T
+	mail []received
+}
+
+func newSMTPSink(t *testing.T) (*smtpSink, int) {
+	t.Helper()
+	sink := &smtpSink{t: t}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &smtpSession{sink: sink}, nil }))
+	srv.Domain = "localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return sink, ln.Addr().(*net.TCPAddr).Port
+}
+
+func (s *smtpSink) received() []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.mail)
+}
+
+type smtpSession struct {
+	sink *smtpSink
+	from string
+	to   []string
+}
+
+func (s *smtpSession) Reset()        { s.from, s.to = "", nil }
+func (s *smtpSession) Logout() error { return nil }
+func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.to = append(s.to, to)
+	return nil
+}
+
+func (s *smtpSession) Data(r io.Reader) error {
+	msg, err := mail.ReadMessage(r)
+	if err != nil {
+		return err
+	}
+	got := received{From: s.from, To: s.to}
+	got.Subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil {
+		return err
+	}
+	if err := parts(msg.Header.Get("Content-Type"), msg.Body, &got); err != nil {
+		s.sink.t.Errorf("email body: %v", err)
+	}
+	s.sink.mu.Lock()
+	s.sink.mail = append(s.sink.mail, got)
+	s.sink.mu.Unlock()
+	return nil
+}
+
+// parts collects the text and HTML parts of a (nested) multipart body;
+// mime/multipart undoes their quoted-printable encoding.
+func parts(contentType string, body io.Reader, got *received) error {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(mt, "multipart/") {
+		return errors.New("not multipart: " + mt)
+	}
+	mr := multipart.NewReader(body, params["boundary"])
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		ct := p.Header.Get("Content-Type")
+		var b bytes.Buffer
+		if _, err := io.Copy(&b, p); err != nil {
+			return err
+		}
+		switch {
+		case strings.HasPrefix(ct, "multipart/"):
+			if err := parts(ct, &b, got); err != nil {
+				return err
+			}
+		case strings.HasPrefix(ct, "text/plain"):
+			got.Text = b.String()
+		case strings.HasPrefix(ct, "text/html"):
+			got.HTML = b.String()
+		}
+	}
+}
+
+func TestEmailFallbackWhenSlackStaysDown(t *testing.T) {
+	sink, port := newSMTPSink(t)
+	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: fallback }\n", port)
+	f.slack.answer = func(_ string, w http.ResponseWriter) bool { w.WriteHeader(http.StatusServiceUnavailable); return true }
+
+	// Within the minute the Slack error comes back, for Temporal to retry,
+	// and nobody is emailed yet.
+	_, err := notify(t, f.acts, requestEvent(activities.EventApprovalRequested))
+	var appErr *temporal.ApplicationError
+	if err == nil || (errors.As(err, &appErr) && appErr.NonRetryable()) {
+		t.Fatalf("first minute: %v; want a retryable Slack error", err)
+	}
+	if got := sink.received(); len(got) != 0 {
+		t.Fatalf("emailed %d within the first minute; want none", len(got))
+	}
+
+	// Past it (the fallback delay shortened for the test), the request goes
+	// by email and the Slack failure is reported, not raised.
+	f.acts.EmailFallbackAfter = time.Nanosecond
+	res, err := notify(t, f.acts, requestEvent(activities.EventApprovalRequested))
+	if err != nil {
+		t.Fatalf("after the minute: %v; want the notice delivered by email", err)
+	}
+	if len(res.Failures) != 1 || !strings.HasPrefix(res.Failures[0], "slack: ") || !strings.Contains(res.Failures[0], "503") {
+		t.Errorf("failures %v; want the Slack error", res.Failures)
+	}
+	got := sink.received()
+	if len(got) != 2 {
+		t.Fatalf("received %d emails; want one each for bob and carol", len(got))
+	}
+	for i, want := range []string{"bob@example.com", "carol@example.com"} {
+		m := got[i]
+		if m.From != "gatehouse@example.com" || len(m.To) != 1 || m.To[0] != want {
+			t.Errorf("email %d from %s to %v; want gatehouse@example.com to %s alone", i, m.From, m.To, want)
+		}
+		if m.Subject != "[Gatehouse] Approval needed: prod-network (run run-1)" {
+			t.Errorf("subject %q", m.Subject)
+		}
+		checkFacts(t, "text", m.Text, "rotate the <!channel> routes")
+		checkFacts(t, "html", html.UnescapeString(m.HTML), "rotate the <!channel> routes")
+		if !strings.Contains(m.HTML, "rotate the &lt;!channel&gt; routes") {
+			t.Errorf("html does not escape the run's message:\n%s", m.HTML)
+		}
+		if !strings.Contains(m.HTML, `<a href="https://gatehouse.example.com/api/v1/workspaces/prod-network/runs/run-1">`) {
+			t.Errorf("html has no link to the run:\n%s", m.HTML)
+		}
+	}
+}
+
+// checkFacts checks an email part says what the Slack message says.
+func checkFacts(t *testing.T, part, body string, message string) {
+	t.Helper()
+	for _, want := range []string{
+		"This run needs your approval", "prod-network", "production", "alice (submitted by ci-bot)", message,
+		"+2 to add, ~0 to change, -12 to destroy (1 replaced)", "aws_subnet.r", "aws_route.d[9]", "… and 2 more",
+		"+512.00 USD/month", "routes without tags", "destroys-need-two", "1/2", "waiting for carol",
+		"bob approved: “lgtm”", "Sun 22 Nov 2026 15:00 UTC",
+		"https://gatehouse.example.com/api/v1/workspaces/prod-network/runs/run-1",
+		"https://temporal.example.com/namespaces/default/workflows/run-1",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("%s part lacks %q:\n%s", part, want, body)
+		}
+	}
+}
+
+func TestEmailAlwaysSendsBesideSlack(t *testing.T) {
+	sink, port := newSMTPSink(t)
+	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: always }\n", port)
+	e := requestEvent(activities.EventReminder)
+	e.Recipients = []approval.UserID{"carol"}
+	res, err := notify(t, f.acts, e)
+	if err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if len(res.Failures) != 0 {
+		t.Errorf("failures %v; want none", res.Failures)
+	}
+	got := sink.received()
+	if len(got) != 1 || got[0].To[0] != "carol@example.com" || !strings.HasPrefix(got[0].Subject, "[Gatehouse] Reminder: ") {
+		t.Fatalf("received %+v; want carol's reminder", got)
+	}
+	if !strings.Contains(got[0].Text, "Reminder: this run still needs your approval") {
+		t.Errorf("text:\n%s", got[0].Text)
+	}
+}
+
+func TestEmailWithoutSlackAndDecidedNoticesSendNothing(t *testing.T) {
+	sink, port := newSMTPSink(t)
+	f := newNotifyFixture(t, "      email: { mode: fallback }\n", port)
+	if _, err := notify(t, f.acts, requestEvent(activities.EventApprovalRequested)); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if got := sink.received(); len(got) != 2 {
+		t.Fatalf("received %d emails; want the request for bob and carol where Slack is not set up", len(got))
+	}
+	if _, err := notify(t, f.acts, requestEvent(activities.EventDecided)); err != nil {
+		t.Fatalf("Notify: %v", err)
+	}
+	if got := sink.received(); len(got) != 2 || len(f.slack.called("chat.postMessage")) != 0 {
+		t.Errorf("a decision notice sent %d emails and %d posts; want none", len(got)-2, len(f.slack.called("chat.postMessage")))
+	}
+}
+
+func TestEmailFailingSMTPIsRetryable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing listens there now
+	f := newNotifyFixture(t, "      email: { mode: always }\n", port)
+	_, err = notify(t, f.acts, requestEvent(activities.EventApprovalRequested))
+	var appErr *temporal.ApplicationError
+	if err == nil || (errors.As(err, &appErr) && appErr.NonRetryable()) {
+		t.Fatalf("error %v; want a retryable SMTP error", err)
+	}
+}
+
+// A retry after a failed webhook posts no second Slack message and emails
+// nobody twice: the first attempt's heartbeat says what went out.
+func TestNotifyRetryDoesNotRepeatWhatWentOut(t *testing.T) {
+	sink, port := newSMTPSink(t)
+	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: always }\n      webhook: { url: http://127.0.0.1:1/hook, secret: s }\n", port)
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	var last any
+	env.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
+		var m map[string]any
+		if err := details.Get(&m); err == nil {
+			last = m
+		}
+	})
+	if _, err := env.ExecuteActivity(f.acts.Notify, requestEvent(activities.EventApprovalRequested)); err == nil {
+		t.Fatal("first attempt succeeded; want the webhook's failure")
+	}
+	retry := suite.NewTestActivityEnvironment()
+	retry.RegisterActivity(f.acts)
+	retry.SetHeartbeatDetails(last)
+	if _, err := retry.ExecuteActivity(f.acts.Notify, requestEvent(activities.EventApprovalRequested)); err == nil {
+		t.Fatal("retry succeeded; the webhook still fails")
+	}
+	if n := len(f.slack.called("chat.postMessage")); n != 1 {
+		t.Errorf("%d Slack posts over two attempts; want one", n)
+	}
+	if n := len(sink.received()); n != 2 {
+		t.Errorf("%d emails over two attempts; want one each for bob and carol", n)
+	}
+}
