@@ -19,6 +19,7 @@ import (
 	"github.com/slack-go/slack/slackutilsx"
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/starter"
@@ -32,14 +33,6 @@ import (
 // person who clicked as ephemeral messages or modal errors, never as HTTP
 // statuses. Every decision goes through starter.DecideOn, the one path the
 // REST API takes too: same rules, same signed Update, channel "slack".
-
-// The action_id of the message's buttons. They are defined here until the
-// message's builder in package activities exports its own.
-const (
-	slackActionApprove        = "gatehouse_approve"
-	slackActionReject         = "gatehouse_reject"
-	slackActionRequestChanges = "gatehouse_request_changes"
-)
 
 // The modal's names: its callback_id, and the block and element ids of its
 // comment input (errors are addressed to the block).
@@ -163,8 +156,8 @@ type slackTarget struct {
 }
 
 func parseSlackTarget(value string) (slackTarget, bool) {
-	ws, id, ok := strings.Cut(value, "/")
-	if !ok || ws == "" || !starter.ValidRunID(id) {
+	ws, id, ok := activities.ParseActionValue(value)
+	if !ok || !starter.ValidRunID(id) {
 		return slackTarget{}, false
 	}
 	return slackTarget{Workspace: ws, RunID: id}, true
@@ -178,9 +171,9 @@ func (h *slackHandler) blockActions(ctx context.Context, cb slack.InteractionCal
 	}
 	act := cb.ActionCallback.BlockActions[0]
 	kind, ok := map[string]approval.DecisionKind{
-		slackActionApprove:        approval.DecisionApprove,
-		slackActionReject:         approval.DecisionReject,
-		slackActionRequestChanges: approval.DecisionRequestChanges,
+		activities.ActionApprove:        approval.DecisionApprove,
+		activities.ActionReject:         approval.DecisionReject,
+		activities.ActionRequestChanges: approval.DecisionRequestChanges,
 	}[act.ActionID]
 	if !ok {
 		h.logger.Info("slack action ignored: not Gatehouse's", zap.String("action_id", act.ActionID))

@@ -18,6 +18,7 @@ import (
 	"github.com/slack-go/slack"
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 )
@@ -132,7 +133,7 @@ func clickBody(slackUser, actionID, value string) string {
 		"team": map[string]any{"id": "T1"}, "user": map[string]any{"id": slackUser},
 		"channel":   map[string]any{"id": "C1"},
 		"container": map[string]any{"type": "message", "message_ts": "100.1", "channel_id": "C1"},
-		"actions":   []map[string]any{{"type": "button", "block_id": "gatehouse_actions", "action_id": actionID, "value": value, "action_ts": "100.2"}},
+		"actions":   []map[string]any{{"type": "button", "block_id": activities.ActionsBlockID, "action_id": actionID, "value": value, "action_ts": "100.2"}},
 	}
 	data, _ := json.Marshal(payload)
 	return url.Values{"payload": {string(data)}}.Encode()
@@ -149,7 +150,7 @@ func TestSlackSignature(t *testing.T) {
 	ts := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).Unix(), 10) }
 	unknownType := url.Values{"payload": {`{"type": "shortcut", "user": {"id": "UALICE"}}`}}.Encode()
 	foreign := clickBody("UALICE", "someone_elses_button", "plain/r-1")
-	noRun := clickBody("UALICE", slackActionApprove, "no-slash")
+	noRun := clickBody("UALICE", activities.ActionApprove, "no-slash")
 	for _, tc := range []struct {
 		name, body, ts, sig string
 		want                int
@@ -194,7 +195,7 @@ func TestSlackSignature(t *testing.T) {
 // TestSlackNotConfigured: without a slack block the endpoint does not exist.
 func TestSlackNotConfigured(t *testing.T) {
 	h := New(Options{Config: webhookTestConfig(t), Logger: zap.NewNop()})
-	body := clickBody("UALICE", slackActionApprove, "plain/r-1")
+	body := clickBody("UALICE", activities.ActionApprove, "plain/r-1")
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	rec := serve(t, h, slackRequest(body, ts, slackSign("slack-secret", ts, body)))
 	if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "slack is not configured") {
@@ -207,7 +208,7 @@ func TestSlackNotConfigured(t *testing.T) {
 func TestSlackIgnoresBearerTokens(t *testing.T) {
 	cfg, _ := slackTestSetup(t, nil)
 	h := New(Options{Config: cfg, Logger: zap.NewNop()})
-	req := slackRequest(clickBody("UALICE", slackActionApprove, "plain/r-1"), "", "")
+	req := slackRequest(clickBody("UALICE", activities.ActionApprove, "plain/r-1"), "", "")
 	req.Header.Set("Authorization", "Bearer t-alice")
 	if rec := serve(t, h, req); rec.Code != http.StatusUnauthorized {
 		t.Errorf("got %d %s; want 401", rec.Code, rec.Body)
@@ -265,7 +266,7 @@ func TestSlackUserMapping(t *testing.T) {
 func TestSlackUnknownUserIsToldInPlainWords(t *testing.T) {
 	cfg, api := slackTestSetup(t, map[string]string{"UNOBODY": "nobody@example.com"})
 	h := New(Options{Config: cfg, Logger: zap.NewNop()})
-	body := clickBody("UNOBODY", slackActionApprove, "plain/r-1")
+	body := clickBody("UNOBODY", activities.ActionApprove, "plain/r-1")
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	if rec := serve(t, h, slackRequest(body, ts, slackSign("slack-secret", ts, body))); rec.Code != http.StatusOK {
 		t.Fatalf("got %d %s; want 200", rec.Code, rec.Body)
@@ -282,7 +283,7 @@ func TestSlackUnknownUserIsToldInPlainWords(t *testing.T) {
 // TestSlackKeys: a click's key is its action's identity and round, within
 // the Idempotency-Key rules whatever Slack sends.
 func TestSlackKeys(t *testing.T) {
-	if got, want := slackKey("slack", "T1", "U1", "100.1", slackActionApprove, "r1"), "slack:T1:U1:100.1:gatehouse_approve:r1"; got != want {
+	if got, want := slackKey("slack", "T1", "U1", "100.1", activities.ActionApprove, "r1"), "slack:T1:U1:100.1:gatehouse_approve:r1"; got != want {
 		t.Errorf("got %q; want %q", got, want)
 	}
 	for _, long := range []string{strings.Repeat("x", 300), "caf\u00e9", "a\nb"} {
@@ -320,15 +321,15 @@ func TestSlackBlockActionKey(t *testing.T) {
 		cb, act := click(user, ts, trigger, actionID, actionTs)
 		return blockActionKey(cb, act, run)
 	}
-	first := key(round1, "U1", "100.1", "trig-1", slackActionApprove, "100.2")
-	if again := key(round1, "U1", "100.1", "trig-2", slackActionApprove, "100.3"); again != first {
+	first := key(round1, "U1", "100.1", "trig-1", activities.ActionApprove, "100.2")
+	if again := key(round1, "U1", "100.1", "trig-2", activities.ActionApprove, "100.3"); again != first {
 		t.Errorf("double click: got %q and %q; want one key", first, again)
 	}
 	for name, other := range map[string]string{
-		"another member":  key(round1, "U2", "100.1", "trig-1", slackActionApprove, "100.2"),
-		"another message": key(round1, "U1", "200.1", "trig-1", slackActionApprove, "100.2"),
-		"another button":  key(round1, "U1", "100.1", "trig-1", slackActionReject, "100.2"),
-		"another round":   key(round2, "U1", "100.1", "trig-1", slackActionApprove, "100.2"),
+		"another member":  key(round1, "U2", "100.1", "trig-1", activities.ActionApprove, "100.2"),
+		"another message": key(round1, "U1", "200.1", "trig-1", activities.ActionApprove, "100.2"),
+		"another button":  key(round1, "U1", "100.1", "trig-1", activities.ActionReject, "100.2"),
+		"another round":   key(round2, "U1", "100.1", "trig-1", activities.ActionApprove, "100.2"),
 	} {
 		if other == first {
 			t.Errorf("%s: got the same key %q; want another", name, first)

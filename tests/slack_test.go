@@ -237,7 +237,7 @@ func slackClick(slackUser, actionID string, run gateway.RunView, messageTs, trig
 		"container":  map[string]any{"type": "message", "message_ts": messageTs, "channel_id": "C0PRODNET", "is_ephemeral": false},
 		"message":    map[string]any{"type": "message", "ts": messageTs},
 		"actions": []map[string]any{{
-			"type": "button", "block_id": "gatehouse_actions", "action_id": actionID,
+			"type": "button", "block_id": activities.ActionsBlockID, "action_id": actionID,
 			"value": run.Workspace + "/" + run.ID, "action_ts": strconv.FormatInt(time.Now().UnixNano(), 10),
 		}},
 	}
@@ -321,7 +321,7 @@ func TestSlackApprove(t *testing.T) {
 	}
 
 	n := api.count()
-	click := slackClick("UBOB", "gatehouse_approve", run, "1700000001.000100", "trig-1")
+	click := slackClick("UBOB", activities.ActionApprove, run, "1700000001.000100", "trig-1")
 	wantOK(t, s.slackPost(click, slackSecret, time.Now()))
 	ephemeral(t, api, n, "UBOB", "You approved prod-network run "+run.ID)
 	got := s.get(run)
@@ -331,7 +331,7 @@ func TestSlackApprove(t *testing.T) {
 
 	// The second click of a double click is a new request for the same
 	// action; a retry is the same request again, marked by Slack.
-	double := slackClick("UBOB", "gatehouse_approve", run, "1700000001.000100", "trig-2")
+	double := slackClick("UBOB", activities.ActionApprove, run, "1700000001.000100", "trig-2")
 	wantOK(t, s.slackPost(double, slackSecret, time.Now()))
 	wantOK(t, s.slackPost(click, slackSecret, time.Now(), "X-Slack-Retry-Num", "1", "X-Slack-Retry-Reason", "http_timeout"))
 	got = s.get(run)
@@ -341,7 +341,7 @@ func TestSlackApprove(t *testing.T) {
 
 	// carol has no slack_id: users.info says who she is.
 	n = api.count()
-	wantOK(t, s.slackPost(slackClick("UCAROL", "gatehouse_approve", run, "1700000001.000100", "trig-3"), slackSecret, time.Now()))
+	wantOK(t, s.slackPost(slackClick("UCAROL", activities.ActionApprove, run, "1700000001.000100", "trig-3"), slackSecret, time.Now()))
 	if calls := api.since(n, "users.info"); len(calls) != 1 || calls[0].form.Get("user") != "UCAROL" {
 		t.Errorf("got users.info calls %v; want one for UCAROL", calls)
 	}
@@ -350,7 +350,7 @@ func TestSlackApprove(t *testing.T) {
 
 	// Her click retried finds the run it approved finished: it was hers.
 	n = api.count()
-	wantOK(t, s.slackPost(slackClick("UCAROL", "gatehouse_approve", run, "1700000001.000100", "trig-3"), slackSecret, time.Now(), "X-Slack-Retry-Num", "1"))
+	wantOK(t, s.slackPost(slackClick("UCAROL", activities.ActionApprove, run, "1700000001.000100", "trig-3"), slackSecret, time.Now(), "X-Slack-Retry-Num", "1"))
 	ephemeral(t, api, n, "UCAROL", "You approved")
 	got = s.get(got)
 	if decisionsBy(t, got, "carol", approval.DecisionApprove) != 1 || len(got.Decisions) != 2 {
@@ -359,7 +359,7 @@ func TestSlackApprove(t *testing.T) {
 
 	// Too late to reject: refused at the click, no modal.
 	n = api.count()
-	wantOK(t, s.slackPost(slackClick("UBOB", "gatehouse_reject", run, "1700000001.000100", "trig-4"), slackSecret, time.Now()))
+	wantOK(t, s.slackPost(slackClick("UBOB", activities.ActionReject, run, "1700000001.000100", "trig-4"), slackSecret, time.Now()))
 	ephemeral(t, api, n, "UBOB", "run is approved: cannot reject")
 	if opened := api.since(n, "views.open"); len(opened) != 0 {
 		t.Errorf("views.open called %d times for a decided run; want none", len(opened))
@@ -373,7 +373,7 @@ func TestSlackApprove(t *testing.T) {
 func TestSlackRefusals(t *testing.T) {
 	s, api := newSlackStack(t)
 	run := s.createRun("prod-network", "t-alice", "prod-network.json")
-	click := slackClick("UBOB", "gatehouse_approve", run, "1700000002.000100", "trig-1")
+	click := slackClick("UBOB", activities.ActionApprove, run, "1700000002.000100", "trig-1")
 
 	n := api.count()
 	for _, tc := range []struct {
@@ -404,15 +404,15 @@ func TestSlackRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name, slackUser, action, rest, want string
 	}{
-		{"unknown slack user", "UNOBODY", "gatehouse_approve", "", "Gatehouse does not know who you are"},
-		{"slack user not found", "UGHOST", "gatehouse_approve", "", "could not look up your Slack profile"},
-		{"requester approves", "UALICE", "gatehouse_approve", "t-alice", "self-approval:"},
-		{"requester rejects", "UALICE", "gatehouse_reject", "", "self-approval:"},
+		{"unknown slack user", "UNOBODY", activities.ActionApprove, "", "Gatehouse does not know who you are"},
+		{"slack user not found", "UGHOST", activities.ActionApprove, "", "could not look up your Slack profile"},
+		{"requester approves", "UALICE", activities.ActionApprove, "t-alice", "self-approval:"},
+		{"requester rejects", "UALICE", activities.ActionReject, "", "self-approval:"},
 		// The REST API hides the run from dave (a 404); Slack showed it
 		// to him, so he hears the rule.
-		{"approver of no reason", "UDAVE", "gatehouse_approve", "", "eligibility: dave is not an approver"},
-		{"approver of no reason requests changes", "UDAVE", "gatehouse_request_changes", "", "eligibility:"},
-		{"viewer", "UVICTOR", "gatehouse_approve", "t-victor", "role:"},
+		{"approver of no reason", "UDAVE", activities.ActionApprove, "", "eligibility: dave is not an approver"},
+		{"approver of no reason requests changes", "UDAVE", activities.ActionRequestChanges, "", "eligibility:"},
+		{"viewer", "UVICTOR", activities.ActionApprove, "t-victor", "role:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := api.count()
@@ -440,7 +440,7 @@ func TestSlackRejectThroughTheModal(t *testing.T) {
 	run := s.createRun("prod-network", "t-alice", "prod-network.json")
 
 	n := api.count()
-	wantOK(t, s.slackPost(slackClick("UBOB", "gatehouse_reject", run, "1700000003.000100", "trig-reject"), slackSecret, time.Now()))
+	wantOK(t, s.slackPost(slackClick("UBOB", activities.ActionReject, run, "1700000003.000100", "trig-reject"), slackSecret, time.Now()))
 	opened := openedModal(t, api, n, "trig-reject")
 	unchanged(t, s, run)
 
@@ -508,7 +508,7 @@ func TestSlackRequestChanges(t *testing.T) {
 	run := s.createRun("prod-network", "t-alice", "prod-network.json")
 
 	n := api.count()
-	wantOK(t, s.slackPost(slackClick("UCAROL", "gatehouse_request_changes", run, "1700000004.000100", "trig-rc"), slackSecret, time.Now()))
+	wantOK(t, s.slackPost(slackClick("UCAROL", activities.ActionRequestChanges, run, "1700000004.000100", "trig-rc"), slackSecret, time.Now()))
 	opened := openedModal(t, api, n, "trig-rc")
 	var meta map[string]string
 	if err := json.Unmarshal([]byte(opened["view"].(map[string]any)["private_metadata"].(string)), &meta); err != nil ||
