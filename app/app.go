@@ -185,6 +185,8 @@ func (p *parts) newWorker() (*applyingWorker, error) {
 		Locks:    locks,
 		Temporal: p.client,
 		Work:     filepath.Join(p.opts.DataDir, "work"),
+		// Links into the Temporal Web UI name the namespace runs live in.
+		Namespace: p.opts.Namespace,
 	}
 	w := worker.New(p.client, p.opts.TaskQueue, p.runner(), acts, sdkworker.Options{
 		WorkerStopTimeout: p.opts.StopTimeout,
