@@ -45,12 +45,13 @@ const (
 // channelSlack names this channel on the decisions it carries.
 const channelSlack = "slack"
 
-// Slack's limits: slackBudget bounds the work behind one answer, leaving room under
-// Slack's 3 seconds for the network, of which the decision itself may take
-// slackDecideBudget so that a slow Temporal still leaves time to say so.
+// Slack gives up on an answer after 3 seconds. The work behind one (users.info,
+// reading the run, the decision, views.open) gets slackWorkBudget; the
+// reply to the clicker then gets slackReplyBudget of its own, so a slow
+// Temporal still leaves time to say so, and the answer leaves within 2.5 s.
 const (
-	slackBudget       = 2500 * time.Millisecond
-	slackDecideBudget = 2 * time.Second
+	slackWorkBudget  = 2 * time.Second
+	slackReplyBudget = 500 * time.Millisecond
 	// slackCommentChars is the longest input Slack's plain_text_input
 	// takes; the domain's MaxCommentBytes still applies to its bytes.
 	slackCommentChars = 3000
@@ -81,7 +82,7 @@ func (s *server) slackInteraction(c echo.Context) error {
 		s.Logger.Warn("slack interaction: unreadable payload", zap.Error(err))
 		return c.NoContent(http.StatusOK)
 	}
-	ctx, cancel := context.WithTimeout(c.Request().Context(), slackBudget)
+	ctx, cancel := context.WithTimeout(c.Request().Context(), slackWorkBudget)
 	defer cancel()
 	h := s.slackHandler(sl)
 	if retry := c.Request().Header.Get("X-Slack-Retry-Num"); retry != "" {
@@ -190,7 +191,7 @@ func (h *slackHandler) blockActions(ctx context.Context, cb slack.InteractionCal
 	}
 	run, err := h.runs.GetRun(ctx, target.Workspace, target.RunID)
 	if err != nil {
-		h.tell(ctx, cb, h.refusal(kind, target, err))
+		h.tell(ctx, cb, h.refusal(ctx, kind, target, err))
 		return
 	}
 	if kind == approval.DecisionApprove {
@@ -208,21 +209,19 @@ func (h *slackHandler) approve(ctx context.Context, cb slack.InteractionCallback
 		Actor: user.Identity, IdempotencyKey: blockActionKey(cb, act, run), Channel: channelSlack,
 	})
 	if err != nil {
-		h.tell(ctx, cb, h.refusal(approval.DecisionApprove, targetOf(run), err))
+		h.tell(ctx, cb, h.refusal(ctx, approval.DecisionApprove, targetOf(run), err))
 		return
 	}
 	h.tell(ctx, cb, fmt.Sprintf("You approved %s. It is now %s%s.", runName(out), out.Status, progress(out)))
 }
 
-// decide carries a decision through the one path every channel takes,
-// within slackDecideBudget. A retry or a double click that arrives after
-// its first answer finished the run finds the run final, which DecideOn
-// answers as a conflict; when the clicker's latest decision on the run is
-// this very kind, it was recorded, and that is the answer.
+// decide carries a decision through the one path every channel takes. A
+// retry or a double click that arrives after its first answer finished the
+// run finds the run final, which DecideOn answers as a conflict; when the
+// clicker's latest decision on the run is this very kind, it was recorded,
+// and that is the answer.
 func (h *slackHandler) decide(ctx context.Context, run approval.Run, d starter.DecisionRequest) (approval.Run, error) {
-	dctx, cancel := context.WithTimeout(ctx, slackDecideBudget)
-	defer cancel()
-	out, err := h.runs.DecideOn(dctx, run, d)
+	out, err := h.runs.DecideOn(ctx, run, d)
 	if approval.ErrorCode(err) == approval.CodeConflict && run.Status.Final() && latestKind(run, d.Actor.ID) == d.Kind {
 		return run, nil
 	}
@@ -250,7 +249,7 @@ func (h *slackHandler) openModal(ctx context.Context, cb slack.InteractionCallba
 	// The comment is what the modal asks for: a stand-in lets the check
 	// judge everything else (eligibility, self-approval, role, status).
 	if err := check(approval.Request{Actor: user.Identity, Comment: "-", Channel: channelSlack}); err != nil {
-		h.tell(ctx, cb, h.refusal(kind, targetOf(run), err))
+		h.tell(ctx, cb, h.refusal(ctx, kind, targetOf(run), err))
 		return
 	}
 	meta, err := json.Marshal(slackModalMeta{Workspace: run.Workspace, RunID: run.ID, Kind: kind, Channel: slackChannelOf(cb)})
@@ -320,14 +319,14 @@ func (h *slackHandler) viewSubmission(ctx context.Context, cb slack.InteractionC
 	target := slackTarget{Workspace: meta.Workspace, RunID: meta.RunID}
 	run, err := h.runs.GetRun(ctx, meta.Workspace, meta.RunID)
 	if err != nil {
-		return modalError(h.refusal(meta.Kind, target, err))
+		return modalError(h.refusal(ctx, meta.Kind, target, err))
 	}
 	out, err := h.decide(ctx, run, starter.DecisionRequest{
 		Workspace: run.Workspace, RunID: run.ID, Kind: meta.Kind, Actor: user.Identity,
 		Comment: submittedComment(cb.View), IdempotencyKey: slackKey("slack", cb.View.ID), Channel: channelSlack,
 	})
 	if err != nil {
-		return modalError(h.refusal(meta.Kind, target, err))
+		return modalError(h.refusal(ctx, meta.Kind, target, err))
 	}
 	if meta.Channel != "" {
 		h.post(ctx, meta.Channel, cb.User.ID, fmt.Sprintf("You %s %s. It is now %s.", pastTense(meta.Kind), runName(out), out.Status))
@@ -411,12 +410,12 @@ func (h *slackHandler) slackUser(ctx context.Context, slackID string) (config.Us
 // refusal words an error for the clicker: a domain error's own message
 // (the same text as the REST API's 4xx, naming the rule that refused), or,
 // for anything else, that it failed inside, which is logged.
-func (h *slackHandler) refusal(kind approval.DecisionKind, t slackTarget, err error) string {
+func (h *slackHandler) refusal(ctx context.Context, kind approval.DecisionKind, t slackTarget, err error) string {
 	var de *approval.Error
 	switch {
 	case errors.As(err, &de):
 		return fmt.Sprintf("Not recorded: you cannot %s %s run %s: %s", verbOf(kind), t.Workspace, t.RunID, de.Message)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil:
 		h.logger.Warn("slack decision timed out", zap.String("run", t.RunID), zap.Error(err))
 		return "Gatehouse did not answer in time. Your decision may still be recorded: the run's message will show it."
 	}
@@ -430,11 +429,15 @@ func (h *slackHandler) tell(ctx context.Context, cb slack.InteractionCallback, t
 	h.post(ctx, slackChannelOf(cb), cb.User.ID, text)
 }
 
+// post sends an ephemeral message within slackReplyBudget, even when the
+// work before it used up its own budget: the clicker must hear something.
 func (h *slackHandler) post(ctx context.Context, channel, user, text string) {
 	if channel == "" || user == "" {
 		h.logger.Warn("slack reply has nowhere to go", zap.String("text", text))
 		return
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), slackReplyBudget)
+	defer cancel()
 	if _, err := h.api.PostEphemeralContext(ctx, channel, user, slack.MsgOptionText(text, true)); err != nil {
 		h.logger.Warn("slack chat.postEphemeral", zap.String("channel", channel), zap.Error(err))
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -333,6 +334,32 @@ func TestSlackBlockActionKey(t *testing.T) {
 	} {
 		if other == first {
 			t.Errorf("%s: got the same key %q; want another", name, first)
+		}
+	}
+}
+
+// TestSlackRefusalWords: a domain error reaches the clicker as the REST
+// API words it; a timeout says the decision may still land; anything else
+// is "internal error", without its text.
+func TestSlackRefusalWords(t *testing.T) {
+	h := &slackHandler{logger: zap.NewNop()}
+	target := slackTarget{Workspace: "plain", RunID: "r-1"}
+	expired, cancel := context.WithTimeout(context.Background(), 0)
+	defer cancel()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want string
+	}{
+		{"domain", context.Background(), approval.Errorf(approval.CodeForbidden, "self-approval: alice requested this run and may not approve it"),
+			"Not recorded: you cannot approve plain run r-1: self-approval: alice requested this run and may not approve it"},
+		{"timeout", expired, errors.New("rpc error: code = DeadlineExceeded"), "did not answer in time"},
+		{"internal", context.Background(), errors.New("dial tcp 10.0.0.1:7233: secret detail"), "internal error"},
+	} {
+		got := h.refusal(tc.ctx, approval.DecisionApprove, target, tc.err)
+		if !strings.Contains(got, tc.want) || strings.Contains(got, "secret detail") {
+			t.Errorf("%s: got %q; want it to contain %q", tc.name, got, tc.want)
 		}
 	}
 }
