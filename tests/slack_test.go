@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -50,6 +51,7 @@ workspaces:
   - name: prod-network
     environment: production
     supersede: false   # several runs wait at once
+    notify: {slack: {channel: C0PRODNET}}
     rules:
       - name: destroys-need-two
         when: {destroys_gt: 0}
@@ -118,6 +120,16 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"ok": true, "message_ts": "1700000999.000100"}`))
 	case "views.open":
 		_, _ = w.Write([]byte(`{"ok": true, "view": {"id": "V0OPENED"}}`))
+	case "chat.postMessage", "chat.update":
+		channel := call.form.Get("channel")
+		if call.json != nil {
+			channel, _ = call.json["channel"].(string)
+		}
+		ts := call.form.Get("ts")
+		if ts == "" {
+			ts = fmt.Sprintf("1700000001.%06d", len(f.calls))
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": channel, "ts": ts})
 	default:
 		_, _ = w.Write([]byte(`{"ok": false, "error": "unknown_method"}`))
 	}
@@ -170,7 +182,8 @@ func newSlackStack(t *testing.T) (*stack, *fakeSlack) {
 	}
 	s := &stack{
 		t: t, temporal: ts, client: c, keys: testKeys(t),
-		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Work: filepath.Join(dir, "work"), Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
+		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Work: filepath.Join(dir, "work"),
+			Temporal: c, Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
 	}
 	s.startWorker()
 	s.runs = starter.New(c, ts.GetDefaultNamespace(), taskQueue, cfg, s.keys)
