@@ -1,22 +1,14 @@
 package activities_test
 
 import (
-	"bytes"
 	"errors"
 	"html"
-	"io"
-	"mime"
-	"mime/multipart"
 	"net"
 	"net/http"
-	"net/mail"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -24,120 +16,11 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/internal/smtptest"
 )
 
-// received is one email the SMTP server accepted.
-type received struct {
-	From    string
-	To      []string
-	Subject string
-	Text    string
-	HTML    string
-}
-
-// smtpSink is an in-process SMTP server that parses what it receives.
-type smtpSink struct {
-	mu   sync.Mutex
-	t    *testing.T
-	mail []received
-}
-
-func newSMTPSink(t *testing.T) (*smtpSink, int) {
-	t.Helper()
-	sink := &smtpSink{t: t}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &smtpSession{sink: sink}, nil }))
-	srv.Domain = "localhost"
-	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return sink, ln.Addr().(*net.TCPAddr).Port
-}
-
-func (s *smtpSink) received() []received {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.mail)
-}
-
-type smtpSession struct {
-	sink *smtpSink
-	from string
-	to   []string
-}
-
-func (s *smtpSession) Reset()        { s.from, s.to = "", nil }
-func (s *smtpSession) Logout() error { return nil }
-func (s *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	s.from = from
-	return nil
-}
-func (s *smtpSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.to = append(s.to, to)
-	return nil
-}
-
-func (s *smtpSession) Data(r io.Reader) error {
-	msg, err := mail.ReadMessage(r)
-	if err != nil {
-		return err
-	}
-	got := received{From: s.from, To: s.to}
-	got.Subject, err = new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	if err != nil {
-		return err
-	}
-	if err := parts(msg.Header.Get("Content-Type"), msg.Body, &got); err != nil {
-		s.sink.t.Errorf("email body: %v", err)
-	}
-	s.sink.mu.Lock()
-	s.sink.mail = append(s.sink.mail, got)
-	s.sink.mu.Unlock()
-	return nil
-}
-
-// parts collects the text and HTML parts of a (nested) multipart body;
-// mime/multipart undoes their quoted-printable encoding.
-func parts(contentType string, body io.Reader, got *received) error {
-	mt, params, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(mt, "multipart/") {
-		return errors.New("not multipart: " + mt)
-	}
-	mr := multipart.NewReader(body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		ct := p.Header.Get("Content-Type")
-		var b bytes.Buffer
-		if _, err := io.Copy(&b, p); err != nil {
-			return err
-		}
-		switch {
-		case strings.HasPrefix(ct, "multipart/"):
-			if err := parts(ct, &b, got); err != nil {
-				return err
-			}
-		case strings.HasPrefix(ct, "text/plain"):
-			got.Text = b.String()
-		case strings.HasPrefix(ct, "text/html"):
-			got.HTML = b.String()
-		}
-	}
-}
-
 func TestEmailFallbackWhenSlackStaysDown(t *testing.T) {
-	sink, port := newSMTPSink(t)
+	sink, port := smtptest.NewServer(t)
 	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: fallback }\n", port)
 	f.slack.answer = func(_ string, w http.ResponseWriter) bool { w.WriteHeader(http.StatusServiceUnavailable); return true }
 
@@ -148,7 +31,7 @@ func TestEmailFallbackWhenSlackStaysDown(t *testing.T) {
 	if err == nil || (errors.As(err, &appErr) && appErr.NonRetryable()) {
 		t.Fatalf("first minute: %v; want a retryable Slack error", err)
 	}
-	if got := sink.received(); len(got) != 0 {
+	if got := sink.Received(); len(got) != 0 {
 		t.Fatalf("emailed %d within the first minute; want none", len(got))
 	}
 
@@ -162,7 +45,7 @@ func TestEmailFallbackWhenSlackStaysDown(t *testing.T) {
 	if len(res.Failures) != 1 || !strings.HasPrefix(res.Failures[0], "slack: ") || !strings.Contains(res.Failures[0], "503") {
 		t.Errorf("failures %v; want the Slack error", res.Failures)
 	}
-	got := sink.received()
+	got := sink.Received()
 	if len(got) != 2 {
 		t.Fatalf("received %d emails; want one each for bob and carol", len(got))
 	}
@@ -203,7 +86,7 @@ func checkFacts(t *testing.T, part, body string, message string) {
 }
 
 func TestEmailAlwaysSendsBesideSlack(t *testing.T) {
-	sink, port := newSMTPSink(t)
+	sink, port := smtptest.NewServer(t)
 	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: always }\n", port)
 	e := requestEvent(activities.EventReminder)
 	e.Recipients = []approval.UserID{"carol"}
@@ -214,7 +97,7 @@ func TestEmailAlwaysSendsBesideSlack(t *testing.T) {
 	if len(res.Failures) != 0 {
 		t.Errorf("failures %v; want none", res.Failures)
 	}
-	got := sink.received()
+	got := sink.Received()
 	if len(got) != 1 || got[0].To[0] != "carol@example.com" || !strings.HasPrefix(got[0].Subject, "[Gatehouse] Reminder: ") {
 		t.Fatalf("received %+v; want carol's reminder", got)
 	}
@@ -224,18 +107,18 @@ func TestEmailAlwaysSendsBesideSlack(t *testing.T) {
 }
 
 func TestEmailWithoutSlackAndDecidedNoticesSendNothing(t *testing.T) {
-	sink, port := newSMTPSink(t)
+	sink, port := smtptest.NewServer(t)
 	f := newNotifyFixture(t, "      email: { mode: fallback }\n", port)
 	if _, err := notify(t, f.acts, requestEvent(activities.EventApprovalRequested)); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
-	if got := sink.received(); len(got) != 2 {
+	if got := sink.Received(); len(got) != 2 {
 		t.Fatalf("received %d emails; want the request for bob and carol where Slack is not set up", len(got))
 	}
 	if _, err := notify(t, f.acts, requestEvent(activities.EventDecided)); err != nil {
 		t.Fatalf("Notify: %v", err)
 	}
-	if got := sink.received(); len(got) != 2 || len(f.slack.called("chat.postMessage")) != 0 {
+	if got := sink.Received(); len(got) != 2 || len(f.slack.called("chat.postMessage")) != 0 {
 		t.Errorf("a decision notice sent %d emails and %d posts; want none", len(got)-2, len(f.slack.called("chat.postMessage")))
 	}
 }
@@ -258,7 +141,7 @@ func TestEmailFailingSMTPIsRetryable(t *testing.T) {
 // A retry after a failed webhook posts no second Slack message and emails
 // nobody twice: the first attempt's heartbeat says what went out.
 func TestNotifyRetryDoesNotRepeatWhatWentOut(t *testing.T) {
-	sink, port := newSMTPSink(t)
+	sink, port := smtptest.NewServer(t)
 	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: always }\n      webhook: { url: http://127.0.0.1:1/hook, secret: s }\n", port)
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
@@ -282,7 +165,7 @@ func TestNotifyRetryDoesNotRepeatWhatWentOut(t *testing.T) {
 	if n := len(f.slack.called("chat.postMessage")); n != 1 {
 		t.Errorf("%d Slack posts over two attempts; want one", n)
 	}
-	if n := len(sink.received()); n != 2 {
+	if n := len(sink.Received()); n != 2 {
 		t.Errorf("%d emails over two attempts; want one each for bob and carol", n)
 	}
 }

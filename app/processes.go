@@ -71,6 +71,14 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace); err != nil {
 		return nil, err
 	}
+	// Links in notices point at this process unless the config says
+	// otherwise: the gateway's address and the embedded Web UI.
+	if p.config.PublicURL == "" && opts.HTTPAddr != "" {
+		p.config.PublicURL = "http://" + opts.HTTPAddr
+	}
+	if p.config.TemporalUIURL == "" {
+		p.config.TemporalUIURL = d.server.UIURL()
+	}
 	if d.worker, err = p.newWorker(); err != nil {
 		return nil, err
 	}

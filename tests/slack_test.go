@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -11,24 +10,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/server/temporaltest"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/gateway"
-	"github.com/gatehouse-dev/gatehouse/plan"
-	"github.com/gatehouse-dev/gatehouse/starter"
 )
 
 // The tests in this file decide runs from Slack: signed interaction
@@ -163,39 +154,7 @@ func newSlackStack(t *testing.T) (*stack, *fakeSlack) {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	dir := t.TempDir()
-	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	c := ts.GetDefaultClient()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := starter.RegisterSearchAttributes(ctx, c, ts.GetDefaultNamespace()); err != nil {
-		t.Fatal(err)
-	}
-	store, err := plan.NewStore(filepath.Join(dir, "plans"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims, err := activities.NewClaimStore(filepath.Join(dir, "claims"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &stack{
-		t: t, temporal: ts, client: c, keys: testKeys(t),
-		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Work: filepath.Join(dir, "work"),
-			Temporal: c, Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
-	}
-	s.startWorker()
-	s.runs = starter.New(c, ts.GetDefaultNamespace(), taskQueue, cfg, s.keys)
-	srv := httptest.NewServer(gateway.New(gateway.Options{
-		Config: cfg, Runs: s.runs, Plans: store, Logger: logger,
-		Health: func(ctx context.Context) error {
-			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
-			return err
-		},
-	}))
-	t.Cleanup(srv.Close)
-	s.url = srv.URL
+	s := stackFor(t, cfg, stackOptions{})
 	return s, api
 }
 

@@ -173,8 +173,19 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	s := stackFor(t, cfg, opts)
+	s.applyLog, s.hooks = applyLog, hooks
+	return s
+}
 
+// stackFor starts one Gatehouse for cfg: a Temporal server (temporaltest),
+// the worker with the real activities on a data dir of its own, and the
+// gateway over real HTTP. Every test stack is made here, whatever its
+// config.
+func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
+	t.Helper()
+	dir := t.TempDir()
+	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -195,7 +206,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 		t.Fatal(err)
 	}
 	s := &stack{
-		t: t, temporal: ts, client: c, applyLog: applyLog, hooks: hooks,
+		t: t, temporal: ts, client: c,
 		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Locks: locks, Temporal: c,
 			Work: filepath.Join(dir, "work"), Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
 	}
