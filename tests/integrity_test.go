@@ -272,7 +272,7 @@ func TestHostileRequestsGetClearErrors(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	run := s.createRun("prod-network", "t-alice", "prod-network.json")
 	runs := "/api/v1/workspaces/prod-network/runs/"
-	for _, id := range []string{"%00", "%0a", "%ff%fe", "run-%01x", strings.Repeat("r", 300), "%20"} {
+	for _, id := range []string{"", "%00", "%0a", "%ff%fe", "run-%01x", strings.Repeat("r", 300), "%20"} {
 		r := s.call("GET", runs+id, "t-victor", nil)
 		if r.status != http.StatusNotFound {
 			t.Errorf("GET run %q: %d %s; want 404", id, r.status, r.body)
