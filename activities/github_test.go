@@ -3,8 +3,6 @@ package activities
 import (
 	"context"
 	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,63 +11,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/internal/gittest"
 )
-
-// gitRepo is a bare repository in a temp dir with a work tree cloned from
-// it: commit writes files there and pushes.
-type gitRepo struct {
-	t    *testing.T
-	bare string
-	work string
-}
-
-func newGitRepo(t *testing.T) *gitRepo {
-	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
-	dir := t.TempDir()
-	r := &gitRepo{t: t, bare: filepath.Join(dir, "origin.git"), work: filepath.Join(dir, "work")}
-	r.git(dir, "init", "--quiet", "--bare", "--initial-branch=main", r.bare)
-	r.git(dir, "clone", "--quiet", r.bare, r.work)
-	return r
-}
-
-func (r *gitRepo) git(dir string, args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes files (path → content; "" deletes), commits, pushes and
-// returns the commit's id.
-func (r *gitRepo) commit(files map[string]string) string {
-	r.t.Helper()
-	for name, content := range files {
-		p := filepath.Join(r.work, filepath.FromSlash(name))
-		if content == "" {
-			r.git(r.work, "rm", "--quiet", name)
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-		r.git(r.work, "add", name)
-	}
-	r.git(r.work, "commit", "--quiet", "-m", "change")
-	r.git(r.work, "push", "--quiet", "origin", "HEAD:main")
-	return r.git(r.work, "rev-parse", "HEAD")
-}
 
 func activitiesFor(t *testing.T, url string) *Activities {
 	t.Helper()
@@ -92,11 +35,11 @@ workspaces:
 // a local bare repository, read over file://, are told apart by the globs;
 // `**` crosses directories and `*` does not.
 func TestChangedPathsDiffsTheCheckout(t *testing.T) {
-	repo := newGitRepo(t)
-	base := repo.commit(map[string]string{"infra/network/main.tf": "a", "infra/iam/main.tf": "a", "README.md": "a"})
-	network := repo.commit(map[string]string{"infra/network/modules/vpc/main.tf": "b", "infra/network/main.tf": "b"})
-	docs := repo.commit(map[string]string{"README.md": "c", "infra/iam/main.tf": ""})
-	a := activitiesFor(t, "file://"+repo.bare)
+	repo := gittest.New(t, "main")
+	base := repo.Commit(map[string]string{"infra/network/main.tf": "a", "infra/iam/main.tf": "a", "README.md": "a"})
+	network := repo.Commit(map[string]string{"infra/network/modules/vpc/main.tf": "b", "infra/network/main.tf": "b"})
+	docs := repo.Commit(map[string]string{"README.md": "c", "infra/iam/main.tf": ""})
+	a := activitiesFor(t, repo.URL())
 
 	for _, tc := range []struct {
 		name          string
@@ -134,14 +77,14 @@ func TestChangedPathsDiffsTheCheckout(t *testing.T) {
 // TestChangedPathsBoundsItsLists: a commit touching more files than
 // MaxChangedPaths is counted in full and listed in part.
 func TestChangedPathsBoundsItsLists(t *testing.T) {
-	repo := newGitRepo(t)
-	base := repo.commit(map[string]string{"keep": "a"})
+	repo := gittest.New(t, "main")
+	base := repo.Commit(map[string]string{"keep": "a"})
 	files := map[string]string{}
 	for i := range MaxChangedPaths + 20 {
 		files[filepath.ToSlash(filepath.Join("infra", "gen", strings.Repeat("f", 1+i%5)+string(rune('a'+i%26))+string(rune('a'+i/26))+".tf"))] = "x"
 	}
-	head := repo.commit(files)
-	got, err := activitiesFor(t, "file://"+repo.bare).ChangedPaths(context.Background(), ChangedPathsInput{Workspace: "net", Since: base, Commit: head, Paths: []string{"infra/**"}})
+	head := repo.Commit(files)
+	got, err := activitiesFor(t, repo.URL()).ChangedPaths(context.Background(), ChangedPathsInput{Workspace: "net", Since: base, Commit: head, Paths: []string{"infra/**"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +96,9 @@ func TestChangedPathsBoundsItsLists(t *testing.T) {
 // TestChangedPathsWithoutABase: a new branch (no since) and a since the
 // repository does not have (a force push) plan rather than skip, and say so.
 func TestChangedPathsWithoutABase(t *testing.T) {
-	repo := newGitRepo(t)
-	head := repo.commit(map[string]string{"README.md": "a"})
-	a := activitiesFor(t, "file://"+repo.bare)
+	repo := gittest.New(t, "main")
+	head := repo.Commit(map[string]string{"README.md": "a"})
+	a := activitiesFor(t, repo.URL())
 	for name, since := range map[string]string{"new branch": "", "unknown base": strings.Repeat("ab", 20)} {
 		t.Run(name, func(t *testing.T) {
 			got, err := a.ChangedPaths(context.Background(), ChangedPathsInput{Workspace: "net", Since: since, Commit: head, Paths: []string{"infra/**"}})

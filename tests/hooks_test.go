@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/gittest"
 	"github.com/gatehouse-dev/gatehouse/internal/tofutest"
 	"github.com/gatehouse-dev/gatehouse/starter"
 )
@@ -63,60 +63,21 @@ workspaces:
       - {name: platform-review, approvers: {groups: [platform]}}
 `
 
-// infraRepo is a bare git repository on branch master with a work tree
-// that commits to it.
-type infraRepo struct {
-	t          *testing.T
-	bare, work string
-}
-
-func newInfraRepo(t *testing.T) *infraRepo {
-	t.Helper()
-	dir := t.TempDir()
-	r := &infraRepo{t: t, bare: filepath.Join(dir, "infra.git"), work: filepath.Join(dir, "work")}
-	r.git(dir, "init", "--quiet", "--bare", "--initial-branch=master", r.bare)
-	r.git(dir, "clone", "--quiet", r.bare, r.work)
-	return r
-}
-
-func (r *infraRepo) git(dir string, args ...string) string {
-	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com",
-		"GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// commit writes one terraform_data module per directory (directory →
-// input), pushes to master and returns the commit.
-func (r *infraRepo) commit(modules map[string]string) string {
-	r.t.Helper()
+// commitModules writes one terraform_data module per directory (directory
+// → input) to the repository, pushes and returns the commit.
+func commitModules(r *gittest.Repo, modules map[string]string) string {
+	files := map[string]string{}
 	for dir, input := range modules {
-		p := filepath.Join(r.work, filepath.FromSlash(dir))
-		if err := os.MkdirAll(p, 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		src := fmt.Sprintf("resource \"terraform_data\" \"this\" {\n  input = %q\n}\n", input)
-		if err := os.WriteFile(filepath.Join(p, "main.tf"), []byte(src), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
+		files[dir+"/main.tf"] = fmt.Sprintf("resource \"terraform_data\" \"this\" {\n  input = %q\n}\n", input)
 	}
-	r.git(r.work, "add", "-A")
-	r.git(r.work, "commit", "--quiet", "-m", "change")
-	r.git(r.work, "push", "--quiet", "origin", "HEAD:master")
-	return r.git(r.work, "rev-parse", "HEAD")
+	return r.Commit(files)
 }
 
 // newWebhookStack is newStack with webhookConfig: its own Temporal server,
 // worker and gateway.
-func newWebhookStack(t *testing.T, repo *infraRepo) *stack {
+func newWebhookStack(t *testing.T, repo *gittest.Repo) *stack {
 	t.Helper()
-	yaml := strings.NewReplacer("TOFU", strconv.Quote(tofutest.Binary(t)), "REPO", strconv.Quote("file://"+repo.bare)).Replace(webhookConfig)
+	yaml := strings.NewReplacer("TOFU", strconv.Quote(tofutest.Binary(t)), "REPO", strconv.Quote(repo.URL())).Replace(webhookConfig)
 	cfg, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -156,8 +117,8 @@ func (s *stack) runIDs(ws string) []string {
 // the same run; forged, unsigned and stale deliveries start nothing; the
 // requester cannot approve what the hook started in their name.
 func TestHookStartsAPlannedRun(t *testing.T) {
-	repo := newInfraRepo(t)
-	repo.commit(map[string]string{"infra/network": "v1", "infra/iam": "v1"})
+	repo := gittest.New(t, "master")
+	commitModules(repo, map[string]string{"infra/network": "v1", "infra/iam": "v1"})
 	s := newWebhookStack(t, repo)
 	body := `{"ref": "master", "message": "deploy from the pipeline", "requested_by": "alice"}`
 	headers := signHook("hook-secret", time.Now(), body)
@@ -248,9 +209,9 @@ func readFixture(t *testing.T, name string) []byte {
 // directory plans that one and ends the other no_changes; bad signatures,
 // pings and other events start nothing.
 func TestGitHubDeliveries(t *testing.T) {
-	repo := newInfraRepo(t)
-	base := repo.commit(map[string]string{"infra/network": "v1", "infra/iam": "v1"})
-	network := repo.commit(map[string]string{"infra/network": "v2"})
+	repo := gittest.New(t, "master")
+	base := commitModules(repo, map[string]string{"infra/network": "v1", "infra/iam": "v1"})
+	network := commitModules(repo, map[string]string{"infra/network": "v2"})
 	s := newWebhookStack(t, repo)
 
 	merged := readFixture(t, "pull_request.closed.merged.json")
