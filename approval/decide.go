@@ -259,6 +259,9 @@ func (r *Run) checkApprove(req Request) ([]int, error) {
 	if err := r.checkRequest(req, DecisionApprove); err != nil {
 		return nil, err
 	}
+	if err := r.externalRefused("approve"); err != nil {
+		return nil, err
+	}
 	scope, err := r.scope(req.ReasonIDs)
 	if err != nil {
 		return nil, err
@@ -320,6 +323,9 @@ func (r *Run) checkRevoke(req Request) ([]int, error) {
 	if err := r.checkRequest(req, DecisionRevoke); err != nil {
 		return nil, err
 	}
+	if err := r.externalRefused("revoke approvals of"); err != nil {
+		return nil, err
+	}
 	if req.Actor.HasRole(RoleViewer) {
 		return nil, Errorf(CodeForbidden, "role: viewers may not revoke approvals")
 	}
@@ -372,6 +378,9 @@ func (r *Run) Revoke(req Request, now time.Time) error {
 // CheckReject reports whether req may reject the run now.
 func (r *Run) CheckReject(req Request) error {
 	if err := r.checkRequest(req, DecisionReject); err != nil {
+		return err
+	}
+	if err := r.externalRefused("reject"); err != nil {
 		return err
 	}
 	if err := requireText("comment", req.Comment, "to reject"); err != nil {
@@ -451,6 +460,9 @@ func (r *Run) CheckRequestChanges(req Request) error {
 	if err := r.checkRequest(req, DecisionRequestChanges); err != nil {
 		return err
 	}
+	if err := r.externalRefused("request changes on"); err != nil {
+		return err
+	}
 	if err := requireText("comment", req.Comment, "to request changes"); err != nil {
 		return err
 	}
@@ -478,6 +490,9 @@ func (r *Run) RequestChanges(req Request, now time.Time) error {
 // waits for approval or for changes.
 func (r *Run) CheckRevisePlan(req Request) error {
 	if err := r.checkRequest(req, DecisionRevisePlan); err != nil {
+		return err
+	}
+	if err := r.externalRefused("take a revised plan for"); err != nil {
 		return err
 	}
 	if !r.isSelf(req.Actor) {
@@ -554,6 +569,9 @@ func (r *Run) replacePlan(req Request, kind DecisionKind, plan PlanSummary, cost
 // on workspaces that allow it, and only with a justification.
 func (r *Run) CheckBypass(req Request) error {
 	if err := r.checkRequest(req, DecisionBypass); err != nil {
+		return err
+	}
+	if err := r.externalRefused("bypass"); err != nil {
 		return err
 	}
 	if err := requireText("justification", req.Comment, "to bypass approval"); err != nil {
@@ -637,6 +655,9 @@ const RenotifyInterval = 5 * time.Minute
 // CheckRenotify reports whether req may ask the pending approvers again now.
 func (r *Run) CheckRenotify(req Request, now time.Time) error {
 	if err := r.checkRequest(req, DecisionRenotify); err != nil {
+		return err
+	}
+	if err := r.externalRefused("renotify approvers of"); err != nil {
 		return err
 	}
 	if req.Actor.HasRole(RoleViewer) {

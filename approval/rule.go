@@ -52,7 +52,7 @@ const (
 	KindRule   ReasonKind = "rule"
 )
 
-var kindOrder = []ReasonKind{KindPolicy, KindStep, KindRule}
+var kindOrder = []ReasonKind{KindExternal, KindPolicy, KindStep, KindRule}
 
 func (k ReasonKind) rank() int { return slices.Index(kindOrder, k) }
 
@@ -121,6 +121,9 @@ type Workspace struct {
 	Freeze []FreezeWindow `json:"freeze,omitempty"`
 	Steps  []Step         `json:"steps,omitempty"`
 	Rules  []Rule         `json:"rules,omitempty"`
+	// External hands the approval of every run to an external system
+	// (nil: Gatehouse's own approvers decide).
+	External *ExternalApproval `json:"external,omitempty"`
 	// Timing is the default of every reason of the workspace.
 	Timing
 }
@@ -151,6 +154,11 @@ func Evaluate(ws Workspace, plan Plan, cost *CostSummary, requester Identity, di
 		reason := newReason(ws, KindRule, rule.Name, rule.Stage, rule.Approvers, rule.MinApprovals, rule.AllowSelfApproval, rule.Timing, fingerprint(rule.When.inputs(facts)), requester, directory)
 		reason.Note = note
 		reasons = append(reasons, reason)
+	}
+	if ws.External != nil {
+		// The external system approves the whole plan; the reason makes
+		// sure a run is never approved because no rule matched.
+		reasons = append(reasons, externalReason(ws, everything))
 	}
 	SortReasons(reasons)
 	return reasons

@@ -265,7 +265,10 @@ type Run struct {
 	ApprovalRequestedAt time.Time    `json:"approval_requested_at"`
 	Deadline            time.Time    `json:"deadline"`
 	Apply               *ApplyResult `json:"apply,omitempty"`
-	UpdatedAt           time.Time    `json:"updated_at"`
+	// External is the ticket an external system decides the run in (nil
+	// when the workspace's own approvers do).
+	External  *External `json:"external,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // NewRunParams is what a run starts from.
@@ -317,6 +320,9 @@ func NewRun(p NewRunParams, now time.Time) Run {
 		UpdatedAt:     now,
 	}
 	r.Rounds[0].Added = reasonIDs(r.Reasons)
+	if x := p.Workspace.External; x != nil {
+		r.External = &External{Provider: x.Provider}
+	}
 	if p.Planning {
 		// Gatehouse plans first (PlanReady); nothing opens before.
 		r.Status = StatusPlanning
@@ -384,6 +390,10 @@ func (r *Run) stageApproved(s Stage) bool {
 // restart starts the clocks of that stage's open reasons again (a revised
 // plan is a new request).
 func (r *Run) advance(now time.Time, restart bool) {
+	if r.External != nil {
+		r.advanceExternal(now, restart)
+		return
+	}
 	for _, st := range stageOrder {
 		if !blocksApply(st) || r.stageApproved(st) {
 			continue
@@ -549,4 +559,21 @@ func reasonIDs(reasons []Reason) []string {
 		ids = append(ids, reason.ID)
 	}
 	return ids
+}
+
+// advanceExternal is advance for a run an external system approves: every
+// reason waits on it at once, on hold, until it decides.
+func (r *Run) advanceExternal(now time.Time, restart bool) {
+	blocked := slices.ContainsFunc(stageOrder, func(st Stage) bool { return blocksApply(st) && !r.stageApproved(st) })
+	if !blocked {
+		r.refreshDeadline()
+		r.Status = StatusApproved
+		return
+	}
+	if restart || r.ApprovalRequestedAt.IsZero() {
+		r.ApprovalRequestedAt = now
+	}
+	r.holdAll(now, restart)
+	r.refreshDeadline()
+	r.Status = StatusPendingApproval
 }

@@ -95,7 +95,7 @@ func (r *Run) NextWake() time.Time {
 		}
 	}
 	for _, reason := range r.Reasons {
-		if reason.State != ReasonOpen {
+		if !reason.clocked() {
 			continue
 		}
 		consider(reason.nextReminder())
@@ -118,7 +118,7 @@ type Due struct {
 func (r *Run) DueAt(now time.Time) Due {
 	var d Due
 	for _, reason := range r.Reasons {
-		if reason.State != ReasonOpen {
+		if !reason.clocked() {
 			continue
 		}
 		if !reason.Deadline.IsZero() && !now.Before(reason.Deadline) {
@@ -143,7 +143,7 @@ func (r *Run) Remind(ids []string, now time.Time) []UserID {
 	var who []UserID
 	for _, id := range ids {
 		reason, ok := r.reason(id)
-		if !ok || reason.State != ReasonOpen {
+		if !ok || !reason.clocked() {
 			continue
 		}
 		if at := reason.nextReminder(); !at.IsZero() && !now.Before(at) {
@@ -170,7 +170,7 @@ func (r *Run) Escalate(ids []string, now time.Time) []UserID {
 	var users []UserID
 	for _, id := range ids {
 		reason, ok := r.reason(id)
-		if !ok || reason.State != ReasonOpen || reason.EscalatedAt != nil {
+		if !ok || !reason.clocked() || reason.EscalatedAt != nil {
 			continue
 		}
 		at := now
@@ -215,9 +215,16 @@ func (r Reason) pending() []UserID {
 func (r *Run) refreshDeadline() {
 	var earliest time.Time
 	for _, reason := range r.Reasons {
-		if reason.State == ReasonOpen && !reason.Deadline.IsZero() && (earliest.IsZero() || reason.Deadline.Before(earliest)) {
+		if reason.clocked() && !reason.Deadline.IsZero() && (earliest.IsZero() || reason.Deadline.Before(earliest)) {
 			earliest = reason.Deadline
 		}
 	}
 	r.Deadline = earliest
+}
+
+// clocked reports whether the reason's clock runs: it is open, or on hold
+// for an external system (Gatehouse still times it out, reminds and
+// escalates) before apply.
+func (r Reason) clocked() bool {
+	return r.State == ReasonOpen || (r.State == ReasonOnHold && !r.Deadline.IsZero())
 }
