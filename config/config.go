@@ -95,6 +95,9 @@ type Workspace struct {
 	Hooks *Hooks
 	// GitHub, when set, maps GitHub deliveries to the workspace.
 	GitHub *WorkspaceGitHub
+	// External, when set, hands the approval of its runs to an external
+	// system; its approval.ExternalApproval is in Workspace.External.
+	External *External
 }
 
 // CanRead reports whether id may see the workspace's runs: admins and
@@ -447,6 +450,9 @@ type (
 		Terraform *canonicalTerraform `json:"terraform,omitempty"`
 		Hooks     *canonicalSecret    `json:"hooks,omitempty"`
 		GitHub    *WorkspaceGitHub    `json:"github,omitempty"`
+		// ExternalApproval is the connection; the embedded
+		// approval.Workspace writes its provider and poll interval.
+		ExternalApproval *canonicalExternal `json:"external_approval,omitempty"`
 	}
 
 	canonicalTerraform struct {
@@ -582,6 +588,7 @@ func canonicalJSON(c *Config) ([]byte, error) {
 			cw.Hooks = &canonicalSecret{SecretSHA256: hashToken(w.Hooks.Secret)}
 		}
 		cw.GitHub = w.GitHub
+		cw.ExternalApproval = canonicalExternalOf(w.External)
 		canon.Workspaces[i] = cw
 	}
 	canon.PublicURL, canon.TemporalUIURL = c.PublicURL, c.TemporalUIURL

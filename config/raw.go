@@ -148,6 +148,7 @@ type (
 		Freeze      []rawFreeze         `yaml:"freeze"`
 		Hooks       *rawHooks           `yaml:"hooks"`
 		GitHub      *rawWorkspaceGitHub `yaml:"github"`
+		External    *rawExternal        `yaml:"external_approval"`
 		Steps       []rawStep           `yaml:"steps"`
 		Rules       []rawRule           `yaml:"rules"`
 		rawTiming   `yaml:",inline"`

@@ -83,6 +83,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	}
 	c.GitHub = v.gitHub(raw.GitHub, c.Users)
 	v.channels(raw, c)
+	v.externalChannels(c)
 	return c
 }
 
@@ -268,6 +269,10 @@ func (v *validator) workspace(p string, rw rawWorkspace, names map[string]string
 	v.deployment(p, rw, &w, baseDir)
 	if rw.Notify != nil {
 		w.Notify = v.notify(p+".notify", *rw.Notify)
+	}
+	if rw.External != nil {
+		w.External = v.external(p+".external_approval", *rw.External)
+		w.Workspace.External = &w.External.ExternalApproval
 	}
 	w.Policies = v.policies(p+".policies", rw.Policies, baseDir)
 	for _, pol := range w.Policies {
