@@ -197,6 +197,7 @@ func (w Runner) Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 		return approval.Run{}, err
 	}
 	r.publish(ctx)
+	r.startExternal(ctx)
 
 	for !r.state.Done() {
 		r.sendNotices(ctx)
@@ -236,6 +237,7 @@ func (w Runner) Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 		}
 	}
 	r.releaseLock(ctx) // whatever ended the run, the workspace may apply again
+	r.withdrawTicket(ctx)
 	r.sendNotices(ctx)
 	r.send(ctx, activities.Event{Kind: activities.EventFinished})
 	r.publish(ctx)
@@ -280,6 +282,10 @@ type run struct {
 	noticeMu workflow.Mutex
 	// notifiedStatus is the status the run's live views last heard of.
 	notifiedStatus approval.Status
+	// signals carries external decisions (nil unless the workspace
+	// approves externally); externalBusy counts ticket work in flight.
+	signals      workflow.ReceiveChannel
+	externalBusy int
 }
 
 // versionSerialNotices guards delivering notices one at a time, in order,
@@ -564,7 +570,7 @@ func (r *run) readyToContinue(ctx workflow.Context) (bool, error) {
 }
 
 func (r *run) drained(ctx workflow.Context) func() bool {
-	return func() bool { return workflow.AllHandlersFinished(ctx) && r.delivering == 0 }
+	return func() bool { return workflow.AllHandlersFinished(ctx) && r.delivering == 0 && r.externalQuiet() }
 }
 
 // continueAsNew hands the run to a fresh workflow run with the same workflow

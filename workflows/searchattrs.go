@@ -24,6 +24,10 @@ var (
 	PendingApproversKey = temporal.NewSearchAttributeKeyKeywordList("GatehousePendingApprovers")
 	PendingSinceKey     = temporal.NewSearchAttributeKeyTime("GatehousePendingSince")
 	DeadlineKey         = temporal.NewSearchAttributeKeyTime("GatehouseDeadline")
+	// TicketKey holds the reference and id of the run's external approval
+	// ticket (CHG0030001 and its sys_id; a Jira key), so an operator finds
+	// the run from the ticket.
+	TicketKey = temporal.NewSearchAttributeKeyKeywordList("GatehouseTicket")
 )
 
 // SearchAttributes lists every custom search attribute Gatehouse uses with
@@ -37,6 +41,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 		PendingApproversKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 		PendingSinceKey.GetName():     enumspb.INDEXED_VALUE_TYPE_DATETIME,
 		DeadlineKey.GetName():         enumspb.INDEXED_VALUE_TYPE_DATETIME,
+		TicketKey.GetName():           enumspb.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 	}
 }
 
@@ -46,6 +51,7 @@ type visibility struct {
 	pending      string // joined, comparable
 	pendingSince time.Time
 	deadline     time.Time
+	ticket       string // joined, comparable
 }
 
 func visibilityOf(run approval.Run) visibility {
@@ -57,6 +63,9 @@ func visibilityOf(run approval.Run) visibility {
 		}
 		v.pending = strings.Join(ids, ",")
 		v.pendingSince, v.deadline = run.ApprovalRequestedAt, run.Deadline
+	}
+	if e := run.External; e != nil && e.ID != "" {
+		v.ticket = strings.Join(ticketKeys(*e), ",")
 	}
 	return v
 }
@@ -91,6 +100,15 @@ func (r *run) publish(ctx workflow.Context) {
 	} else {
 		updates = append(updates, PendingSinceKey.ValueSet(v.pendingSince), DeadlineKey.ValueSet(v.deadline))
 	}
+	if v.ticket != r.published.ticket {
+		// Only runs with a ticket ever write it, so older runs upsert
+		// exactly what they did.
+		if v.ticket != "" {
+			updates = append(updates, TicketKey.ValueSet(strings.Split(v.ticket, ",")))
+		} else {
+			updates = append(updates, TicketKey.ValueUnset())
+		}
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, updates...); err != nil {
 		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
 		return
@@ -105,6 +123,9 @@ func currentDetails(run approval.Run) string {
 	deadline := ""
 	if !run.Deadline.IsZero() {
 		deadline = "; times out " + run.Deadline.UTC().Format("2006-01-02 15:04 UTC")
+	}
+	if e := run.External; e != nil && run.Status == approval.StatusPendingApproval {
+		return externalDetails(*e) + deadline
 	}
 	switch run.Status {
 	case approval.StatusPendingApproval, approval.StatusAwaitingSignoff:
@@ -217,4 +238,38 @@ func originDetails(run approval.Run) string {
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
+}
+
+// ticketKeys are the values the ticket search attribute holds: what people
+// call the ticket and the system's own id (one value when they are equal).
+func ticketKeys(e approval.External) []string {
+	keys := []string{e.ID}
+	if e.Ref != "" && e.Ref != e.ID {
+		keys = append([]string{e.Ref}, keys...)
+	}
+	if e.TokenSHA256 != "" {
+		// The webhook callback names its run only by its token.
+		keys = append(keys, e.TokenSHA256)
+	}
+	return keys
+}
+
+// externalDetails says where an external run waits: "waiting for approval
+// in ServiceNow CHG0030001 (https://…), last state approval=requested".
+func externalDetails(e approval.External) string {
+	if e.ID == "" {
+		s := "opening the " + e.Provider.Title() + " ticket for approval"
+		if e.OpenError != "" {
+			s += " (" + firstLine(e.OpenError) + ")"
+		}
+		return s
+	}
+	s := "waiting for approval in " + e.Name()
+	if e.Link != "" {
+		s += " (" + e.Link + ")"
+	}
+	if e.State != "" {
+		s += ", last state " + e.State
+	}
+	return s
 }
