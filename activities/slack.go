@@ -358,7 +358,15 @@ func slackMessage(v view) ([]slack.Block, string) {
 	if t := linksText(v); t != "" {
 		blocks = append(blocks, slack.NewContextBlock("", slack.NewTextBlockObject(slack.MarkdownType, t, false, false)))
 	}
-	if v.Waiting() {
+	switch e := v.Run.External; {
+	case e != nil && v.Waiting():
+		// The external system decides: no buttons, but where to go.
+		t := "*Decided in " + esc(e.Name()) + "*"
+		if e.Link != "" {
+			t = "*Decided in <" + e.Link + "|" + esc(e.Name()) + ">*"
+		}
+		blocks = append(blocks, section(t))
+	case v.Waiting():
 		blocks = append(blocks, actionsBlock(v))
 	}
 	text := fmt.Sprintf("%s — run %s requested by %s", v.Title(), v.Event.RunID, v.Requester())
