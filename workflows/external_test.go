@@ -108,7 +108,7 @@ func TestExternalSignalsCountOnlyWhenSigned(t *testing.T) {
 	approve := approval.ExternalDecision{Provider: approval.ProviderServiceNow, TicketID: "sys-1", Verdict: approval.VerdictApproved, Actor: "cab", Via: approval.ViaCallback}
 	other := approve
 	other.TicketID = "sys-2"
-	h.signal(time.Minute, approve, true) // forged: refused, recorded
+	h.signal(time.Minute, approve, true)  // forged: refused, recorded
 	h.signal(2*time.Minute, other, false) // another ticket: refused, recorded
 	internal := h.update(3*time.Minute, workflows.UpdateApprove, "u-bob", approval.Request{Actor: bob})
 	h.signal(4*time.Minute, approve, false)
