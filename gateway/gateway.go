@@ -100,6 +100,9 @@ func New(opts Options) http.Handler {
 	e.POST("/api/v1/hooks/:ws", s.startFromHook)
 	e.POST("/api/v1/github/webhook", s.gitHubWebhook)
 	e.POST("/api/v1/slack/interactions", s.slackInteraction)
+	e.POST("/api/v1/external/servicenow/:ws/callback", s.serviceNowCallback)
+	e.POST("/api/v1/external/jira/:ws/callback", s.jiraCallback)
+	e.POST("/api/v1/external/webhook/callback/:token", s.webhookCallback)
 	return e
 }
 

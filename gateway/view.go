@@ -52,6 +52,9 @@ type RunView struct {
 	Origin       *approval.Origin `json:"origin,omitempty"`
 	QueuedBehind string           `json:"queued_behind,omitempty"`
 	Frozen       *approval.Freeze `json:"frozen,omitempty"`
+	// External is the ticket an external system decides the run in: its
+	// provider, reference, link, last known state and the decision.
+	External *approval.External `json:"external,omitempty"`
 }
 
 // PlanView is the plan's summary with the resources it changes, read from
@@ -131,7 +134,7 @@ func newRunView(r approval.Run, changes []approval.Resource) RunView {
 		ConfigVersion: r.ConfigVersion, Plan: PlanView{PlanSummary: r.Plan, Resources: []ResourceView{}},
 		Apply: r.Apply, Bypassed: r.Bypassed, Rounds: r.Rounds,
 		Cost: r.Cost, Policy: r.Policy, Error: r.Error, Termination: r.Termination,
-		Origin: r.Origin, QueuedBehind: r.QueuedBehind, Frozen: r.Frozen,
+		Origin: r.Origin, QueuedBehind: r.QueuedBehind, Frozen: r.Frozen, External: externalView(r.External),
 		NotifyFailuresDropped: r.NotifyFailuresDropped,
 		Reasons:               []ReasonView{}, Decisions: []DecisionView{},
 	}
@@ -249,4 +252,15 @@ func (c *planCache) put(sha string, changes []approval.Resource) {
 	}
 	c.order = append(c.order, sha)
 	c.byKey[sha] = changes
+}
+
+// externalView is the run's ticket as readers see it: without the digest of
+// the webhook callback token, which is nobody's business.
+func externalView(e *approval.External) *approval.External {
+	if e == nil {
+		return nil
+	}
+	c := *e
+	c.TokenSHA256 = ""
+	return &c
 }
