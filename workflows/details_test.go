@@ -65,3 +65,26 @@ func TestCurrentDetailsSayWhatTheRunWaitsFor(t *testing.T) {
 		t.Errorf("describe = %q", describe(run.Reasons[1]))
 	}
 }
+
+func TestCurrentDetailsNameTheTicket(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	ws := approval.Workspace{Name: "prod", Timing: approval.Timing{Timeout: 4 * time.Hour},
+		External: &approval.ExternalApproval{Provider: approval.ProviderServiceNow}}
+	plan := approval.Plan{PlanSummary: approval.PlanSummary{SHA256: "0123456789abcdef"}}
+	alice := approval.Identity{ID: "alice"}
+	run := approval.NewRun(approval.NewRunParams{ID: "r", Workspace: ws, RequestedBy: alice, Plan: plan.PlanSummary,
+		Reasons: approval.Evaluate(ws, plan, nil, alice, nil)}, t0)
+	run.TicketNotOpened("could not open the ServiceNow ticket: HTTP 503", t0)
+	if got, want := currentDetails(run), "opening the ServiceNow ticket for approval (could not open the ServiceNow ticket: HTTP 503); times out 2026-11-23 14:00 UTC"; got != want {
+		t.Errorf("details %q; want %q", got, want)
+	}
+	if err := run.TicketOpened(approval.External{ID: "sys1", Ref: "CHG0030001", Link: "https://sn/x", State: "approval=requested"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := currentDetails(run), "waiting for approval in ServiceNow CHG0030001 (https://sn/x), last state approval=requested; times out 2026-11-23 14:00 UTC"; got != want {
+		t.Errorf("details %q; want %q", got, want)
+	}
+	if got := ticketKeys(*run.External); strings.Join(got, ",") != "CHG0030001,sys1" {
+		t.Errorf("ticket keys %v", got)
+	}
+}

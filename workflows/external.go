@@ -89,13 +89,12 @@ func (r *run) takeExternal(ctx workflow.Context, d approval.ExternalDecision) {
 	switch {
 	case err != nil:
 		r.state.RefuseExternal(d, err.Error(), now)
-	case changed:
-		if r.noticeMu != nil && len(r.state.Messages) > 0 {
-			last := r.state.Decisions[len(r.state.Decisions)-1]
-			r.outbox = append(r.outbox, activities.Event{Kind: activities.EventDecided, Actor: last.UserID, Comment: last.Comment, Reasons: last.ReasonIDs})
-		}
-		r.publish(ctx)
+	case changed && r.noticeMu != nil && len(r.state.Messages) > 0:
+		last := r.state.Decisions[len(r.state.Decisions)-1]
+		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventDecided, Actor: last.UserID, Comment: last.Comment, Reasons: last.ReasonIDs})
 	}
+	// The ticket's last state is in the current details too.
+	r.publish(ctx)
 }
 
 // verifySignal checks, once, that the gateway signed the signal recently
