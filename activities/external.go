@@ -73,7 +73,7 @@ func (a *Activities) ReadTicket(ctx context.Context, in TicketInput) (approval.E
 		return approval.ExternalDecision{}, externalError("read the ticket", err)
 	}
 	return approval.ExternalDecision{
-		Provider: x.Provider, TicketID: in.Ticket.ID, Verdict: approval.Verdict(st.Verdict), State: st.State,
+		Provider: x.Provider, TicketID: in.Ticket.ID, Verdict: st.Verdict, State: st.State,
 		Actor: st.Actor, Comment: st.Comment, DecidedAt: st.DecidedAt, Via: approval.ViaReconciliation,
 	}, nil
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/gatehouse-dev/gatehouse/activities/itsm"
 )
 
 // Webhook headers. The signature is HMAC-SHA256, keyed with the workspace's
@@ -73,13 +73,7 @@ func (w Webhook) Notify(ctx context.Context, e Event) error {
 	}
 }
 
-func sign(secret, ts string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return hex.EncodeToString(mac.Sum(nil))
-}
+func sign(secret, ts string, body []byte) string { return itsm.SignTimestamped(secret, ts, body) }
 
 // VerifyWebhook checks a delivery's signature and that its timestamp is within
 // maxAge of now. Receivers written in Go can use it; it documents the scheme

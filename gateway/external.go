@@ -79,7 +79,7 @@ func (s *server) serviceNowCallback(c echo.Context) error {
 		return approval.Errorf(approval.CodeNotFound, "correlation_id: no run %q", cb.CorrelationID)
 	}
 	return s.decideExternal(c, ws.Name, cb.CorrelationID, approval.ExternalDecision{
-		Provider: approval.ProviderServiceNow, TicketID: cb.SysID, Verdict: approval.Verdict(st.Verdict), State: st.State,
+		Provider: approval.ProviderServiceNow, TicketID: cb.SysID, Verdict: st.Verdict, State: st.State,
 		Actor: st.Actor, Comment: st.Comment, DecidedAt: st.DecidedAt, Via: approval.ViaCallback, Delivery: bodyDigest(raw),
 	})
 }
@@ -121,7 +121,7 @@ func (s *server) jiraCallback(c echo.Context) error {
 	}
 	if cb.Event == "jira:issue_updated" && cb.StatusChange {
 		j := itsm.Jira{Approved: x.ApprovedStatuses, Rejected: x.RejectedStatuses}
-		d.Verdict, d.State = approval.Verdict(j.Map(cb.To)), cb.To
+		d.Verdict, d.State = j.Map(cb.To), cb.To
 	}
 	return s.decideExternal(c, ws.Name, runID, d)
 }
@@ -157,7 +157,7 @@ func (s *server) webhookCallback(c echo.Context) error {
 		return approval.Errorf(approval.CodeInvalid, "body: %v", err)
 	}
 	return s.decideExternal(c, wsName, runID, approval.ExternalDecision{
-		Provider: approval.ProviderWebhook, TicketID: run.External.ID, Verdict: approval.Verdict(st.Verdict), State: cb.Decision,
+		Provider: approval.ProviderWebhook, TicketID: run.External.ID, Verdict: st.Verdict, State: cb.Decision,
 		Actor: cb.Actor, Comment: cb.Comment, DecidedAt: cb.DecidedAt, Via: approval.ViaCallback, Delivery: bodyDigest(raw),
 	})
 }

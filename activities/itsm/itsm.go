@@ -21,18 +21,21 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
 )
 
-// Verdict is what an external system decided.
-type Verdict string
+// Verdict is what an external system decided: the domain's own type, so
+// what a client reads needs no translation before it reaches a run.
+type Verdict = approval.Verdict
 
 // The verdicts. VerdictNone is most of what a system reports: the ticket
 // still waits, or someone edited it without deciding.
 const (
-	VerdictNone      Verdict = ""
-	VerdictApproved  Verdict = "approved"
-	VerdictRejected  Verdict = "rejected"
-	VerdictCancelled Verdict = "cancelled"
+	VerdictNone      = approval.VerdictNone
+	VerdictApproved  = approval.VerdictApproved
+	VerdictRejected  = approval.VerdictRejected
+	VerdictCancelled = approval.VerdictCancelled
 )
 
 // Request is the change Gatehouse asks the system to approve.
