@@ -406,9 +406,18 @@ func cut(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	s = s[:n-len("…")]
-	for !utf8.ValidString(s) {
+	return TruncateUTF8(s, n-len("…")) + "…"
+}
+
+// TruncateUTF8 cuts s to at most n bytes without splitting a character:
+// how text from outside is fitted to the limits the run keeps.
+func TruncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	for len(s) > 0 && !utf8.ValidString(s) {
 		s = s[:len(s)-1]
 	}
-	return s + "…"
+	return s
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
 	"strings"
@@ -145,7 +144,7 @@ func (s *server) webhookCallback(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if run.External == nil || subtle.ConstantTimeCompare([]byte(run.External.TokenSHA256), []byte(digest)) != 1 {
+	if run.External == nil || !itsm.TokenMatches(token, run.External.TokenSHA256) {
 		return forged
 	}
 	raw, err := readRawBody(c)

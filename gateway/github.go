@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
@@ -346,7 +345,7 @@ func gitHubStart(ws config.Workspace, ch gitHubChange, delivery string, requeste
 		Workspace:      ws.Name,
 		RequestedBy:    requester,
 		SubmittedBy:    submitter,
-		Message:        truncateUTF8(ch.Summary, approval.MaxMessageBytes),
+		Message:        approval.TruncateUTF8(ch.Summary, approval.MaxMessageBytes),
 		IdempotencyKey: "github:" + delivery,
 		Origin: approval.Origin{
 			Trigger: triggerGitHub, Repository: ch.Repository, Ref: ch.Branch, Commit: ch.Commit,
@@ -407,16 +406,4 @@ func (s *server) clientMessage(err error, workspace string) string {
 	}
 	s.Logger.Error("github delivery: start run", zap.String("workspace", workspace), zap.Error(err))
 	return "internal error"
-}
-
-// truncateUTF8 cuts s to at most n bytes without splitting a character.
-func truncateUTF8(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = s[:n]
-	for len(s) > 0 && !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
 }
