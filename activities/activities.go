@@ -22,6 +22,8 @@ type Activities struct {
 	Config   *config.Config
 	Plans    *plan.Store
 	Notifier Notifier
+	// Audit keeps the audit trail; nil keeps none.
+	Audit AuditSink
 	Logger   *zap.Logger
 	// HTTP is the client for webhooks; a default with a timeout when nil.
 	HTTP *http.Client

@@ -36,6 +36,9 @@ const (
 	// message) update it.
 	EventDecided EventKind = "decided"
 	EventUpdated EventKind = "updated"
+	// EventRecorded is for the audit trail (and webhooks, which get
+	// every event): the run was requested, a callback was refused.
+	EventRecorded EventKind = "recorded"
 )
 
 // Event is one notification about a run. It carries what a message needs and
@@ -62,6 +65,10 @@ type Event struct {
 	// the workspace's channel and its DMs), which the event updates or
 	// replies under instead of posting anew.
 	Messages []approval.MessageRef `json:"messages,omitempty"`
+	// Audit is what the event adds to the audit trail, if anything: the
+	// trail is one more sink of this stream, written by Notify under the
+	// event's ID.
+	Audit *approval.AuditEvent `json:"audit,omitempty"`
 }
 
 // NotifyResult is what a notice did that the run keeps: the messages it
@@ -114,6 +121,10 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 // hands to the next attempt: a retry after a failed webhook does not post the
 // Slack message again, nor email anyone twice.
 func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) {
+	p := loadProgress(ctx)
+	if err := a.audit(ctx, e, &p); err != nil {
+		return NotifyResult{}, withPrefix(fmt.Sprintf("audit %s for run %s", e.Kind, e.RunID), err)
+	}
 	if activity.GetInfo(ctx).Attempt <= 1 {
 		if err := a.Notifier.Notify(ctx, e); err != nil {
 			return NotifyResult{}, withPrefix(fmt.Sprintf("notify %s for run %s", e.Kind, e.RunID), err)
@@ -123,7 +134,6 @@ func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) 
 	if !ok || ws.Notify == nil {
 		return NotifyResult{}, nil
 	}
-	p := loadProgress(ctx)
 	peopleErr := a.notifyPeople(ctx, ws.Notify, e, &p)
 	hookErr := a.notifyWebhook(ctx, ws.Notify, e, &p)
 	res := NotifyResult{Posted: p.Posted, Failures: p.Failures}
@@ -131,6 +141,27 @@ func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) 
 		return res, withPrefix(fmt.Sprintf("notify %s for run %s", e.Kind, e.RunID), err)
 	}
 	return res, nil
+}
+
+// AuditSink is where the audit trail is kept (package activities/audit's
+// store). Writing an event whose ID is stored already stores nothing.
+type AuditSink interface {
+	Write(ctx context.Context, events ...approval.AuditEvent) error
+}
+
+// audit writes the event's entry of the audit trail, once per notice: every
+// attempt tries until one succeeds, before any notifier, so the trail never
+// misses what people were told. A worker without a store keeps no trail.
+func (a *Activities) audit(ctx context.Context, e Event, p *progress) error {
+	if e.Audit == nil || p.Audited || a.Audit == nil {
+		return nil
+	}
+	if err := a.Audit.Write(ctx, *e.Audit); err != nil {
+		return err
+	}
+	p.Audited = true
+	p.save(ctx)
+	return nil
 }
 
 // notifyWebhook posts the event to the workspace's webhook once per notice.
@@ -155,7 +186,10 @@ func (a *Activities) notifyWebhook(ctx context.Context, n *config.Notify, e Even
 // A Slack failure that email covered is reported in the result, not as an
 // error: the notice went out.
 func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event, p *progress) error {
-	useSlack := n.Slack != nil && a.Config.Slack != nil && !p.SlackDone
+	// Slack posts on an approval request and updates what it posted; an
+	// event that does neither needs no view of the run.
+	slackHasWork := e.Kind == EventApprovalRequested || len(slackRefs(e.Messages)) > 0
+	useSlack := n.Slack != nil && a.Config.Slack != nil && !p.SlackDone && slackHasWork
 	useEmail := n.Email != nil && a.Config.Email != nil && emailed(e.Kind)
 	if !useSlack && !useEmail {
 		return nil
@@ -234,6 +268,8 @@ type progress struct {
 	// Emailed are the recipients sent their email.
 	Emailed []approval.UserID `json:"emailed,omitempty"`
 	Hooked  bool              `json:"hooked,omitempty"`
+	// Audited: the event's audit entry is stored.
+	Audited bool `json:"audited,omitempty"`
 	// Failures are channels that failed for good while the notice went
 	// on (a DM to someone without a Slack account, Slack covered by email).
 	Failures []string `json:"failures,omitempty"`

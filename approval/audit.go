@@ -304,3 +304,9 @@ func shortHash(sha string) string {
 	}
 	return sha
 }
+
+// AuditActor is who the trail names for an external decision: the system's
+// approver as the run would record them.
+func (d ExternalDecision) AuditActor() AuditActor {
+	return AuditActor{ID: externalActor(d.Provider, TruncateUTF8(d.Actor, maxExternalActor)).ID, Channel: ChannelExternal}
+}

@@ -167,6 +167,7 @@ func (r *run) deliver(ctx workflow.Context) {
 		return // cancelled meanwhile
 	}
 	r.publish(ctx)
+	r.sendAudit(ctx)
 	res := r.runApply(ctx)
 	if res.StalePlan {
 		// Nothing was applied: the state moved since the plan. Plan again

@@ -74,9 +74,8 @@ func (r *run) startExternal(ctx workflow.Context) {
 // run takes it; a refused one is recorded on the run and changes nothing.
 func (r *run) takeSignal(ctx workflow.Context, s ExternalSignal) {
 	why := r.verifySignal(ctx, s)
-	now := workflow.Now(ctx)
 	if why != "" {
-		r.state.RefuseExternal(s.Decision, why, now)
+		r.refuseExternal(ctx, s.Decision, why)
 		return
 	}
 	r.takeExternal(ctx, s.Decision)
@@ -88,13 +87,25 @@ func (r *run) takeExternal(ctx workflow.Context, d approval.ExternalDecision) {
 	changed, err := r.state.DecideExternal(d, now)
 	switch {
 	case err != nil:
-		r.state.RefuseExternal(d, err.Error(), now)
-	case changed && r.noticeMu != nil && len(r.state.Messages) > 0:
+		r.refuseExternal(ctx, d, err.Error())
+	case changed && !r.audited && r.noticeMu != nil && len(r.state.Messages) > 0:
 		last := r.state.Decisions[len(r.state.Decisions)-1]
 		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventDecided, Actor: last.UserID, Comment: last.Comment, Reasons: last.ReasonIDs})
 	}
 	// The ticket's last state is in the current details too.
 	r.publish(ctx)
+}
+
+// refuseExternal records an external decision the run refused, in the run
+// and in the audit trail.
+func (r *run) refuseExternal(ctx workflow.Context, d approval.ExternalDecision, why string) {
+	r.state.RefuseExternal(d, why, workflow.Now(ctx))
+	if e := r.auditEvent(ctx, approval.AuditExternalRefused, nil); e != nil {
+		e.Actor = d.AuditActor()
+		e.Comment = approval.TruncateUTF8(d.Comment, approval.MaxCommentBytes)
+		e.Detail = approval.TruncateUTF8(d.TicketID+" "+string(d.Verdict)+": "+why, approval.MaxMessageBytes)
+		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventRecorded, Audit: e})
+	}
 }
 
 // verifySignal checks, once, that the gateway signed the signal recently

@@ -151,7 +151,7 @@ func (r *run) record(ctx workflow.Context, req approval.Request, decide func(wor
 	if err := decide(ctx, req); err != nil {
 		return DecisionResult{}, updateError(err)
 	}
-	if r.noticeMu != nil && len(r.state.Messages) > 0 && len(r.outbox) == queued {
+	if !r.audited && r.noticeMu != nil && len(r.state.Messages) > 0 && len(r.outbox) == queued {
 		// Live views show who decided what; decisions that have their
 		// own notice (changes requested, bypass, renotify) already do.
 		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventDecided, Actor: req.Actor.ID, Comment: req.Comment, Reasons: req.ReasonIDs})

@@ -47,6 +47,11 @@ func TestLiveViewsHearEveryDecisionInOrder(t *testing.T) {
 	setWorkflowID(h.env)
 	got := h.run(input(destroysNeedTwo))
 
+	// The run's request is recorded for the trail before anyone is asked.
+	if seen[0].Kind != activities.EventRecorded {
+		t.Fatalf("first notice %s; want the recorded request", seen[0].Kind)
+	}
+	seen = seen[1:]
 	var kinds []activities.EventKind
 	for i, e := range seen {
 		kinds = append(kinds, e.Kind)
@@ -72,19 +77,45 @@ func TestLiveViewsHearEveryDecisionInOrder(t *testing.T) {
 	}
 }
 
-// TestWithoutLiveViewsNoExtraNotices: a run with no posted message (a
-// webhook-only workspace) gets exactly the notices it had before.
-func TestWithoutLiveViewsNoExtraNotices(t *testing.T) {
+// TestEveryChangeIsAnAuditedNotice: the audit trail rides on the notice
+// stream: every change of the run is one notice carrying its entry, under
+// the notice's ID, in order, whether or not a Slack message exists.
+func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 	h := newHarness(t)
-	h.update(time.Minute, workflows.UpdateApprove, "u-bob", approval.Request{Actor: bob})
+	h.update(time.Minute, workflows.UpdateApprove, "u-bob", approval.Request{Actor: bob, Comment: "fine", Channel: approval.ChannelSlack})
 	h.update(2*time.Minute, workflows.UpdateApprove, "u-carol", approval.Request{Actor: carol})
 	setWorkflowID(h.env)
 	h.run(input(destroysNeedTwo))
-	var kinds []activities.EventKind
+	var actions []approval.AuditAction
+	ids := map[string]bool{}
+	var status approval.Status
 	for _, e := range h.events {
-		kinds = append(kinds, e.Kind)
+		if e.Audit == nil {
+			if e.Kind != activities.EventFinished {
+				t.Errorf("notice %s (%s) carries no audit entry", e.ID, e.Kind)
+			}
+			continue
+		}
+		a := e.Audit
+		actions = append(actions, a.Action)
+		if a.ID != e.ID || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "audit" {
+			t.Errorf("entry %+v of notice %s: want the notice's unique ID, the run and version audit", a, e.ID)
+		}
+		ids[a.ID] = true
+		if a.StatusBefore != status && a.Action != approval.AuditReasonOpened {
+			t.Errorf("%s: status before %q, but the trail had the run %q", a.Action, a.StatusBefore, status)
+		}
+		status = a.StatusAfter
+		if a.Action == approval.AuditApproved && a.Actor.ID == "bob" && (a.Comment != "fine" || a.Actor.Channel != approval.ChannelSlack || a.ResponseSeconds <= 0) {
+			t.Errorf("bob's approval: %+v", a)
+		}
 	}
-	if !slices.Equal(kinds, []activities.EventKind{activities.EventApprovalRequested, activities.EventFinished}) {
-		t.Errorf("notices %v; want approval_requested then finished", kinds)
+	want := []approval.AuditAction{approval.AuditRequested, approval.AuditReasonOpened, approval.AuditApproved,
+		approval.AuditApproved, approval.AuditApplyStarted, approval.AuditApplied}
+	if !slices.Equal(actions, want) {
+		t.Errorf("trail %v; want %v", actions, want)
+	}
+	if status != approval.StatusApplied {
+		t.Errorf("the trail ends with the run %s; want applied", status)
 	}
 }

@@ -172,6 +172,9 @@ type Resume struct {
 	Run       approval.Run `json:"run"`
 	Announced []string     `json:"announced,omitempty"`
 	Notices   int          `json:"notices"`
+	// Audit is how far the audit trail was taken (nil from runs before
+	// versionAudit, whose next workflow run backfills the trail).
+	Audit *approval.AuditMark `json:"audit,omitempty"`
 }
 
 // RevisePlanRequest is the argument of the revise_plan Update: the requester
@@ -286,11 +289,20 @@ type run struct {
 	// approves externally); externalBusy counts ticket work in flight.
 	signals      workflow.ReceiveChannel
 	externalBusy int
+	// audited marks runs on versionAudit: every change becomes an event
+	// of the audit trail; auditMark is how far the trail has been taken.
+	audited   bool
+	auditMark approval.AuditMark
 }
 
 // versionSerialNotices guards delivering notices one at a time, in order,
 // and the decided and updated notices that keep a Slack message current.
 const versionSerialNotices = "serial-notices"
+
+// versionAudit guards the audit trail: runs on it turn every change into an
+// event of the notice stream (see audit.go), and their notices of a
+// decision or a status change no longer depend on a Slack message existing.
+const versionAudit = "audit"
 
 func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 	r := &run{
@@ -303,10 +315,14 @@ func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 	if !r.legacy && workflow.GetVersion(ctx, versionSerialNotices, workflow.DefaultVersion, 1) == 1 {
 		r.noticeMu = workflow.NewMutex(ctx)
 	}
+	r.audited = r.noticeMu != nil && workflow.GetVersion(ctx, versionAudit, workflow.DefaultVersion, 1) == 1
 	continued := workflow.GetInfo(ctx).ContinuedExecutionRunID != ""
 	if in.Resume != nil && (continued || r.preIntegrity) {
 		r.state = in.Resume.Run
 		r.notices = in.Resume.Notices
+		if in.Resume.Audit != nil {
+			r.auditMark = *in.Resume.Audit
+		}
 		for _, a := range in.Resume.Announced {
 			r.announced[a] = true
 		}
@@ -463,7 +479,8 @@ func (r *run) fireDue(ctx workflow.Context) {
 	}
 	if len(due.Remind) > 0 {
 		if who := r.state.Remind(due.Remind, now); len(who) > 0 {
-			r.outbox = append(r.outbox, activities.Event{Kind: activities.EventReminder, Reasons: due.Remind, Recipients: who})
+			r.outbox = append(r.outbox, activities.Event{Kind: activities.EventReminder, Reasons: due.Remind, Recipients: who,
+				Audit: r.auditEvent(ctx, approval.AuditReminded, due.Remind)})
 		}
 	}
 	r.publish(ctx)
@@ -484,6 +501,7 @@ func (r *run) apply(ctx workflow.Context) {
 		return
 	}
 	r.publish(ctx)
+	r.sendAudit(ctx)
 	res := r.runApply(ctx)
 	if err := r.state.FinishApply(res, workflow.Now(ctx)); err != nil {
 		workflow.GetLogger(ctx).Error("apply result not recorded", "error", err)
@@ -578,6 +596,10 @@ func (r *run) drained(ctx workflow.Context) func() bool {
 func (r *run) continueAsNew(ctx workflow.Context) error {
 	in := r.in
 	in.Resume = &Resume{Run: r.state, Notices: r.notices}
+	if r.audited {
+		mark := r.auditMark
+		in.Resume.Audit = &mark
+	}
 	//workflowcheck:ignore map order is random, but the keys are sorted below before they reach history
 	for a := range r.announced {
 		in.Resume.Announced = append(in.Resume.Announced, a)
@@ -602,7 +624,7 @@ func (r *run) unannounced() []string {
 // sendNotices asks the approvers of newly opened reasons and sends what the
 // handlers and the clock queued.
 func (r *run) sendNotices(ctx workflow.Context) {
-	if r.noticeMu != nil && len(r.state.Messages) > 0 && r.notifiedStatus != "" && r.state.Status != r.notifiedStatus {
+	if !r.audited && r.noticeMu != nil && len(r.state.Messages) > 0 && r.notifiedStatus != "" && r.state.Status != r.notifiedStatus {
 		// A live view (the Slack message) shows the new status.
 		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventUpdated})
 	}
@@ -612,6 +634,7 @@ func (r *run) sendNotices(ctx workflow.Context) {
 			r.announced[fmt.Sprintf("%s@%d", id, len(r.state.Rounds))] = true
 		}
 		e := activities.Event{Kind: activities.EventApprovalRequested, Reasons: ids, Recipients: r.state.PendingApprovers()}
+		e.Audit = r.auditEvent(ctx, approval.AuditReasonOpened, ids)
 		if r.state.Policy != nil {
 			// Approvers see what the policies said with the request.
 			e.Warnings = r.state.Policy.Warnings
@@ -633,6 +656,9 @@ func (r *run) send(ctx workflow.Context, e activities.Event) {
 	e.ID = fmt.Sprintf("%s/%d", r.state.ID, r.notices)
 	e.RunID, e.Workspace, e.Status = r.state.ID, r.state.Workspace, r.state.Status
 	e.RequestedBy, e.Deadline = r.state.RequestedBy.ID, r.state.Deadline
+	if e.Audit != nil {
+		e.Audit.ID, e.Audit.WorkflowVersion = e.ID, r.version()
+	}
 	if r.legacy {
 		r.notifyV0(ctx, e)
 		return

@@ -73,6 +73,7 @@ func visibilityOf(run approval.Run) visibility {
 // publish keeps the search attributes and the Web UI's current details in
 // step with the run.
 func (r *run) publish(ctx workflow.Context) {
+	r.audit(ctx)
 	workflow.SetCurrentDetails(ctx, currentDetails(r.state))
 	if r.legacy {
 		r.publishV0(ctx)
