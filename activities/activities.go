@@ -23,8 +23,8 @@ type Activities struct {
 	Plans    *plan.Store
 	Notifier Notifier
 	// Audit keeps the audit trail; nil keeps none.
-	Audit AuditSink
-	Logger   *zap.Logger
+	Audit  AuditSink
+	Logger *zap.Logger
 	// HTTP is the client for webhooks; a default with a timeout when nil.
 	HTTP *http.Client
 	// Executor applies approved plans of workspaces with an apply command;
