@@ -44,6 +44,9 @@ type Config struct {
 	// Slack and Email are nil unless configured.
 	Slack *Slack
 	Email *Email
+	// Database keeps the audit trail; nil when the config names none (the
+	// processes then decide: gatehouse dev keeps a SQLite file).
+	Database *Database
 	// Version is the hex SHA-256 of the configuration's canonical form. It
 	// changes with any change of meaning and with nothing else (not with key
 	// order, comments or YAML style), so runs can record which policy they

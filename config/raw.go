@@ -28,6 +28,8 @@ type (
 		TemporalUIURL string    `yaml:"temporal_ui_url"`
 		Slack         *rawSlack `yaml:"slack"`
 		Email         *rawEmail `yaml:"email"`
+		// Database keeps the audit trail.
+		Database *rawDatabase `yaml:"database"`
 	}
 
 	rawSlack struct {

@@ -84,6 +84,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	c.GitHub = v.gitHub(raw.GitHub, c.Users)
 	v.channels(raw, c)
 	v.externalChannels(c)
+	c.Database = v.database(raw.Database, baseDir)
 	return c
 }
 
