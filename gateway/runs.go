@@ -18,9 +18,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/starter"
 )
 
-// channelAPI names this channel on the decisions it carries.
-const channelAPI = "api"
-
 // maxIdempotencyKey bounds the Idempotency-Key header: it becomes a Temporal
 // Update ID and part of workflow IDs.
 const maxIdempotencyKey = 200
@@ -393,9 +390,12 @@ func requiresBody(kind approval.DecisionKind) bool {
 	return kind != approval.DecisionApprove && kind != approval.DecisionRevoke && kind != approval.DecisionRenotify
 }
 
+// decide is a decision endpoint of the REST API: it reads the JSON body and
+// decides through decideOn, the path the web UI's forms take too.
 func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		ctx := c.Request().Context()
+		// A run that is not there (or not the caller's to see) is a 404
+		// whatever the body says.
 		run, err := s.readRun(c)
 		if err != nil {
 			return err
@@ -412,15 +412,35 @@ func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		out, err := s.Runs.DecideOn(ctx, run, starter.DecisionRequest{
-			Workspace: run.Workspace, RunID: run.ID, Kind: kind,
-			Actor: userOf(c), Comment: text, ReasonIDs: body.ReasonIDs, IdempotencyKey: key, Channel: channelAPI,
-		})
+		out, err := s.decideOn(c, run, decision{Kind: kind, Text: text, ReasonIDs: body.ReasonIDs, IdempotencyKey: key, Channel: approval.ChannelAPI})
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, s.view(out))
 	}
+}
+
+// decision is a person's decision as a gateway channel received it: its
+// kind, its one text field (comment, message or justification), the
+// reasons it names, the caller's idempotency key and the channel.
+type decision struct {
+	Kind           approval.DecisionKind
+	Text           string
+	ReasonIDs      []string
+	IdempotencyKey string
+	Channel        string
+}
+
+// decideOn is the one decision path of the REST API and the web UI: it
+// carries the decision to run, which the caller read with readRun (so a
+// run the user may not see is never decided on), as the authenticated
+// user, through the starter; the domain's checks and the workflow decide.
+// It returns the run as it stands afterwards.
+func (s *server) decideOn(c echo.Context, run approval.Run, d decision) (approval.Run, error) {
+	return s.Runs.DecideOn(c.Request().Context(), run, starter.DecisionRequest{
+		Workspace: run.Workspace, RunID: run.ID, Kind: d.Kind,
+		Actor: userOf(c), Comment: d.Text, ReasonIDs: d.ReasonIDs, IdempotencyKey: d.IdempotencyKey, Channel: d.Channel,
+	})
 }
 
 type revisePlanBody struct {
@@ -456,7 +476,7 @@ func (s *server) revisePlan(c echo.Context) error {
 	}
 	out, err := s.Runs.DecideOn(ctx, run, starter.DecisionRequest{
 		Workspace: run.Workspace, RunID: run.ID, Kind: approval.DecisionRevisePlan,
-		Actor: userOf(c), Plan: &sub.plan, Cost: sub.cost, IdempotencyKey: key, Channel: channelAPI,
+		Actor: userOf(c), Plan: &sub.plan, Cost: sub.cost, IdempotencyKey: key, Channel: approval.ChannelAPI,
 	})
 	if err != nil {
 		return err
