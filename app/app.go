@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
+	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/gateway"
@@ -46,8 +47,15 @@ type Options struct {
 	// StopTimeout is how long a stopping worker waits for running applies
 	// before it interrupts them. DefaultStopTimeout when 0.
 	StopTimeout time.Duration
-	Logger      *zap.Logger
+	// Retention is how long the namespace keeps closed workflows' histories
+	// (setup and dev); DefaultRetention when 0.
+	Retention time.Duration
+	Logger    *zap.Logger
 }
+
+// DefaultRetention keeps finished runs' histories a month for operators to
+// inspect in the Temporal Web UI; the audit trail keeps the record for good.
+const DefaultRetention = 30 * 24 * time.Hour
 
 // DefaultStopTimeout lets most applies finish when a worker is stopped (a
 // deploy, a node drain) instead of interrupting them.
@@ -66,6 +74,9 @@ func (o *Options) defaults() {
 	if o.StopTimeout == 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}
+	if o.Retention == 0 {
+		o.Retention = DefaultRetention
+	}
 }
 
 // parts are the pieces a process is built from.
@@ -80,6 +91,9 @@ type parts struct {
 
 	// approvalKey signs approvals (gateway); nil when none is configured.
 	approvalKey ed25519.PrivateKey
+	// audit keeps the audit trail (worker writes, gateway reads); nil when
+	// the process has no database.
+	audit *audit.Store
 }
 
 // loadParts reads the config and opens the plan store: everything that can
@@ -180,6 +194,7 @@ func (p *parts) newWorker() (*applyingWorker, error) {
 		Config:   p.config,
 		Plans:    p.plans,
 		Notifier: activities.LogNotifier{Logger: p.opts.Logger.Named("notify")},
+		Audit:    p.auditSink(),
 		Logger:   p.opts.Logger.Named("activities"),
 		Claims:   claims,
 		Locks:    locks,
@@ -192,6 +207,15 @@ func (p *parts) newWorker() (*applyingWorker, error) {
 		WorkerStopTimeout: p.opts.StopTimeout,
 	})
 	return &applyingWorker{Worker: w, claims: claims, stopTimeout: p.opts.StopTimeout, logger: p.opts.Logger}, nil
+}
+
+// auditSink is the worker's audit store as the activities take it: a nil
+// store must stay a nil interface, or the activities would write to it.
+func (p *parts) auditSink() activities.AuditSink {
+	if p.audit == nil {
+		return nil
+	}
+	return p.audit
 }
 
 // applyingWorker is the SDK worker with a Stop that lets running applies end
@@ -243,6 +267,7 @@ func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
 				return err
 			},
 			ApprovalKey: p.approvalKey,
+			Audit:       p.audit,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -53,11 +53,15 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err := p.loadKeys(opts.DataDir); err != nil {
 		return nil, err
 	}
+	if err := p.openAudit(ctx, opts.DataDir); err != nil {
+		return nil, err
+	}
 	d.server, err = devserver.Start(ctx, devserver.Options{
 		DataDir:      opts.DataDir,
 		FrontendAddr: opts.TemporalAddr,
 		UIAddr:       opts.UIAddr,
 		Namespace:    opts.Namespace,
+		Retention:    opts.Retention,
 		Logger:       opts.Logger.Named("temporal-server"),
 	})
 	if err != nil {
@@ -119,6 +123,7 @@ func (d *Dev) Close() error {
 	if d.parts.client != nil {
 		d.parts.client.Close()
 	}
+	errs = append(errs, d.parts.closeAudit())
 	if d.server != nil {
 		errs = append(errs, d.server.Stop())
 	}
@@ -138,7 +143,11 @@ func connect(ctx context.Context, opts Options) (*parts, error) {
 	if err := p.loadKeys(""); err != nil {
 		return nil, err
 	}
+	if err := p.openAudit(ctx, ""); err != nil {
+		return nil, err
+	}
 	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
+		_ = p.closeAudit()
 		return nil, err
 	}
 	return p, nil
@@ -153,6 +162,7 @@ func RunWorker(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer p.client.Close()
+	defer p.closeAudit() //nolint:errcheck // closing on the way out
 	w, err := p.newWorker()
 	if err != nil {
 		return err
@@ -176,6 +186,7 @@ func RunGateway(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer p.client.Close()
+	defer p.closeAudit() //nolint:errcheck // closing on the way out
 	srv, addr, err := p.listenGateway()
 	if err != nil {
 		return err
@@ -187,7 +198,8 @@ func RunGateway(ctx context.Context, opts Options) error {
 }
 
 // Setup registers Gatehouse's search attributes on an external cluster's
-// namespace. It is idempotent.
+// namespace and sets its retention (DefaultRetention when opts says none).
+// It is idempotent.
 func Setup(ctx context.Context, opts Options) error {
 	opts.defaults()
 	p := &parts{opts: opts}
@@ -195,7 +207,10 @@ func Setup(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer p.client.Close()
-	return starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace)
+	if err := starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace); err != nil {
+		return err
+	}
+	return starter.SetRetention(ctx, p.client, opts.Namespace, opts.Retention)
 }
 
 // Stuck lists the runs of a Temporal namespace that have waited for people

@@ -208,6 +208,21 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, idemp
 // send sends a request and returns its answer's body; an error answer is
 // an *APIError.
 func (c *Client) send(ctx context.Context, method, path string, body []byte, idempotencyKey string) ([]byte, error) {
+	resp, err := c.open(ctx, method, path, body, idempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	return data, nil
+}
+
+// open sends a request and returns the successful response, whose body the
+// caller reads and closes; an error answer is an *APIError.
+func (c *Client) open(ctx context.Context, method, path string, body []byte, idempotencyKey string) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -233,19 +248,31 @@ func (c *Client) send(ctx context.Context, method, path string, body []byte, ide
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
+	if resp.StatusCode < 300 {
+		return resp, nil
+	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(data, &e) != nil || e.Error == "" {
+		e.Error = strings.TrimSpace(string(data))
+	}
+	return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
+}
+
+// ExportAudit streams the audit trail's events that match the filters
+// (GET /api/v1/audit/export: workspace, run, actor, action, since, until
+// and format csv or jsonl) to w.
+func (c *Client) ExportAudit(ctx context.Context, filters url.Values, w io.Writer) error {
+	resp, err := c.open(ctx, http.MethodGet, "/api/v1/audit/export?"+filters.Encode(), nil, "")
 	if err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
+		return err
 	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(data))
-		}
-		return nil, &APIError{Status: resp.StatusCode, Message: e.Error}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("audit export: %w", err)
 	}
-	return data, nil
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/plan"
@@ -41,6 +42,10 @@ type Options struct {
 	BodyLimit string
 	// ApprovalKey signs the approvals of approved runs; nil disables them.
 	ApprovalKey ed25519.PrivateKey
+	// Audit is the audit trail (the worker writes it): the audit API, the
+	// run list past Temporal's visibility and the run page read it. Nil when
+	// the process has no database.
+	Audit *audit.Store
 }
 
 // server holds the handlers' dependencies.
@@ -95,6 +100,8 @@ func New(opts Options) http.Handler {
 	ws(http.MethodGet, "/runs/:id/logs", s.getLogs)
 	ws(http.MethodGet, "/runs/:id/approval", s.getApproval)
 	e.GET("/api/v1/workspaces", s.listWorkspaces, s.authenticate)
+	e.GET("/api/v1/audit", s.listAudit, s.authenticate)
+	e.GET("/api/v1/audit/export", s.exportAudit, s.authenticate)
 	e.GET("/api/v1/approval-key", s.getApprovalKey)
 	// Webhooks authenticate by their signature, not by a bearer token.
 	e.POST("/api/v1/hooks/:ws", s.startFromHook)

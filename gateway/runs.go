@@ -256,6 +256,13 @@ func (s *server) listRuns(c echo.Context) error {
 	if status != "" && !status.Valid() {
 		return approval.Errorf(approval.CodeInvalid, "status: unknown status %q", status)
 	}
+	switch source := c.QueryParam("source"); source {
+	case "audit":
+		return s.listRunsFromAudit(c, status)
+	case "", "temporal":
+	default:
+		return approval.Errorf(approval.CodeInvalid, "source: want temporal (live runs, the default) or audit (every run the audit trail has, paged)")
+	}
 	filter := starter.ListFilter{Status: status}
 	if user := userOf(c); !workspaceOf(c).CanRead(user) {
 		// Someone the workspace does not name sees only their own runs.
@@ -283,6 +290,7 @@ func (s *server) readRun(c echo.Context) (approval.Run, error) {
 	if !ws.CanRead(user) && !run.Concerns(user) {
 		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", c.Param("id"), ws.Name)
 	}
+	s.recordTermination(c, run)
 	return run, nil
 }
 

@@ -47,6 +47,7 @@ func newCLIStack(t *testing.T) *cliStack {
 			return err
 		},
 		ApprovalKey: key,
+		Audit:       s.audit,
 	}))
 	t.Cleanup(srv.Close)
 	return &cliStack{stack: s, url: srv.URL, key: key}

@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/starter"
 )
 
 // freeAddr returns a loopback address with a port nobody listens on now.
@@ -27,6 +29,24 @@ func freeAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// checkRetention fails the test unless the server's default namespace keeps
+// closed workflows for want.
+func checkRetention(ctx context.Context, t *testing.T, ts *temporaltest.TestServer, want time.Duration) {
+	t.Helper()
+	c, err := client.DialContext(ctx, client.Options{HostPort: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got, err := starter.Retention(ctx, c, ts.GetDefaultNamespace())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("namespace retention %s; want %s", got, want)
+	}
 }
 
 // TestSeparateProcessesAgainstACluster runs the deployment shape: gatehouse
@@ -60,6 +80,17 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 	}
 	if err := app.Setup(ctx, opts); err != nil {
 		t.Fatalf("setup is not idempotent: %v", err)
+	}
+	checkRetention(ctx, t, ts, app.DefaultRetention)
+	short := opts
+	short.Retention = 48 * time.Hour
+	if err := app.Setup(ctx, short); err != nil {
+		t.Fatalf("setup --retention 48h: %v", err)
+	}
+	checkRetention(ctx, t, ts, 48*time.Hour)
+	short.Retention = time.Hour
+	if err := app.Setup(ctx, short); err == nil {
+		t.Error("setup took a retention of an hour, which Temporal does not keep")
 	}
 
 	procs, stop := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
 
+	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
@@ -123,7 +125,7 @@ func TestComposeServices(t *testing.T) {
 	p := composeLoad(t)
 	got := p.ServiceNames()
 	slices.Sort(got)
-	want := []string{composeGateway, composeSetup, composeWorker, "postgresql", "temporal", "temporal-ui"}
+	want := []string{composeGateway, composeSetup, composeWorker, "gatehouse-db", "postgresql", "temporal", "temporal-ui"}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("services: got %v; want %v", got, want)
@@ -147,8 +149,9 @@ func TestComposeGatehouseServicesRunTheRepoImage(t *testing.T) {
 				t.Errorf("%s: build dockerfile: got %s; want %s", name, got, want)
 			}
 		}
-		if got, want := []string(s.Command), []string{sub}; !slices.Equal(got, want) {
-			t.Errorf("%s: command: got %q; want %q", name, got, want)
+		// The verb first; setup takes flags after it.
+		if got := []string(s.Command); len(got) == 0 || got[0] != sub {
+			t.Errorf("%s: command: got %q; want %q first", name, got, sub)
 		}
 		if len(s.Entrypoint) != 0 {
 			t.Errorf("%s: entrypoint: got %q; want the image's", name, s.Entrypoint)
@@ -368,6 +371,8 @@ func TestComposeStartupOrder(t *testing.T) {
 	dependsOn(composeGateway, composeSetup, types.ServiceConditionCompletedSuccessfully)
 	dependsOn(composeSetup, "temporal", types.ServiceConditionHealthy)
 	dependsOn("temporal", "postgresql", types.ServiceConditionHealthy)
+	dependsOn(composeWorker, "gatehouse-db", types.ServiceConditionHealthy)
+	dependsOn(composeGateway, "gatehouse-db", types.ServiceConditionHealthy)
 
 	// Waiting for "healthy" on a service without a healthcheck never ends.
 	for _, s := range p.Services {
@@ -536,5 +541,44 @@ func TestDockerfile(t *testing.T) {
 	}
 	if !copiesExamples {
 		t.Errorf("runtime stage: got no COPY examples/ /etc/gatehouse/examples/; want the examples in the image")
+	}
+}
+
+// TestComposeKeepsTheAuditTrailAndSetsRetention: worker and gateway share the
+// audit trail's PostgreSQL (its own service, its own volume), and both
+// Temporal's auto-setup and gatehouse setup set the namespace's retention
+// to what README states.
+func TestComposeKeepsTheAuditTrailAndSetsRetention(t *testing.T) {
+	p := composeLoad(t)
+	worker, gateway := composeService(t, p, composeWorker), composeService(t, p, composeGateway)
+	dsn := composeEnv(t, worker, app.DatabaseEnv)
+	if got := composeEnv(t, gateway, app.DatabaseEnv); got != dsn {
+		t.Errorf("%s: got gateway %s, worker %s; want the same", app.DatabaseEnv, got, dsn)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.Scheme != "postgres" {
+		t.Fatalf("%s %q: want a postgres:// URL", app.DatabaseEnv, dsn)
+	}
+	db := composeService(t, p, u.Hostname())
+	if !strings.HasPrefix(db.Image, "postgres:") || composeEnv(t, db, "POSTGRES_DB") != strings.TrimPrefix(u.Path, "/") ||
+		composeEnv(t, db, "POSTGRES_USER") != u.User.Username() {
+		t.Errorf("%s: image %s, db %s, user %s; want PostgreSQL with the database and user of %s", db.Name, db.Image,
+			composeEnv(t, db, "POSTGRES_DB"), composeEnv(t, db, "POSTGRES_USER"), dsn)
+	}
+	if pw, _ := u.User.Password(); pw != composeEnv(t, db, "POSTGRES_PASSWORD") {
+		t.Errorf("the audit database's password differs between %s and %s", app.DatabaseEnv, db.Name)
+	}
+	named := false
+	for _, v := range db.Volumes {
+		named = named || (v.Type == types.VolumeTypeVolume && v.Target == "/var/lib/postgresql/data")
+	}
+	if !named {
+		t.Errorf("%s: want its data in a named volume", db.Name)
+	}
+	if got := composeEnv(t, composeService(t, p, "temporal"), "DEFAULT_NAMESPACE_RETENTION"); got != "720h" {
+		t.Errorf("temporal DEFAULT_NAMESPACE_RETENTION %s; want 720h", got)
+	}
+	if got := []string(composeService(t, p, composeSetup).Command); !slices.Equal(got, []string{"setup", "--retention", "720h"}) {
+		t.Errorf("%s: command %q; want setup --retention 720h", composeSetup, got)
 	}
 }

@@ -25,9 +25,11 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
+	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/pgtest"
 	"github.com/gatehouse-dev/gatehouse/plan"
 	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/starter"
@@ -125,6 +127,7 @@ type stack struct {
 	applyLog string
 	runs     *starter.Client
 	keys     *signing.Keys
+	audit    *audit.Store
 }
 
 // testSigningKey is the key the tests' gateways and workers share.
@@ -152,6 +155,11 @@ type stackOptions struct {
 	maxWakeups int    // continue-as-new budget; default the workflow's
 	// workspaces are more workspaces, as YAML list items at two spaces.
 	workspaces string
+	// gateway, when set, adjusts the gateway's options (the web UI's).
+	gateway func(*gateway.Options)
+	// postgres keeps the audit trail in PostgreSQL (the test is skipped
+	// where there is none), not in a SQLite file.
+	postgres bool
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -205,10 +213,19 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
+	driver, dsn := audit.DriverSQLite, filepath.Join(dir, "audit.db")
+	if opts.postgres {
+		driver, dsn = audit.DriverPostgres, pgtest.DSN(t)
+	}
+	trail, err := audit.Open(context.Background(), driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trail.Close() })
 	s := &stack{
-		t: t, temporal: ts, client: c,
+		t: t, temporal: ts, client: c, audit: trail,
 		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Locks: locks, Temporal: c,
-			Work: filepath.Join(dir, "work"), Notifier: activities.LogNotifier{Logger: logger}, Logger: logger},
+			Work: filepath.Join(dir, "work"), Notifier: activities.LogNotifier{Logger: logger}, Logger: logger, Audit: trail},
 	}
 	s.keys = testKeys(t)
 	s.startWorker()
@@ -216,16 +233,21 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 	runs.MaxWakeups = opts.maxWakeups
 	runs.LockRetry = 200 * time.Millisecond
 	s.runs = runs
-	srv := httptest.NewServer(gateway.New(gateway.Options{
+	gopts := gateway.Options{
 		Config: cfg,
 		Runs:   runs,
 		Plans:  store,
 		Logger: logger,
+		Audit:  trail,
 		Health: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
 		},
-	}))
+	}
+	if opts.gateway != nil {
+		opts.gateway(&gopts)
+	}
+	srv := httptest.NewServer(gateway.New(gopts))
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s

@@ -126,17 +126,19 @@ func newGatewayCmd() *cobra.Command {
 }
 
 func newSetupCmd() *cobra.Command {
-	cmd, _ := clusterCmd("setup", "Register Gatehouse's search attributes on a Temporal cluster's namespace (idempotent)",
+	cmd, opts := clusterCmd("setup", "Register Gatehouse's search attributes on a Temporal cluster's namespace and set its retention (idempotent)",
 		func(cmd *cobra.Command, o app.Options) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 			defer cancel()
 			if err := app.Setup(ctx, o); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "search attributes registered on namespace %s at %s\n", o.Namespace, o.TemporalAddr)
+			fmt.Fprintf(cmd.OutOrStdout(), "search attributes registered on namespace %s at %s; closed runs kept %s\n", o.Namespace, o.TemporalAddr, o.Retention)
 			return nil
 		})
-	cmd.Example = "  gatehouse setup --temporal-addr temporal:7233 --namespace default"
+	cmd.Flags().DurationVar(&opts.Retention, "retention", app.DefaultRetention,
+		"how long the namespace keeps finished runs' histories (at least 24h); the audit trail keeps the record beyond it")
+	cmd.Example = "  gatehouse setup --temporal-addr temporal:7233 --namespace default --retention 720h"
 	return cmd
 }
 

@@ -29,7 +29,7 @@ func NewRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newStartCmd(), newStatusCmd(), newListCmd(), newApproveCmd(), newRejectCmd(), newCancelCmd(),
-		newLogsCmd(), newWaitCmd(), newVerifyCmd(), newKeysCmd(), newVersionCmd())
+		newLogsCmd(), newWaitCmd(), newVerifyCmd(), newKeysCmd(), newVersionCmd(), newAuditCmd())
 	return root
 }
 

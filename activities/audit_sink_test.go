@@ -1,0 +1,90 @@
+package activities_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/gatehouse-dev/gatehouse/activities"
+	"github.com/gatehouse-dev/gatehouse/activities/audit"
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// auditedEvent is a notice that carries an entry of the audit trail.
+func auditedEvent() activities.Event {
+	e := requestEvent(activities.EventDecided)
+	e.Audit = &approval.AuditEvent{
+		ID: e.ID, At: time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC), Action: approval.AuditApproved,
+		Actor:     approval.AuditActor{ID: "bob", Channel: approval.ChannelSlack},
+		Workspace: e.Workspace, RunID: e.RunID, StatusBefore: approval.StatusPendingApproval, StatusAfter: approval.StatusPendingApproval,
+		Plan: approval.PlanSummary{SHA256: "ab12"},
+	}
+	return e
+}
+
+// TestNotifyWritesTheAuditEntryOnceAcrossRetries: the entry is stored before
+// the notifiers run; a retry after a failed webhook (with the attempt's
+// heartbeat, or without it, as after a worker crash) stores no second row.
+func TestNotifyWritesTheAuditEntryOnceAcrossRetries(t *testing.T) {
+	f := newNotifyFixture(t, "      webhook: { url: http://127.0.0.1:1/hook, secret: s }\n", 0)
+	store, err := audit.Open(context.Background(), audit.DriverSQLite, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	f.acts.Audit = store
+	var suite testsuite.WorkflowTestSuite
+	var last any
+	first := suite.NewTestActivityEnvironment()
+	first.RegisterActivity(f.acts)
+	first.SetOnActivityHeartbeatListener(func(_ *activity.Info, details converter.EncodedValues) {
+		var m map[string]any
+		if err := details.Get(&m); err == nil {
+			last = m
+		}
+	})
+	if _, err := first.ExecuteActivity(f.acts.Notify, auditedEvent()); err == nil {
+		t.Fatal("first attempt succeeded; want the webhook's failure")
+	}
+	if m, _ := last.(map[string]any); m == nil || m["audited"] != true {
+		t.Fatalf("heartbeat %v; want the entry recorded as audited", last)
+	}
+	retry := suite.NewTestActivityEnvironment()
+	retry.RegisterActivity(f.acts)
+	retry.SetHeartbeatDetails(last)
+	if _, err := retry.ExecuteActivity(f.acts.Notify, auditedEvent()); err == nil {
+		t.Fatal("retry succeeded; the webhook still fails")
+	}
+	crashed := suite.NewTestActivityEnvironment() // its heartbeat lost with its worker
+	crashed.RegisterActivity(f.acts)
+	if _, err := crashed.ExecuteActivity(f.acts.Notify, auditedEvent()); err == nil {
+		t.Fatal("third attempt succeeded; the webhook still fails")
+	}
+	page, err := store.Query(context.Background(), audit.Filter{Workspaces: []string{"prod-network"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 || page.Events[0].ID != "run-1/1" || page.Events[0].Actor.Channel != approval.ChannelSlack {
+		t.Fatalf("trail %+v; want the one entry", page.Events)
+	}
+}
+
+// TestNotifyFailsWhenTheTrailCannotBeWritten: a notice whose entry cannot be
+// stored is retried, not delivered without it.
+func TestNotifyFailsWhenTheTrailCannotBeWritten(t *testing.T) {
+	f := newNotifyFixture(t, "      webhook: { url: http://127.0.0.1:1/hook, secret: s }\n", 0)
+	store, err := audit.Open(context.Background(), audit.DriverSQLite, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Close() // closed: every write fails
+	f.acts.Audit = store
+	if _, err := notify(t, f.acts, auditedEvent()); err == nil {
+		t.Fatal("notice delivered without its audit entry")
+	}
+}
