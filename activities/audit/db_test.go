@@ -2,22 +2,18 @@ package audit
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/internal/pgtest"
 )
 
 // postgresEnv names the variable holding the DSN of a PostgreSQL database
 // the tests may create schemas in (.ci/postgres.sh prints one).
-const postgresEnv = "GATEHOUSE_TEST_POSTGRES"
+const postgresEnv = pgtest.Env
 
 // backend is a database the suite runs against. dsn returns a DSN of an
 // empty database of the test's own.
@@ -41,46 +37,8 @@ func eachDB(t *testing.T, fn func(t *testing.T, b backend)) {
 		if base == "" {
 			t.Skipf("%s is empty: set it to a PostgreSQL DSN (bash .ci/postgres.sh prints one) to run this suite against PostgreSQL", postgresEnv)
 		}
-		fn(t, backend{driver: DriverPostgres, dsn: func(t *testing.T) string { return postgresSchema(t, base) }})
+		fn(t, backend{driver: DriverPostgres, dsn: func(t *testing.T) string { return pgtest.Schema(t, base) }})
 	})
-}
-
-// postgresSchema creates a schema of the test's own, dropped when it ends,
-// and returns base with its search_path set to it: the tests can run again
-// and side by side in one database.
-func postgresSchema(t *testing.T, base string) string {
-	t.Helper()
-	ctx := context.Background()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "audit_test_" + hex.EncodeToString(b)
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer db.Close()
-		if _, err := db.ExecContext(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	// pgx passes unknown parameters to the server as run-time settings.
-	if u, err := url.Parse(base); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		return u.String()
-	}
-	return strings.TrimSpace(base) + " search_path=" + schema
 }
 
 // open opens a store on dsn, closed when the test ends.
