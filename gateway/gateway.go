@@ -46,6 +46,18 @@ type Options struct {
 	// run list past Temporal's visibility and the run page read it. Nil when
 	// the process has no database.
 	Audit *audit.Store
+	// SessionKey signs the web UI's session cookies (HMAC-SHA256). Every
+	// replica of the gateway needs the same key so they share sessions;
+	// nil or empty generates a random key per process, so sessions end
+	// when the process does (fine for gatehouse dev).
+	SessionKey []byte
+	// Dev marks a development gateway (gatehouse dev): the web UI's
+	// sign-in page offers a picker of the config's users, and its cookies
+	// are not marked Secure, so plain http on localhost works.
+	Dev bool
+	// Namespace is the Temporal namespace of the runs, for links into the
+	// Temporal Web UI (config temporal_ui_url); "default" when empty.
+	Namespace string
 }
 
 // server holds the handlers' dependencies.
@@ -60,6 +72,7 @@ func New(opts Options) http.Handler {
 		opts.BodyLimit = DefaultBodyLimit
 	}
 	s := &server{Options: opts}
+	ui := s.newUI()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -110,6 +123,7 @@ func New(opts Options) http.Handler {
 	e.POST("/api/v1/external/servicenow/:ws/callback", s.serviceNowCallback)
 	e.POST("/api/v1/external/jira/:ws/callback", s.jiraCallback)
 	e.POST("/api/v1/external/webhook/callback/:token", s.webhookCallback)
+	ui.register(e)
 	return e
 }
 
