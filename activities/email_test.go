@@ -62,7 +62,7 @@ func TestEmailFallbackWhenSlackStaysDown(t *testing.T) {
 		if !strings.Contains(m.HTML, "rotate the &lt;!channel&gt; routes") {
 			t.Errorf("html does not escape the run's message:\n%s", m.HTML)
 		}
-		if !strings.Contains(m.HTML, `<a href="https://gatehouse.example.com/api/v1/workspaces/prod-network/runs/run-1">`) {
+		if !strings.Contains(m.HTML, `<a href="https://gatehouse.example.com/ui/workspaces/prod-network/runs/run-1">`) {
 			t.Errorf("html has no link to the run:\n%s", m.HTML)
 		}
 	}
@@ -76,7 +76,7 @@ func checkFacts(t *testing.T, part, body string, message string) {
 		"+2 to add, ~0 to change, -12 to destroy (1 replaced)", "aws_subnet.r", "aws_route.d[9]", "… and 2 more",
 		"+512.00 USD/month", "routes without tags", "destroys-need-two", "1/2", "waiting for carol",
 		"bob approved: “lgtm”", "Sun 22 Nov 2026 15:00 UTC",
-		"https://gatehouse.example.com/api/v1/workspaces/prod-network/runs/run-1",
+		"https://gatehouse.example.com/ui/workspaces/prod-network/runs/run-1",
 		"https://temporal.example.com/namespaces/default/workflows/run-1",
 	} {
 		if !strings.Contains(body, want) {

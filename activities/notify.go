@@ -406,10 +406,7 @@ func (a *Activities) view(ctx context.Context, e Event) (view, error) {
 	}
 	v := view{Event: e, Run: run}
 	v.Removed, v.RemovedMore = a.removed(run.Plan.SHA256)
-	if base := a.Config.PublicURL; base != "" {
-		// The API's run resource for now; it becomes the web UI's run page.
-		v.RunURL = base + "/api/v1/workspaces/" + url.PathEscape(e.Workspace) + "/runs/" + url.PathEscape(e.RunID)
-	}
+	v.RunURL = a.Config.RunURL(e.Workspace, e.RunID)
 	if base := a.Config.TemporalUIURL; base != "" {
 		v.TemporalURL = base + "/namespaces/" + url.PathEscape(a.namespace()) + "/workflows/" + url.PathEscape(e.RunID)
 	}

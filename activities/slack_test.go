@@ -300,7 +300,7 @@ func TestSlackPostsTheRequestToTheChannelAndDMs(t *testing.T) {
 		"destroys-need-two* 1/2", "approved by bob", "waiting for carol", "group platform",
 		"bob approved: “lgtm”",
 		fmt.Sprintf("<!date^%d^{date_short_pretty} at {time} ({ago})|2026-11-22 15:00 UTC>", deadline.Unix()),
-		"https://gatehouse.example.com/api/v1/workspaces/prod-network/runs/run-1",
+		"https://gatehouse.example.com/ui/workspaces/prod-network/runs/run-1",
 		"https://temporal.example.com/namespaces/default/workflows/run-1",
 	} {
 		if !strings.Contains(blocks, want) {

@@ -94,6 +94,8 @@ type parts struct {
 	// audit keeps the audit trail (worker writes, gateway reads); nil when
 	// the process has no database.
 	audit *audit.Store
+	// dev marks the parts of gatehouse dev.
+	dev bool
 }
 
 // loadParts reads the config and opens the plan store: everything that can
@@ -268,6 +270,11 @@ func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
 			},
 			ApprovalKey: p.approvalKey,
 			Audit:       p.audit,
+			// Every gateway sharing the signing keys shares the web UI's
+			// sessions; gatehouse dev offers its user picker.
+			SessionKey: p.keys.Derive("web-ui-session"),
+			Dev:        p.dev,
+			Namespace:  p.opts.Namespace,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

@@ -44,6 +44,7 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		_ = lock.release()
 		return nil, err
 	}
+	p.dev = true
 	d := &Dev{parts: p, lock: lock}
 	defer func() {
 		if err != nil {

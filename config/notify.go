@@ -158,3 +158,12 @@ func (v *validator) baseURL(p, s string) string {
 	}
 	return strings.TrimRight(s, "/")
 }
+
+// RunURL is the link to a run's page in the web UI, which every message
+// about the run carries: "" without a public_url.
+func (c *Config) RunURL(workspace, id string) string {
+	if c.PublicURL == "" {
+		return ""
+	}
+	return c.PublicURL + "/ui/workspaces/" + url.PathEscape(workspace) + "/runs/" + url.PathEscape(id)
+}

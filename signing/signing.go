@@ -114,3 +114,11 @@ func mac(key, payload []byte) []byte {
 	h.Write(payload)
 	return h.Sum(nil)
 }
+
+// Derive returns a key for another purpose (the web UI's session cookies),
+// derived from the signing key: every gateway sharing the signing keys
+// derives the same one, and it reveals nothing of the signing key. Rotating
+// the signing key rotates it too.
+func (k *Keys) Derive(purpose string) []byte {
+	return mac(k.keys[0], []byte("gatehouse-derive:"+purpose))
+}

@@ -1,6 +1,7 @@
 package signing
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -50,5 +51,20 @@ func TestParseRefusesWeakOrMissingKeys(t *testing.T) {
 	}
 	if _, err := Parse(k); err != nil {
 		t.Errorf("a generated key must parse: %v", err)
+	}
+}
+
+func TestDeriveIsStablePerPurposeAndKey(t *testing.T) {
+	a, _ := Parse("0123456789abcdef0123456789abcdef")
+	b, _ := Parse("0123456789abcdef0123456789abcdef,fedcba9876543210fedcba9876543210")
+	c, _ := Parse("fedcba9876543210fedcba9876543210")
+	if !bytes.Equal(a.Derive("session"), b.Derive("session")) {
+		t.Error("the same signing key derives different session keys")
+	}
+	if bytes.Equal(a.Derive("session"), a.Derive("other")) || bytes.Equal(a.Derive("session"), c.Derive("session")) {
+		t.Error("derived keys do not depend on purpose and key")
+	}
+	if bytes.Contains(a.Derive("session"), []byte("0123456789abcdef")) || len(a.Derive("session")) != 32 {
+		t.Error("a derived key is not a 32-byte MAC")
 	}
 }

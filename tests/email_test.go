@@ -46,7 +46,7 @@ workspaces:
 	for _, m := range got {
 		to = append(to, m.To...)
 		for _, part := range []string{m.Text, m.HTML} {
-			for _, want := range []string{"prod-network", "destroys-need-two", "https://gatehouse.example.com/api/v1/workspaces/prod-network/runs/" + run.ID} {
+			for _, want := range []string{"prod-network", "destroys-need-two", "https://gatehouse.example.com/ui/workspaces/prod-network/runs/" + run.ID} {
 				if !strings.Contains(part, want) {
 					t.Errorf("email to %v lacks %q in a part:\n%s", m.To, want, part)
 				}
