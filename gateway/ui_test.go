@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 )
 
@@ -359,5 +360,38 @@ func TestSafeNext(t *testing.T) {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q; want %q", in, got, want)
 		}
+	}
+}
+
+func TestUILinks(t *testing.T) {
+	cfg := uiTestConfig(t, "temporal_ui_url: https://temporal.example/\n"+uiConfig)
+	u := (&server{Options: Options{Config: cfg, Logger: zap.NewNop(), Namespace: "gatehouse"}}).newUI()
+	run := approval.Run{
+		ID: "run-1", Workspace: "net",
+		External: &approval.External{Provider: approval.ProviderJira, Ref: "CHG-42", Link: "https://jira.example/browse/CHG-42"},
+		Messages: []approval.MessageRef{
+			{Kind: "slack", Channel: "C0123", TS: "1700000000.123456"},
+			{Kind: "slack", Channel: "D0456", TS: "1700000001.000001", User: "bob"}, // a DM: nobody else's to open
+		},
+	}
+	got := u.links(run)
+	want := []link{
+		{"Workflow in the Temporal Web UI", "https://temporal.example/namespaces/gatehouse/workflows/run-1"},
+		{"Ticket CHG-42 (jira)", "https://jira.example/browse/CHG-42"},
+		{"Slack message", "https://slack.com/archives/C0123/p1700000000123456"},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("links %+v; want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("link %d: %+v; want %+v", i, got[i], want[i])
+		}
+	}
+	// A ticket link that is not http(s) is not a link.
+	run.External.Link = "javascript:alert(1)"
+	run.Messages = nil
+	if got := u.links(run); len(got) != 1 {
+		t.Errorf("links %+v; want only Temporal's", got)
 	}
 }
