@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"reflect"
 	"regexp"
@@ -116,6 +117,9 @@ func Parse(data []byte) (approval.CostSummary, error) {
 	}
 	if diff == nil {
 		diff = new(big.Rat).Sub(total, past)
+		if !finite(diff) {
+			return approval.CostSummary{}, errors.New("cost: diffTotalMonthlyCost: totalMonthlyCost minus pastTotalMonthlyCost is out of range")
+		}
 	}
 	return approval.CostSummary{
 		SHA256:           plan.Hash(data),
@@ -169,7 +173,20 @@ func amount(doc map[string]json.RawMessage, field string) (*big.Rat, error) {
 	if !ok {
 		return nil, fmt.Errorf("cost: %s: not a number: %q", field, s)
 	}
+	if !finite(r) {
+		// It would become ±Inf, which passes every "above" threshold
+		// and no "below" one: a rule would decide on a number nobody
+		// wrote.
+		return nil, fmt.Errorf("cost: %s: out of range (beyond %g)", field, math.MaxFloat64)
+	}
 	return r, nil
+}
+
+// finite reports whether r is within float64's range, as the summary keeps
+// amounts.
+func finite(r *big.Rat) bool {
+	f, _ := r.Float64()
+	return !math.IsInf(f, 0)
 }
 
 // project is what Parse reads of an Infracost project: its names and its
