@@ -20,6 +20,8 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -351,7 +353,21 @@ func (c *Client) terminatedRun(ctx context.Context, ws, id string, status enumsp
 }
 
 func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error) {
+	// Without a deadline of its own the SDK gives a query 10 s, the same as
+	// a workflow task's timeout: a query that arrives while a stopping
+	// worker abandons the run's workflow task would fail just before the
+	// task is handed to another worker. queryTimeout rides that out.
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, queryTimeout)
+		defer cancel()
+	}
 	v, err := c.temporal.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	for err != nil && ctx.Err() == nil && isDeadlineExceeded(err) {
+		// One attempt's 10 s ran out while the task waited for a worker:
+		// ask again within our own bound.
+		v, err = c.temporal.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	}
 	if err != nil {
 		return approval.Run{}, fmt.Errorf("query run %s: %w", id, err)
 	}
@@ -361,6 +377,17 @@ func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error
 	}
 	return run, nil
 }
+
+// isDeadlineExceeded reports whether a Temporal call ran out of time.
+func isDeadlineExceeded(err error) bool {
+	var de *serviceerror.DeadlineExceeded
+	return errors.As(err, &de) || errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded
+}
+
+// queryTimeout bounds a query of a run's state: longer than a workflow
+// task's timeout (10 s), after which an abandoned task goes to another
+// worker.
+const queryTimeout = 25 * time.Second
 
 // RunSummary is what the run list shows of a run, read from Temporal's
 // visibility store without touching the run itself.

@@ -30,15 +30,23 @@ func TestWebhookReceivesSignedEvents(t *testing.T) {
 		for _, e := range s.hooks.events(run.ID) {
 			kinds = append(kinds, e.Kind)
 		}
-		if len(kinds) == 2 {
+		if len(kinds) == 4 {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !slices.Equal(kinds, []activities.EventKind{activities.EventApprovalRequested, activities.EventFinished}) || s.hooks.bad != 0 {
-		t.Fatalf("webhook got %v (%d bad deliveries); want approval_requested then finished, all signed", kinds, s.hooks.bad)
+	// The webhook gets the run's whole stream, each event with its entry
+	// of the audit trail: the request, the approvers asked, bob's decision,
+	// and the end.
+	want := []activities.EventKind{activities.EventRecorded, activities.EventApprovalRequested, activities.EventDecided, activities.EventFinished}
+	if !slices.Equal(kinds, want) || s.hooks.bad != 0 {
+		t.Fatalf("webhook got %v (%d bad deliveries); want %v, all signed", kinds, s.hooks.bad, want)
 	}
-	asked := s.hooks.events(run.ID)[0]
+	events := s.hooks.events(run.ID)
+	if d := events[2]; d.Audit == nil || d.Audit.Action != approval.AuditApproved || d.Audit.Actor.ID != "bob" || d.Audit.ID != d.ID {
+		t.Errorf("decided event %+v; want bob's approval with its audit entry", d)
+	}
+	asked := events[1]
 	if !slices.Contains(asked.Recipients, "bob") || asked.Workspace != "hooked" || asked.ID == "" {
 		t.Errorf("approval request %+v; want it addressed to the platform group", asked)
 	}

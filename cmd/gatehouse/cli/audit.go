@@ -9,7 +9,11 @@ import (
 )
 
 func newAuditCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "audit", Short: "Read the audit trail: who did what to which run, kept beyond Temporal's retention"}
+	cmd := &cobra.Command{
+		Use:     "audit",
+		Short:   "Read the audit trail: who did what to which run, kept beyond Temporal's retention",
+		Example: "  gatehouse audit export --since 720h --format csv > audit.csv",
+	}
 	cmd.AddCommand(newAuditExportCmd())
 	return cmd
 }
