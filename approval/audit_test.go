@@ -126,3 +126,19 @@ func TestStatusActionsAreNotDecisions(t *testing.T) {
 		t.Error("an approval from ServiceNow is not an external decision")
 	}
 }
+
+// Viewers never decide, so nobody waits for them or asks them to approve,
+// even where a reason names their group.
+func TestViewersAreNeverWaitedFor(t *testing.T) {
+	viewer := approval.Identity{ID: "victor", Groups: []string{"platform"}, Roles: []approval.Role{approval.RoleViewer}}
+	dir := append(slices.Clone(directory), viewer)
+	run := newRunFor(lifecycleWorkspace(false), alice, destroyPlan(), nil, dir, t0)
+	for _, r := range run.Reasons {
+		if slices.Contains(r.Eligible, "victor") {
+			t.Errorf("reason %s waits for the viewer victor: %v", r.ID, r.Eligible)
+		}
+	}
+	if slices.Contains(run.PendingApprovers(), "victor") {
+		t.Error("the viewer victor is a pending approver")
+	}
+}

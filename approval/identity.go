@@ -97,12 +97,13 @@ func (a Approvers) Empty() bool {
 }
 
 // Expand lists, in directory order, the users of the directory that a
-// approver spec names. It is used to show who is being waited for and whom to
-// notify; eligibility itself is decided by Includes at decision time.
+// approver spec names, but viewers, who never decide. It is used to show who
+// is being waited for and whom to notify; eligibility itself is decided by
+// Includes and the role matrix at decision time.
 func (a Approvers) Expand(directory []Identity) []UserID {
 	var out []UserID
 	for _, id := range directory {
-		if a.Includes(id) && !slices.Contains(out, id.ID) {
+		if a.Includes(id) && !id.HasRole(RoleViewer) && !slices.Contains(out, id.ID) {
 			out = append(out, id.ID)
 		}
 	}

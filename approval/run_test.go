@@ -104,9 +104,9 @@ func TestEvaluateMakesOneReasonPerMatchingRule(t *testing.T) {
 		t.Errorf("got reason %+v; want a waiting rule reason at post_plan needing 2 (the run opens it)", r)
 	}
 	// alice requested, so she is not listed as an approver she could never be;
-	// victor is in the group but the listing is by group: Expand lists him,
-	// the role matrix refuses him at decision time.
-	want := []approval.UserID{"bob", "carol", "victor"}
+	// victor is in the group but a viewer, who never decides: nobody waits
+	// for him or asks him.
+	want := []approval.UserID{"bob", "carol"}
 	if len(r.Eligible) != len(want) {
 		t.Fatalf("eligible = %v; want %v", r.Eligible, want)
 	}
@@ -250,11 +250,11 @@ func TestApproverStates(t *testing.T) {
 	for _, s := range states {
 		got[s.UserID] = s.State
 	}
-	if got["bob"] != "pending" || got["carol"] != "approved" || len(states) != 3 {
-		t.Errorf("got %v; want bob pending, carol approved, 3 rows", states)
+	if got["bob"] != "pending" || got["carol"] != "approved" || len(states) != 2 {
+		t.Errorf("got %v; want bob pending, carol approved, 2 rows (not the viewer)", states)
 	}
-	if pending := run.PendingApprovers(); len(pending) != 2 || pending[0] != "bob" {
-		t.Errorf("pending approvers = %v; want [bob victor]", pending)
+	if pending := run.PendingApprovers(); len(pending) != 1 || pending[0] != "bob" {
+		t.Errorf("pending approvers = %v; want [bob]", pending)
 	}
 }
 
