@@ -18,12 +18,12 @@ import (
 // auditedEvent is a notice that carries an entry of the audit trail.
 func auditedEvent() activities.Event {
 	e := requestEvent(activities.EventDecided)
-	e.Audit = &approval.AuditEvent{
+	e.Audit = []approval.AuditEvent{{
 		ID: e.ID, At: time.Date(2026, 12, 1, 9, 30, 0, 0, time.UTC), Action: approval.AuditApproved,
 		Actor:     approval.AuditActor{ID: "bob", Channel: approval.ChannelSlack},
 		Workspace: e.Workspace, RunID: e.RunID, StatusBefore: approval.StatusPendingApproval, StatusAfter: approval.StatusPendingApproval,
 		Plan: approval.PlanSummary{SHA256: "ab12"},
-	}
+	}}
 	return e
 }
 

@@ -65,10 +65,12 @@ type Event struct {
 	// the workspace's channel and its DMs), which the event updates or
 	// replies under instead of posting anew.
 	Messages []approval.MessageRef `json:"messages,omitempty"`
-	// Audit is what the event adds to the audit trail, if anything: the
+	// Audit is what the event adds to the audit trail, oldest first: the
 	// trail is one more sink of this stream, written by Notify under the
-	// event's ID.
-	Audit *approval.AuditEvent `json:"audit,omitempty"`
+	// entries' IDs (the event's, numbered). A notice that only records
+	// (the run was requested, its status changed) rides on the next one
+	// sent with it.
+	Audit []approval.AuditEvent `json:"audit,omitempty"`
 }
 
 // NotifyResult is what a notice did that the run keeps: the messages it
@@ -149,14 +151,14 @@ type AuditSink interface {
 	Write(ctx context.Context, events ...approval.AuditEvent) error
 }
 
-// audit writes the event's entry of the audit trail, once per notice: every
+// audit writes the event's entries of the audit trail, once per notice: every
 // attempt tries until one succeeds, before any notifier, so the trail never
 // misses what people were told. A worker without a store keeps no trail.
 func (a *Activities) audit(ctx context.Context, e Event, p *progress) error {
-	if e.Audit == nil || p.Audited || a.Audit == nil {
+	if len(e.Audit) == 0 || p.Audited || a.Audit == nil {
 		return nil
 	}
-	if err := a.Audit.Write(ctx, *e.Audit); err != nil {
+	if err := a.Audit.Write(ctx, e.Audit...); err != nil {
 		return err
 	}
 	p.Audited = true
@@ -268,7 +270,7 @@ type progress struct {
 	// Emailed are the recipients sent their email.
 	Emailed []approval.UserID `json:"emailed,omitempty"`
 	Hooked  bool              `json:"hooked,omitempty"`
-	// Audited: the event's audit entry is stored.
+	// Audited: the event's audit entries are stored.
 	Audited bool `json:"audited,omitempty"`
 	// Failures are channels that failed for good while the notice went
 	// on (a DM to someone without a Slack account, Slack covered by email).

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"fmt"
+
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
@@ -43,12 +45,13 @@ func (r *run) audit(ctx workflow.Context) {
 			kind = activities.EventRecorded
 		case e.Action.Decided():
 			if n := r.queuedNotice(ownNotice[e.Action]); n != nil {
-				n.Audit = e
+				n.Audit = append(n.Audit, *e)
 				continue
 			}
 			kind = activities.EventDecided
 		}
-		r.outbox = append(r.outbox, activities.Event{Kind: kind, Actor: e.Actor.ID, Comment: e.Comment, Reasons: e.ReasonIDs, Audit: e})
+		r.outbox = append(r.outbox, activities.Event{Kind: kind, Actor: e.Actor.ID, Comment: e.Comment, Reasons: e.ReasonIDs,
+			Audit: []approval.AuditEvent{*e}})
 	}
 }
 
@@ -59,7 +62,7 @@ func (r *run) queuedNotice(kind activities.EventKind) *activities.Event {
 		return nil
 	}
 	for i := len(r.outbox) - 1; i >= 0; i-- {
-		if r.outbox[i].Kind == kind && r.outbox[i].Audit == nil {
+		if r.outbox[i].Kind == kind && len(r.outbox[i].Audit) == 0 {
 			return &r.outbox[i]
 		}
 	}
@@ -67,15 +70,38 @@ func (r *run) queuedNotice(kind activities.EventKind) *activities.Event {
 }
 
 // auditEvent is an entry of the system's for a notice that announces
-// something (reasons opened, a reminder), or nil when the run keeps no
+// something (reasons opened, a reminder), or none when the run keeps no
 // trail.
-func (r *run) auditEvent(ctx workflow.Context, action approval.AuditAction, reasons []string) *approval.AuditEvent {
+func (r *run) auditEvent(ctx workflow.Context, action approval.AuditAction, reasons []string) []approval.AuditEvent {
 	if !r.audited {
 		return nil
 	}
 	e := r.state.AuditEvent(action, workflow.Now(ctx))
 	e.ReasonIDs = reasons
-	return &e
+	return []approval.AuditEvent{e}
+}
+
+// foldRecords lets the notices of a batch that only record (the request, a
+// change of status, a decision: what live views show by reading the run
+// anyway) ride on the notice after them, which carries their entries
+// first. Every channel still sees the run as it stands; the run sends one
+// notice, not two.
+func foldRecords(batch []activities.Event) []activities.Event {
+	var out []activities.Event
+	var carried []approval.AuditEvent
+	for i, e := range batch {
+		recordOnly := e.Kind == activities.EventRecorded || e.Kind == activities.EventUpdated || e.Kind == activities.EventDecided
+		if recordOnly && i < len(batch)-1 {
+			carried = append(carried, e.Audit...)
+			continue
+		}
+		if len(carried) > 0 {
+			e.Audit = append(carried, e.Audit...)
+			carried = nil
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 // sendAudit sends, from the main loop, what the trail queued while the run
@@ -100,4 +126,14 @@ func (r *run) version() string {
 		return versionDurableTime
 	}
 	return versionIntegrity
+}
+
+// auditID names the k-th entry of the run's n-th notice. The number is
+// zero-padded so that entries of one instant sort in the order they
+// happened.
+func auditID(runID string, n, k int) string {
+	if k == 0 {
+		return fmt.Sprintf("%s/%06d", runID, n)
+	}
+	return fmt.Sprintf("%s/%06d.%d", runID, n, k)
 }

@@ -100,11 +100,12 @@ func (r *run) takeExternal(ctx workflow.Context, d approval.ExternalDecision) {
 // and in the audit trail.
 func (r *run) refuseExternal(ctx workflow.Context, d approval.ExternalDecision, why string) {
 	r.state.RefuseExternal(d, why, workflow.Now(ctx))
-	if e := r.auditEvent(ctx, approval.AuditExternalRefused, nil); e != nil {
+	if entries := r.auditEvent(ctx, approval.AuditExternalRefused, nil); entries != nil {
+		e := &entries[0]
 		e.Actor = d.AuditActor()
 		e.Comment = approval.TruncateUTF8(d.Comment, approval.MaxCommentBytes)
 		e.Detail = approval.TruncateUTF8(d.TicketID+" "+string(d.Verdict)+": "+why, approval.MaxMessageBytes)
-		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventRecorded, Audit: e})
+		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventRecorded, Audit: entries})
 	}
 }
 

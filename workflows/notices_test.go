@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,11 +48,10 @@ func TestLiveViewsHearEveryDecisionInOrder(t *testing.T) {
 	setWorkflowID(h.env)
 	got := h.run(input(destroysNeedTwo))
 
-	// The run's request is recorded for the trail before anyone is asked.
-	if seen[0].Kind != activities.EventRecorded {
-		t.Fatalf("first notice %s; want the recorded request", seen[0].Kind)
+	// The run's request is recorded for the trail on the first notice.
+	if seen[0].Kind != activities.EventApprovalRequested || len(seen[0].Audit) != 2 || seen[0].Audit[0].Action != approval.AuditRequested {
+		t.Fatalf("first notice %s with %d entries; want the approval request carrying the run's request", seen[0].Kind, len(seen[0].Audit))
 	}
-	seen = seen[1:]
 	var kinds []activities.EventKind
 	for i, e := range seen {
 		kinds = append(kinds, e.Kind)
@@ -90,25 +90,29 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 	ids := map[string]bool{}
 	var status approval.Status
 	for _, e := range h.events {
-		if e.Audit == nil {
-			if e.Kind != activities.EventFinished {
-				t.Errorf("notice %s (%s) carries no audit entry", e.ID, e.Kind)
+		if len(e.Audit) == 0 {
+			t.Errorf("notice %s (%s) carries no audit entry", e.ID, e.Kind)
+		}
+		for _, a := range e.Audit {
+			actions = append(actions, a.Action)
+			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "audit" {
+				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version audit", a, e.ID)
 			}
-			continue
+			ids[a.ID] = true
+			if a.StatusBefore != status && a.Action != approval.AuditReasonOpened {
+				t.Errorf("%s: status before %q, but the trail had the run %q", a.Action, a.StatusBefore, status)
+			}
+			status = a.StatusAfter
+			if a.Action == approval.AuditApproved && a.Actor.ID == "bob" && (a.Comment != "fine" || a.Actor.Channel != approval.ChannelSlack || a.ResponseSeconds <= 0) {
+				t.Errorf("bob's approval: %+v", a)
+			}
 		}
-		a := e.Audit
-		actions = append(actions, a.Action)
-		if a.ID != e.ID || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "audit" {
-			t.Errorf("entry %+v of notice %s: want the notice's unique ID, the run and version audit", a, e.ID)
-		}
-		ids[a.ID] = true
-		if a.StatusBefore != status && a.Action != approval.AuditReasonOpened {
-			t.Errorf("%s: status before %q, but the trail had the run %q", a.Action, a.StatusBefore, status)
-		}
-		status = a.StatusAfter
-		if a.Action == approval.AuditApproved && a.Actor.ID == "bob" && (a.Comment != "fine" || a.Actor.Channel != approval.ChannelSlack || a.ResponseSeconds <= 0) {
-			t.Errorf("bob's approval: %+v", a)
-		}
+	}
+	// The request rides on the approval request, the applied on the
+	// finished notice: six entries on five notices (asked, bob, carol, the
+	// apply's start, finished).
+	if len(h.events) != 5 {
+		t.Errorf("%d notices; want 5", len(h.events))
 	}
 	want := []approval.AuditAction{approval.AuditRequested, approval.AuditReasonOpened, approval.AuditApproved,
 		approval.AuditApproved, approval.AuditApplyStarted, approval.AuditApplied}

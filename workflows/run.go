@@ -241,8 +241,14 @@ func (w Runner) Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 	}
 	r.releaseLock(ctx) // whatever ended the run, the workspace may apply again
 	r.withdrawTicket(ctx)
-	r.sendNotices(ctx)
-	r.send(ctx, activities.Event{Kind: activities.EventFinished})
+	if r.audited {
+		// The last changes ride on the finished notice.
+		r.outbox = append(r.outbox, activities.Event{Kind: activities.EventFinished})
+		r.sendNotices(ctx)
+	} else {
+		r.sendNotices(ctx)
+		r.send(ctx, activities.Event{Kind: activities.EventFinished})
+	}
 	r.publish(ctx)
 
 	// Let Updates that arrived with the final decision reply, and notices
@@ -643,6 +649,9 @@ func (r *run) sendNotices(ctx workflow.Context) {
 	}
 	batch := r.outbox
 	r.outbox = nil
+	if r.audited {
+		batch = foldRecords(batch)
+	}
 	for _, e := range batch {
 		r.send(ctx, e)
 	}
@@ -656,8 +665,8 @@ func (r *run) send(ctx workflow.Context, e activities.Event) {
 	e.ID = fmt.Sprintf("%s/%d", r.state.ID, r.notices)
 	e.RunID, e.Workspace, e.Status = r.state.ID, r.state.Workspace, r.state.Status
 	e.RequestedBy, e.Deadline = r.state.RequestedBy.ID, r.state.Deadline
-	if e.Audit != nil {
-		e.Audit.ID, e.Audit.WorkflowVersion = e.ID, r.version()
+	for k := range e.Audit {
+		e.Audit[k].ID, e.Audit[k].WorkflowVersion = auditID(r.state.ID, r.notices, k), r.version()
 	}
 	if r.legacy {
 		r.notifyV0(ctx, e)
