@@ -197,15 +197,25 @@ func uiRunPath(ws, id string) string {
 }
 
 func (u *webUI) runPage(c echo.Context) error {
-	run, err := u.s.readRun(c)
+	run, p, err := u.renderedRun(c)
 	if err != nil {
 		return err
 	}
+	return u.render(c, http.StatusOK, "run", run.Workspace+" / "+run.ID, p)
+}
+
+// renderedRun reads the run the path names, as the caller may see it, and
+// renders its page's live regions: the page and the live endpoint alike.
+func (u *webUI) renderedRun(c echo.Context) (approval.Run, runPage, error) {
+	run, err := u.s.readRun(c)
+	if err != nil {
+		return run, runPage{}, err
+	}
 	p := u.runModel(c, run)
 	if err := u.renderRegions(&p); err != nil {
-		return err
+		return run, runPage{}, err
 	}
-	return u.render(c, http.StatusOK, "run", run.Workspace+" / "+run.ID, p)
+	return run, p, nil
 }
 
 // renderRegions renders the run page's live regions into p, the same way
@@ -248,12 +258,8 @@ type liveRegion struct {
 // live renders the run page's regions as they stand. With ?since= the
 // digest the page has, an unchanged run is 204 No Content.
 func (u *webUI) live(c echo.Context) error {
-	run, err := u.s.readRun(c)
+	_, p, err := u.renderedRun(c)
 	if err != nil {
-		return err
-	}
-	p := u.runModel(c, run)
-	if err := u.renderRegions(&p); err != nil {
 		return err
 	}
 	if c.QueryParam("since") == p.Version {
