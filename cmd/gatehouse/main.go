@@ -43,7 +43,7 @@ func main() {
 // newRoot is the client verbs of package cli and the server processes.
 func newRoot() *cobra.Command {
 	root := cli.NewRoot()
-	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newRunsCmd(), newConfigCmd())
+	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newRunsCmd(), newConfigCmd(), newBenchCmd())
 	return root
 }
 

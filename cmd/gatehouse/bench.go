@@ -1,0 +1,49 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse-dev/gatehouse/bench"
+)
+
+// newBenchCmd is `gatehouse bench`: flags only, package bench does the rest.
+func newBenchCmd() *cobra.Command {
+	var o bench.Options
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure Gatehouse against a bare Temporal workflow on the same embedded server, side by side; print a table of ratios",
+		Long: `bench starts a fresh gatehouse dev stack (embedded Temporal, worker,
+gateway) in a temporary data dir, and beside it a bare Temporal workflow
+on its own task queue: it waits for two approve Updates, runs one trivial
+activity and completes. It drives both in interleaved batches, Gatehouse
+over its REST API with a real plan needing two approvals, and reports
+each figure for both sides and their ratio. Only the embedded stack is
+supported: it cannot yet measure an external cluster.`,
+		Example: `  gatehouse bench --runs 40 --repeats 1
+  gatehouse bench --out bench.json --cpuprofile cpu.pprof
+  gatehouse bench --runs 0 --waiting 5000   # memory per waiting run only`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, true)
+			if err != nil {
+				return err
+			}
+			defer logger.Sync() //nolint:errcheck // nothing useful to do on a failed flush
+			o.Logger = logger
+			return bench.Run(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Runs, "runs", 100, "runs per side in each repeat")
+	f.IntVar(&o.Batch, "batch", 20, "runs per batch; batches alternate which side goes first")
+	f.IntVar(&o.Concurrency, "concurrency", 8, "requests in flight at a time in each phase")
+	f.IntVar(&o.Repeats, "repeats", 3, "repeats; the report is their median")
+	f.IntVar(&o.Waiting, "waiting", 0, "also leave this many runs of each side waiting and report resident memory per waiting run (0 skips)")
+	f.StringVar(&o.PlanPath, "plan", "", "plan JSON to submit (default: a copy of examples/plans/prod-network.json)")
+	f.StringVar(&o.OutPath, "out", "bench.json", "write the JSON report here; empty writes none")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured repeats here")
+	f.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile at the end here")
+	f.StringVar(&logLevel, "log-level", "warn", "log level of the stack under test: debug | info | warn | error")
+	return cmd
+}
