@@ -42,6 +42,7 @@ func newDevCmd() *cobra.Command {
 			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "\nGatehouse dev is running.\n")
+			fmt.Fprintf(out, "  Web UI (approvers):  %s/ui/\n", dev.HTTPURL())
 			fmt.Fprintf(out, "  Gateway (REST API):  %s\n", dev.HTTPURL())
 			fmt.Fprintf(out, "  Temporal frontend:   %s (namespace %s)\n", dev.TemporalAddr(), dev.Namespace())
 			if dev.UIURL() != "" {
