@@ -1,0 +1,50 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunSmoke runs the whole bench, small: a real dev stack, both sides,
+// the RSS step, the JSON report. It checks the bench works, not the
+// figures (the machine running tests is anything but quiet).
+func TestRunSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var table strings.Builder
+	err := Run(ctx, Options{Runs: 4, Batch: 2, Concurrency: 2, Repeats: 1, Waiting: 3, OutPath: out}, &table)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, table.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if len(rep.Repeats) != 1 || len(rep.Figures) != len(rep.Repeats[0])+1 {
+		t.Fatalf("%d repeats, %d figures; want 1 repeat and its figures plus RSS", len(rep.Repeats), len(rep.Figures))
+	}
+	for _, f := range rep.Figures {
+		if f.Name != "RSS per waiting run" && (f.Bare <= 0 || f.Gatehouse <= 0) {
+			t.Errorf("figure %q: bare %v, gatehouse %v; want both measured", f.Name, f.Bare, f.Gatehouse)
+		}
+	}
+	if rep.Machine.Cores < 1 || rep.Machine.GoVersion == "" || rep.DevReadySeconds <= 0 {
+		t.Errorf("machine %+v, ready %vs; want them filled in", rep.Machine, rep.DevReadySeconds)
+	}
+	if !strings.Contains(table.String(), "cost ×bare") {
+		t.Errorf("no table in the output:\n%s", table.String())
+	}
+}
