@@ -50,6 +50,9 @@ type Options struct {
 	// Retention is how long the namespace keeps closed workflows' histories
 	// (setup and dev); DefaultRetention when 0.
 	Retention time.Duration
+	// PprofAddr serves net/http/pprof (dev and worker), loopback only; ""
+	// serves none.
+	PprofAddr string
 	Logger    *zap.Logger
 }
 

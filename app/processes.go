@@ -27,6 +27,7 @@ type Dev struct {
 	worker   *applyingWorker
 	http     *http.Server
 	httpAddr string
+	pprof    *http.Server // nil unless PprofAddr is set
 	lock     *dataDirLock // held from the first touch of the data dir to the end of Close
 }
 
@@ -52,6 +53,9 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		}
 	}()
 	if err := p.loadKeys(opts.DataDir); err != nil {
+		return nil, err
+	}
+	if d.pprof, _, err = startPprof(opts.PprofAddr, opts.Logger); err != nil {
 		return nil, err
 	}
 	if err := p.openAudit(ctx, opts.DataDir); err != nil {
@@ -118,6 +122,9 @@ func (d *Dev) Close() error {
 	if d.http != nil {
 		errs = append(errs, shutdownHTTP(d.http))
 	}
+	if d.pprof != nil {
+		errs = append(errs, d.pprof.Close())
+	}
 	if d.worker != nil {
 		d.worker.Stop()
 	}
@@ -164,6 +171,13 @@ func RunWorker(ctx context.Context, opts Options) error {
 	}
 	defer p.client.Close()
 	defer p.closeAudit() //nolint:errcheck // closing on the way out
+	prof, _, err := startPprof(opts.PprofAddr, opts.Logger)
+	if err != nil {
+		return err
+	}
+	if prof != nil {
+		defer prof.Close()
+	}
 	w, err := p.newWorker()
 	if err != nil {
 		return err

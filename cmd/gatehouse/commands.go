@@ -60,6 +60,7 @@ func newDevCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.UIAddr, "ui-addr", "127.0.0.1:8233", "Temporal Web UI address; empty disables it")
 	f.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "gateway address")
+	pprofFlag(cmd, &o.PprofAddr)
 	stopTimeoutFlag(cmd, &o.StopTimeout)
 	return cmd
 }
@@ -90,10 +91,16 @@ func clusterCmd(use, short string, run func(cmd *cobra.Command, o app.Options) e
 func newWorkerCmd() *cobra.Command {
 	cmd, o := clusterCmd("worker", "Run the worker (run workflow, apply, policy and notify activities) against a Temporal cluster",
 		func(cmd *cobra.Command, o app.Options) error { return app.RunWorker(cmd.Context(), o) })
+	pprofFlag(cmd, &o.PprofAddr)
 	stopTimeoutFlag(cmd, &o.StopTimeout)
 	cmd.Example = `  GATEHOUSE_SIGNING_KEYS=$(cat /run/secrets/gatehouse-keys) \
     gatehouse worker --temporal-addr temporal:7233 --config /etc/gatehouse/gatehouse.yaml --data-dir /var/lib/gatehouse`
 	return cmd
+}
+
+// pprofFlag binds --pprof-addr, off by default.
+func pprofFlag(cmd *cobra.Command, addr *string) {
+	cmd.Flags().StringVar(addr, "pprof-addr", "", "serve Go profiles (net/http/pprof) on this loopback address, e.g. 127.0.0.1:6060; empty serves none")
 }
 
 // stopTimeoutFlag binds --stop-timeout, defaulting to GATEHOUSE_STOP_TIMEOUT
