@@ -92,6 +92,7 @@ func New(opts Options) http.Handler {
 	e.Use(middleware.BodyLimit(opts.BodyLimit))
 
 	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
 	// Middleware is attached per route, not per group: Echo answers a group
 	// with middleware for every method, which would turn 405s into 404s.
 	ws := func(method, path string, h echo.HandlerFunc) {
@@ -127,14 +128,36 @@ func New(opts Options) http.Handler {
 	return e
 }
 
+// healthz says the process is up and serving: what a liveness probe asks.
+// It reaches nothing else, so a Temporal outage does not get healthy
+// gateways restarted.
 func (s *server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz says whether the gateway can do its work: Temporal answers, and so
+// does the audit trail's database where it has one. A readiness probe
+// takes it out of rotation until both do.
+func (s *server) readyz(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
+	out, ready := map[string]string{"status": "ready", "temporal": "reachable", "database": "none"}, true
 	if err := s.Health(ctx); err != nil {
-		s.Logger.Warn("health check: temporal unreachable", zap.Error(err))
-		return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "temporal": "unreachable"})
+		s.Logger.Warn("readiness: temporal unreachable", zap.Error(err))
+		out["temporal"], ready = "unreachable", false
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "temporal": "reachable"})
+	if s.Audit != nil {
+		out["database"] = "reachable"
+		if err := s.Audit.Ping(ctx); err != nil {
+			s.Logger.Warn("readiness: audit database unreachable", zap.Error(err))
+			out["database"], ready = "unreachable", false
+		}
+	}
+	if !ready {
+		out["status"] = "unavailable"
+		return c.JSON(http.StatusServiceUnavailable, out)
+	}
+	return c.JSON(http.StatusOK, out)
 }
 
 // statusOf is the one table from domain error codes to HTTP statuses.

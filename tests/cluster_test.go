@@ -100,7 +100,7 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 	s := &stack{t: t, url: "http://" + opts.HTTPAddr, applyLog: applyLog}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(s.url + "/healthz")
+		resp, err := http.Get(s.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

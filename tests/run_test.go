@@ -1,11 +1,18 @@
 package tests
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 )
@@ -172,10 +179,36 @@ func TestIdempotencyKeys(t *testing.T) {
 	}
 }
 
-func TestHealthz(t *testing.T) {
+func TestHealthzAndReadyz(t *testing.T) {
 	s := newStack(t, stackOptions{})
-	r := s.call("GET", "/healthz", "", nil)
-	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"reachable"`) {
-		t.Errorf("healthz: %d %s; want 200 reachable", r.status, r.body)
+	if r := s.call("GET", "/healthz", "", nil); r.status != http.StatusOK || string(r.body) != `{"status":"ok"}`+"\n" {
+		t.Errorf("healthz: %d %s; want 200 ok", r.status, r.body)
+	}
+	r := s.call("GET", "/readyz", "", nil)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"temporal":"reachable"`) || !strings.Contains(string(r.body), `"database":"reachable"`) {
+		t.Errorf("readyz: %d %s; want 200 with Temporal and the database reachable", r.status, r.body)
+	}
+
+	// The same gateway with its database gone, and with Temporal gone: up,
+	// not ready.
+	closed, err := audit.Open(context.Background(), audit.DriverSQLite, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	for name, opts := range map[string]gateway.Options{
+		"database": {Config: s.acts.Config, Runs: s.runs, Logger: zap.NewNop(), Audit: closed, Health: func(context.Context) error { return nil }},
+		"temporal": {Config: s.acts.Config, Runs: s.runs, Logger: zap.NewNop(), Health: func(context.Context) error { return errors.New("connection refused") }},
+	} {
+		srv := httptest.NewServer(gateway.New(opts))
+		down := &stack{t: t, url: srv.URL}
+		if r := down.call("GET", "/healthz", "", nil); r.status != http.StatusOK {
+			t.Errorf("%s down: healthz %d; want 200", name, r.status)
+		}
+		r := down.call("GET", "/readyz", "", nil)
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"`+name+`":"unreachable"`) {
+			t.Errorf("%s down: readyz %d %s; want 503 naming it", name, r.status, r.body)
+		}
+		srv.Close()
 	}
 }

@@ -100,6 +100,14 @@ func connect(ctx context.Context, driver, dsn string) (*sql.DB, dialect, error) 
 }
 
 // Close closes the database.
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("audit: ping: %w", err)
+	}
+	return nil
+}
+
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("audit: close: %w", err)
