@@ -48,11 +48,10 @@ func startPprof(addr string, logger *zap.Logger) (*http.Server, net.Addr, error)
 // loopbackOnly refuses an address that is not localhost or a loopback IP;
 // an empty host would listen on every interface.
 func loopbackOnly(addr string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return fmt.Errorf("--pprof-addr %q: want host:port: %w", addr, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !loopback(addr) {
 		return fmt.Errorf("--pprof-addr %q: only a loopback address (127.0.0.1, ::1, localhost) may serve profiles", addr)
 	}
 	return nil
