@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/encryption"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 	"github.com/gatehouse-dev/gatehouse/plan"
 	"github.com/gatehouse-dev/gatehouse/signing"
@@ -99,6 +101,9 @@ type parts struct {
 	audit *audit.Store
 	// dev marks the parts of gatehouse dev.
 	dev bool
+	// codec encrypts the payloads this process hands Temporal; nil when
+	// GATEHOUSE_PAYLOAD_KEYS is not set.
+	codec *encryption.Codec
 }
 
 // loadParts reads the config and opens the plan store: everything that can
@@ -116,7 +121,15 @@ func loadParts(opts Options) (*parts, error) {
 		return nil, err
 	}
 	opts.Logger.Info("config loaded", zap.String("path", opts.ConfigPath), zap.String("version", cfg.Version))
-	return &parts{opts: opts, config: cfg, plans: plans}, nil
+	p := &parts{opts: opts, config: cfg, plans: plans}
+	if list := os.Getenv(encryption.EnvKeys); list != "" {
+		// Every worker and gateway of a deployment needs the same keys.
+		if p.codec, err = encryption.Parse(list); err != nil {
+			return nil, err
+		}
+		opts.Logger.Info("payloads encrypted", zap.String("codec", "AES-256-GCM"))
+	}
+	return p, nil
 }
 
 // loadKeys parses the shared signing keys; with none given and a dev data
@@ -190,6 +203,9 @@ func (p *parts) dial(ctx context.Context, addr string) error {
 		Namespace: p.opts.Namespace,
 		Logger:    sdkLogger{p.opts.Logger.Named("temporal-sdk").Sugar()},
 	}
+	if p.codec != nil {
+		opts.DataConverter = p.codec.DataConverter()
+	}
 	if loopback(addr) {
 		// Compressing what never leaves the machine (gatehouse dev's
 		// embedded server) only costs CPU: gzip was about 6% of a dev
@@ -232,6 +248,15 @@ func (p *parts) newWorker() (*applyingWorker, error) {
 		WorkerStopTimeout: p.opts.StopTimeout,
 	})
 	return &applyingWorker{Worker: w, claims: claims, stopTimeout: p.opts.StopTimeout, logger: p.opts.Logger}, nil
+}
+
+// payloadCodec is the codec as the gateway serves it: a nil codec must
+// stay a nil interface.
+func (p *parts) payloadCodec() converter.PayloadCodec {
+	if p.codec == nil {
+		return nil
+	}
+	return p.codec
 }
 
 // auditSink is the worker's audit store as the activities take it: a nil
@@ -293,6 +318,7 @@ func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
 			},
 			ApprovalKey: p.approvalKey,
 			Audit:       p.audit,
+			Codec:       p.payloadCodec(),
 			// Every gateway sharing the signing keys shares the web UI's
 			// sessions; gatehouse dev offers its user picker.
 			SessionKey: p.keys.Derive("web-ui-session"),

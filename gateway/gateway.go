@@ -15,6 +15,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/activities/audit"
@@ -42,6 +43,10 @@ type Options struct {
 	BodyLimit string
 	// ApprovalKey signs the approvals of approved runs; nil disables them.
 	ApprovalKey ed25519.PrivateKey
+	// Codec encrypts and decrypts Temporal payloads (package encryption),
+	// served at /codec for the Temporal Web UI; nil when payloads are not
+	// encrypted.
+	Codec converter.PayloadCodec
 	// Audit is the audit trail (the worker writes it): the audit API, the
 	// run list past Temporal's visibility and the run page read it. Nil when
 	// the process has no database.
@@ -124,6 +129,7 @@ func New(opts Options) http.Handler {
 	e.POST("/api/v1/external/servicenow/:ws/callback", s.serviceNowCallback)
 	e.POST("/api/v1/external/jira/:ws/callback", s.jiraCallback)
 	e.POST("/api/v1/external/webhook/callback/:token", s.webhookCallback)
+	s.registerCodec(e, ui)
 	ui.register(e)
 	return e
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap"
@@ -28,6 +29,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/encryption"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/pgtest"
 	"github.com/gatehouse-dev/gatehouse/plan"
@@ -160,6 +162,9 @@ type stackOptions struct {
 	// postgres keeps the audit trail in PostgreSQL (the test is skipped
 	// where there is none), not in a SQLite file.
 	postgres bool
+	// codec, when set, encrypts every payload the stack's client and
+	// worker hand Temporal, and the gateway serves it at /codec.
+	codec *encryption.Codec
 }
 
 func newStack(t *testing.T, opts stackOptions) *stack {
@@ -196,6 +201,9 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
 	c := ts.GetDefaultClient()
+	if opts.codec != nil {
+		c = ts.NewClientWithOptions(client.Options{Namespace: ts.GetDefaultNamespace(), DataConverter: opts.codec.DataConverter()})
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := starter.RegisterSearchAttributes(ctx, c, ts.GetDefaultNamespace()); err != nil {
@@ -239,6 +247,7 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 		Plans:  store,
 		Logger: logger,
 		Audit:  trail,
+		Codec:  codecOf(opts),
 		Health: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -251,6 +260,14 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s
+}
+
+// codecOf is the stack's codec as the gateway takes it (nil stays nil).
+func codecOf(opts stackOptions) converter.PayloadCodec {
+	if opts.codec == nil {
+		return nil
+	}
+	return opts.codec
 }
 
 func (s *stack) startWorker() {
