@@ -63,6 +63,9 @@ type Report struct {
 	// Figures are the medians of Repeats.
 	Figures []Figure   `json:"figures"`
 	Repeats [][]Figure `json:"repeats"`
+	// EventsPerRun is, per side, the mean count of each history event
+	// type per run in the last repeat.
+	EventsPerRun map[string]map[string]float64 `json:"events_per_run,omitempty"`
 }
 
 func (o *Options) validate() error {
@@ -117,9 +120,12 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	defer func() { err = errors.Join(err, dev.Close()) }()
 	rep.DevReadySeconds = ready.Seconds()
 
+	// Uncompressed, as app dials the embedded server on loopback: the bare
+	// side's client must do the same work per call as Gatehouse's.
 	c, err := client.DialContext(ctx, client.Options{
 		HostPort: dev.TemporalAddr(), Namespace: dev.Namespace(),
-		Logger: sdkLogger{o.Logger.Named("bench-sdk").Sugar()},
+		Logger:            sdkLogger{o.Logger.Named("bench-sdk").Sugar()},
+		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}},
 	})
 	if err != nil {
 		return fmt.Errorf("connect to the dev server: %w", err)
@@ -159,12 +165,12 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		repeats = 0 // only --waiting
 	}
 	for r := range repeats {
-		figs, err := repeat(ctx, []side{bare, gh}, c, o)
+		figs, types, err := repeat(ctx, []side{bare, gh}, c, o)
 		if err != nil {
 			stopProfile()
 			return fmt.Errorf("repeat %d: %w", r+1, err)
 		}
-		rep.Repeats = append(rep.Repeats, figs)
+		rep.Repeats, rep.EventsPerRun = append(rep.Repeats, figs), types
 		fmt.Fprintf(out, "repeat %d/%d done\n", r+1, repeats)
 	}
 	stopProfile()
@@ -194,19 +200,26 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 
 // repeat runs both sides' runs in batches, alternating which goes first,
 // so that drift in the machine's load falls on both alike.
-func repeat(ctx context.Context, sides []side, c client.Client, o Options) ([]Figure, error) {
+func repeat(ctx context.Context, sides []side, c client.Client, o Options) ([]Figure, map[string]map[string]float64, error) {
 	samples := make([]sample, len(sides))
 	for k, done := 0, 0; done < o.Runs; k++ {
 		n := min(o.Batch, o.Runs-done)
 		for j := range sides {
 			i := (j + k) % len(sides) // batch k starts with side k mod 2
 			if err := batch(ctx, sides[i], c, n, o.Concurrency, &samples[i]); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		done += n
 	}
-	return figures(&samples[0], &samples[1]), nil
+	types := map[string]map[string]float64{}
+	for i, s := range sides {
+		types[s.name()] = map[string]float64{}
+		for t, n := range samples[i].EventTypes {
+			types[s.name()][t] = perRun(float64(n), samples[i].Runs)
+		}
+	}
+	return figures(&samples[0], &samples[1]), types, nil
 }
 
 // warmUp runs one batch of n runs of each side and forgets it.

@@ -15,6 +15,10 @@ import (
 type historyStats struct {
 	Events int
 	Bytes  int // sum of the events' encoded sizes
+	// Types counts the events by type, and scheduled activities by name
+	// ("activity Apply"): where a run's history, and so much of the
+	// server's work, comes from.
+	Types map[string]int
 	// AppliedAt is when the workflow took in its apply activity's result:
 	// the workflow task that completed after the activity did. From then
 	// on a query says applied. Zero when the activity never completed.
@@ -37,15 +41,18 @@ func readHistory(ctx context.Context, c client.Client, id, applyActivity string)
 
 // summarise counts and sizes the events and finds when the apply landed.
 func summarise(events []*historypb.HistoryEvent, applyActivity string) historyStats {
-	var st historyStats
+	st := historyStats{Types: map[string]int{}}
 	scheduled := map[int64]bool{} // event IDs of the apply's schedules
 	applied := false
 	for _, e := range events {
 		st.Events++
 		st.Bytes += proto.Size(e)
+		st.Types[e.GetEventType().String()]++
 		switch e.GetEventType() {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			if e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName() == applyActivity {
+			name := e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()
+			st.Types["activity "+name]++ // which activities, beside how many
+			if name == applyActivity {
 				scheduled[e.GetEventId()] = true
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:

@@ -38,6 +38,7 @@ type sample struct {
 	ApproveLatency        []time.Duration
 	ToApplied, ToClosed   []time.Duration
 	Events, Bytes         int
+	EventTypes            map[string]int
 }
 
 // batch runs n runs of s through its life with conc requests at a time:
@@ -124,6 +125,12 @@ func batch(ctx context.Context, s side, c client.Client, n, conc int, into *samp
 		into.ToApplied = append(into.ToApplied, h.AppliedAt.Sub(lastDecision[i]))
 		into.Events += h.Events
 		into.Bytes += h.Bytes
+		if into.EventTypes == nil {
+			into.EventTypes = map[string]int{}
+		}
+		for t, n := range h.Types {
+			into.EventTypes[t] += n
+		}
 	}
 	return nil
 }

@@ -137,6 +137,12 @@ func TestSummarise(t *testing.T) {
 	if st.Events != 7 || st.Bytes <= 0 {
 		t.Errorf("%d events, %d bytes; want 7 and some", st.Events, st.Bytes)
 	}
+	if n := st.Types[enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED.String()]; n != 3 {
+		t.Errorf("%d workflow tasks completed counted; want 3", n)
+	}
+	if st.Types["activity Notify"] != 1 || st.Types["activity Apply"] != 1 {
+		t.Errorf("activities counted %v; want Notify and Apply once each", st.Types)
+	}
 	if !st.AppliedAt.Equal(time.Unix(6, 0)) {
 		t.Errorf("applied at %v; want the task completed at 6s", st.AppliedAt)
 	}
