@@ -25,6 +25,8 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
+
+	"github.com/gatehouse-dev/gatehouse/encryption"
 )
 
 // defaultPlan is examples/plans/prod-network.json: it destroys a resource,
@@ -58,6 +60,9 @@ type Report struct {
 		Repeats     int `json:"repeats"`
 		Waiting     int `json:"waiting"`
 	} `json:"options"`
+	// PayloadEncryption says Gatehouse encrypted its payloads
+	// (GATEHOUSE_PAYLOAD_KEYS was set); the bare side never does.
+	PayloadEncryption bool `json:"payload_encryption"`
 	// DevReadySeconds is how long app.StartDev took on a fresh data dir.
 	DevReadySeconds float64 `json:"dev_ready_seconds"`
 	// Figures are the medians of Repeats.
@@ -106,6 +111,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	rep := Report{Date: time.Now().UTC(), Machine: machine(ctx)}
 	rep.Options.Runs, rep.Options.Batch, rep.Options.Concurrency = o.Runs, o.Batch, o.Concurrency
 	rep.Options.Repeats, rep.Options.Waiting = o.Repeats, o.Waiting
+	if rep.PayloadEncryption = os.Getenv(encryption.EnvKeys) != ""; rep.PayloadEncryption {
+		fmt.Fprintf(out, "note: %s is set, so Gatehouse encrypts its payloads and the bare side does not; unset it to compare like with like\n", encryption.EnvKeys)
+	}
 
 	dir, err := os.MkdirTemp("", "gatehouse-bench-")
 	if err != nil {
