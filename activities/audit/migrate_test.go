@@ -3,6 +3,8 @@ package audit
 import (
 	"context"
 	"errors"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -122,6 +124,33 @@ func TestOpenInvalid(t *testing.T) {
 	} {
 		if _, err := Open(ctx, c.driver, c.dsn); !errors.Is(err, ErrInvalid) {
 			t.Errorf("Open(%q, %q) = %v, want ErrInvalid", c.driver, c.dsn, err)
+		}
+	}
+}
+
+// Processes sharing a new SQLite file (a worker and a gateway started
+// together) open it at once: every Open migrates or finds it migrated.
+func TestConcurrentOpensOfANewSQLiteFile(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		path := filepath.Join(t.TempDir(), "audit.db")
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s, err := Open(context.Background(), DriverSQLite, path)
+				if err == nil {
+					err = s.Close()
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Errorf("round %d: %v", round, err)
+			}
 		}
 	}
 }

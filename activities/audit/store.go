@@ -54,6 +54,17 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if d == sqlite {
+		// PostgreSQL migrations take an advisory lock; SQLite has none, so
+		// processes sharing the file (a worker and a gateway starting
+		// together) take turns on a lock file beside it.
+		unlock, err := lockFile(dsn + ".migrate-lock")
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		defer unlock()
+	}
 	if err := migrateUp(ctx, db, d); err != nil {
 		db.Close()
 		return nil, err
