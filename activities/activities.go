@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/plan"
 )
 
@@ -23,8 +24,11 @@ type Activities struct {
 	Plans    *plan.Store
 	Notifier Notifier
 	// Audit keeps the audit trail; nil keeps none.
-	Audit  AuditSink
-	Logger *zap.Logger
+	Audit AuditSink
+	// Metrics counts applies, notifier failures and approval wait time;
+	// nil counts nothing.
+	Metrics *metrics.Metrics
+	Logger  *zap.Logger
 	// HTTP is the client for webhooks; a default with a timeout when nil.
 	HTTP *http.Client
 	// Executor applies approved plans of workspaces with an apply command;

@@ -96,6 +96,14 @@ const heartbeatEvery = 10 * time.Second
 // executed. A command that exits non-zero is a result, not an error: the
 // workflow records it as a failed apply.
 func (a *Activities) Apply(ctx context.Context, in ApplyInput) (approval.ApplyResult, error) {
+	res, err := a.apply(ctx, in)
+	if err == nil {
+		a.Metrics.Apply(res)
+	}
+	return res, err
+}
+
+func (a *Activities) apply(ctx context.Context, in ApplyInput) (approval.ApplyResult, error) {
 	started := time.Now().UTC()
 	ws, ok := a.Config.Workspace(in.Workspace)
 	if !ok {

@@ -125,6 +125,7 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) {
 	p := loadProgress(ctx)
 	if err := a.audit(ctx, e, &p); err != nil {
+		a.Metrics.NotifyFailure("audit")
 		return NotifyResult{}, withPrefix(fmt.Sprintf("audit %s for run %s", e.Kind, e.RunID), err)
 	}
 	if activity.GetInfo(ctx).Attempt <= 1 {
@@ -139,8 +140,20 @@ func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) 
 	peopleErr := a.notifyPeople(ctx, ws.Notify, e, &p)
 	hookErr := a.notifyWebhook(ctx, ws.Notify, e, &p)
 	res := NotifyResult{Posted: p.Posted, Failures: p.Failures}
+	if peopleErr != nil {
+		a.Metrics.NotifyFailure("slack/email")
+	}
+	if hookErr != nil {
+		a.Metrics.NotifyFailure("webhook")
+	}
 	if err := pickError(peopleErr, hookErr); err != nil {
 		return res, withPrefix(fmt.Sprintf("notify %s for run %s", e.Kind, e.RunID), err)
+	}
+	for _, f := range res.Failures {
+		// What failed for good while the notice still went out: "slack: …",
+		// "email: …".
+		channel, _, _ := strings.Cut(f, ":")
+		a.Metrics.NotifyFailure(channel)
 	}
 	return res, nil
 }
@@ -161,6 +174,7 @@ func (a *Activities) audit(ctx context.Context, e Event, p *progress) error {
 	if err := a.Audit.Write(ctx, e.Audit...); err != nil {
 		return err
 	}
+	a.Metrics.Audited(e.Audit)
 	p.Audited = true
 	p.save(ctx)
 	return nil

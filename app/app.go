@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/encryption"
 	"github.com/gatehouse-dev/gatehouse/gateway"
+	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/plan"
 	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/starter"
@@ -52,6 +53,9 @@ type Options struct {
 	// Retention is how long the namespace keeps closed workflows' histories
 	// (setup and dev); DefaultRetention when 0.
 	Retention time.Duration
+	// MetricsAddr serves Prometheus metrics at /metrics (dev, worker,
+	// gateway); "" serves and counts none.
+	MetricsAddr string
 	// PprofAddr serves net/http/pprof (dev and worker), loopback only; ""
 	// serves none.
 	PprofAddr string
@@ -104,6 +108,8 @@ type parts struct {
 	// codec encrypts the payloads this process hands Temporal; nil when
 	// GATEHOUSE_PAYLOAD_KEYS is not set.
 	codec *encryption.Codec
+	// metrics counts what this process does; nil when it serves none.
+	metrics *metrics.Metrics
 }
 
 // loadParts reads the config and opens the plan store: everything that can
@@ -206,6 +212,9 @@ func (p *parts) dial(ctx context.Context, addr string) error {
 	if p.codec != nil {
 		opts.DataConverter = p.codec.DataConverter()
 	}
+	if p.metrics != nil {
+		opts.MetricsHandler = p.metrics.SDKHandler()
+	}
 	if loopback(addr) {
 		// Compressing what never leaves the machine (gatehouse dev's
 		// embedded server) only costs CPU: gzip was about 6% of a dev
@@ -236,6 +245,7 @@ func (p *parts) newWorker() (*applyingWorker, error) {
 		Plans:    p.plans,
 		Notifier: activities.LogNotifier{Logger: p.opts.Logger.Named("notify")},
 		Audit:    p.auditSink(),
+		Metrics:  p.metrics,
 		Logger:   p.opts.Logger.Named("activities"),
 		Claims:   claims,
 		Locks:    locks,
@@ -306,10 +316,12 @@ func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("gateway listen on %s: %w", p.opts.HTTPAddr, err)
 	}
+	runs := starter.New(p.client, p.opts.Namespace, p.opts.TaskQueue, p.config, p.keys)
+	runs.Metrics = p.metrics
 	srv := &http.Server{
 		Handler: gateway.New(gateway.Options{
 			Config: p.config,
-			Runs:   starter.New(p.client, p.opts.Namespace, p.opts.TaskQueue, p.config, p.keys),
+			Runs:   runs,
 			Plans:  p.plans,
 			Logger: p.opts.Logger.Named("gateway"),
 			Health: func(ctx context.Context) error {
@@ -319,6 +331,7 @@ func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
 			ApprovalKey: p.approvalKey,
 			Audit:       p.audit,
 			Codec:       p.payloadCodec(),
+			Metrics:     p.metrics,
 			// Every gateway sharing the signing keys shares the web UI's
 			// sessions; gatehouse dev offers its user picker.
 			SessionKey: p.keys.Derive("web-ui-session"),

@@ -25,23 +25,30 @@ func startPprof(addr string, logger *zap.Logger) (*http.Server, net.Addr, error)
 	if err := loopbackOnly(addr); err != nil {
 		return nil, nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--pprof-addr: %w", err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles below it
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return serveOn(addr, "pprof", "/debug/pprof/", mux, logger)
+}
+
+// serveOn binds addr and serves h on it in the background: a listener of
+// its own, apart from the gateway's. Binding first means a taken port
+// fails the start. path is what the log line points at.
+func serveOn(addr, what, path string, h http.Handler, logger *zap.Logger) (*http.Server, net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s listen on %s: %w", what, addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("pprof listener stopped", zap.Error(err))
+			logger.Error(what+" listener stopped", zap.Error(err))
 		}
 	}()
-	logger.Info("pprof listening", zap.String("url", "http://"+ln.Addr().String()+"/debug/pprof/"))
+	logger.Info(what+" listening", zap.String("url", "http://"+ln.Addr().String()+path))
 	return srv, ln.Addr(), nil
 }
 

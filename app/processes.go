@@ -28,6 +28,7 @@ type Dev struct {
 	http     *http.Server
 	httpAddr string
 	pprof    *http.Server // nil unless PprofAddr is set
+	metrics  *http.Server // nil unless MetricsAddr is set
 	lock     *dataDirLock // held from the first touch of the data dir to the end of Close
 }
 
@@ -59,6 +60,12 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		return nil, err
 	}
 	if err := p.openAudit(ctx, opts.DataDir); err != nil {
+		return nil, err
+	}
+	if err := p.openMetrics(); err != nil {
+		return nil, err
+	}
+	if d.metrics, _, err = p.serveMetrics(); err != nil {
 		return nil, err
 	}
 	d.server, err = devserver.Start(ctx, devserver.Options{
@@ -122,6 +129,9 @@ func (d *Dev) Close() error {
 	if d.http != nil {
 		errs = append(errs, shutdownHTTP(d.http))
 	}
+	if d.metrics != nil {
+		errs = append(errs, d.metrics.Close())
+	}
 	if d.pprof != nil {
 		errs = append(errs, d.pprof.Close())
 	}
@@ -154,6 +164,10 @@ func connect(ctx context.Context, opts Options) (*parts, error) {
 	if err := p.openAudit(ctx, ""); err != nil {
 		return nil, err
 	}
+	if err := p.openMetrics(); err != nil {
+		_ = p.closeAudit()
+		return nil, err
+	}
 	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
 		_ = p.closeAudit()
 		return nil, err
@@ -171,6 +185,11 @@ func RunWorker(ctx context.Context, opts Options) error {
 	}
 	defer p.client.Close()
 	defer p.closeAudit() //nolint:errcheck // closing on the way out
+	if m, _, err := p.serveMetrics(); err != nil {
+		return err
+	} else if m != nil {
+		defer m.Close()
+	}
 	prof, _, err := startPprof(opts.PprofAddr, opts.Logger)
 	if err != nil {
 		return err
@@ -202,6 +221,11 @@ func RunGateway(ctx context.Context, opts Options) error {
 	}
 	defer p.client.Close()
 	defer p.closeAudit() //nolint:errcheck // closing on the way out
+	if m, _, err := p.serveMetrics(); err != nil {
+		return err
+	} else if m != nil {
+		defer m.Close()
+	}
 	srv, addr, err := p.listenGateway()
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/plan"
 	"github.com/gatehouse-dev/gatehouse/starter"
 )
@@ -43,6 +44,9 @@ type Options struct {
 	BodyLimit string
 	// ApprovalKey signs the approvals of approved runs; nil disables them.
 	ApprovalKey ed25519.PrivateKey
+	// Metrics records HTTP latency by route; nil records nothing. The
+	// decisions are counted by Runs (starter), the one path they all take.
+	Metrics *metrics.Metrics
 	// Codec encrypts and decrypts Temporal payloads (package encryption),
 	// served at /codec for the Temporal Web UI; nil when payloads are not
 	// encrypted.
@@ -90,6 +94,9 @@ func New(opts Options) http.Handler {
 			s.Logger.Info("http request",
 				zap.String("method", v.Method), zap.String("uri", v.URI), zap.Int("status", v.Status),
 				zap.Duration("latency", v.Latency), zap.String("user", string(userOf(c).ID)))
+			// By route (the pattern, never the path), so runs and users do
+			// not become label values.
+			s.Metrics.HTTP(c.Path(), v.Method, v.Status, v.Latency)
 			return nil
 		},
 	}))

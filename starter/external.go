@@ -32,6 +32,16 @@ const (
 // that passes is signed and signalled, and the caller is not kept waiting on
 // the workflow.
 func (c *Client) DecideExternal(ctx context.Context, ws, runID string, d approval.ExternalDecision) (ExternalOutcome, approval.Run, error) {
+	res, run, err := c.decideExternal(ctx, ws, runID, d)
+	result := outcome(err)
+	if err == nil {
+		result = string(res)
+	}
+	c.Metrics.Decision(approval.DecisionKind(string(d.Provider)+":"+string(d.Verdict)), approval.ChannelExternal, result)
+	return res, run, err
+}
+
+func (c *Client) decideExternal(ctx context.Context, ws, runID string, d approval.ExternalDecision) (ExternalOutcome, approval.Run, error) {
 	for attempt := 0; ; attempt++ {
 		run, err := c.GetRun(ctx, ws, runID)
 		if err != nil {

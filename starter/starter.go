@@ -25,6 +25,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
+	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/workflows"
 )
@@ -44,6 +45,9 @@ type Client struct {
 	// LockRetry, when set, overrides how often a queued run asks for its
 	// workspace's apply lock (workflows.DefaultLockRetry). Tests lower it.
 	LockRetry time.Duration
+	// Metrics counts decisions by kind, channel and outcome; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
 }
 
 // New returns a Client for runs on taskQueue in namespace that signs with
@@ -532,6 +536,24 @@ func (c *Client) Decide(ctx context.Context, d DecisionRequest) (approval.Run, e
 // the body; the workflow decides for real. It returns the run as it stands
 // afterwards. A finished run cannot take Updates: that is a conflict.
 func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionRequest) (approval.Run, error) {
+	out, err := c.decideOn(ctx, run, d)
+	c.Metrics.Decision(d.Kind, d.Channel, outcome(err))
+	return out, err
+}
+
+// outcome names how a decision went, for metrics: accepted, or the
+// refusal's domain code, or error.
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "accepted"
+	case approval.ErrorCode(err) != "":
+		return string(approval.ErrorCode(err))
+	}
+	return "error"
+}
+
+func (c *Client) decideOn(ctx context.Context, run approval.Run, d DecisionRequest) (approval.Run, error) {
 	if c.keys == nil {
 		return approval.Run{}, errors.New("decide: this gateway has no signing keys")
 	}

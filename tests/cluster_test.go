@@ -2,10 +2,12 @@ package tests
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,6 +31,26 @@ func freeAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// checkMetrics scrapes a process's /metrics and fails the test unless every
+// line of want is in it.
+func checkMetrics(t *testing.T, addr string, want []string) {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape %s: %d %v", addr, resp.StatusCode, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(string(body), w) {
+			t.Errorf("metrics of %s lack %q", addr, w)
+		}
+	}
 }
 
 // checkRetention fails the test unless the server's default namespace keeps
@@ -93,10 +115,15 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 		t.Error("setup took a retention of an hour, which Temporal does not keep")
 	}
 
+	// Both processes keep the audit trail in one SQLite file, and each
+	// serves its metrics.
+	t.Setenv(app.DatabaseEnv, "sqlite:"+filepath.Join(dir, "audit.db"))
+	workerOpts, gatewayOpts := opts, opts
+	workerOpts.MetricsAddr, gatewayOpts.MetricsAddr = freeAddr(t), freeAddr(t)
 	procs, stop := context.WithCancel(context.Background())
 	done := make(chan error, 2)
-	go func() { done <- app.RunWorker(procs, opts) }()
-	go func() { done <- app.RunGateway(procs, opts) }()
+	go func() { done <- app.RunWorker(procs, workerOpts) }()
+	go func() { done <- app.RunGateway(procs, gatewayOpts) }()
 	s := &stack{t: t, url: "http://" + opts.HTTPAddr, applyLog: applyLog}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -120,6 +147,20 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 	if lines := s.applied(); len(lines) != 1 {
 		t.Errorf("apply ran %d times; want once", len(lines))
 	}
+	s.trail(run, "t-victor", approval.AuditApplied)
+	checkMetrics(t, workerOpts.MetricsAddr, []string{
+		`gatehouse_apply_duration_seconds_count{result="applied"} 1`,
+		`gatehouse_approval_wait_seconds_count{action="approved"} 2`,
+		"temporal_", // the SDK's own, through the same registry
+		"go_goroutines",
+	})
+	checkMetrics(t, gatewayOpts.MetricsAddr, []string{
+		`gatehouse_decisions_total{channel="api",kind="approve",outcome="accepted"} 2`,
+		`gatehouse_http_request_duration_seconds_count{code="201",method="POST",route="/api/v1/workspaces/:ws/runs"} 1`,
+		`gatehouse_runs{status="applied"} 1`,
+	})
+	s.decide(run, "approve", "t-bob", nil, http.StatusConflict)
+	checkMetrics(t, gatewayOpts.MetricsAddr, []string{`gatehouse_decisions_total{channel="api",kind="approve",outcome="conflict"} 1`})
 	pending := s.createRun("prod-network", "t-alice", "prod-network.json")
 	var stuck []string
 	for time.Now().Before(deadline) {

@@ -109,3 +109,26 @@ func (s *Store) Runs(ctx context.Context, f RunFilter) (RunPage, error) {
 	}
 	return page, nil
 }
+
+// CountRuns counts the trail's runs by status (every workspace): the gauge
+// of runs by status that metrics report.
+func (s *Store) CountRuns(ctx context.Context) (map[approval.Status]int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT status, COUNT(*) FROM runs GROUP BY status")
+	if err != nil {
+		return nil, fmt.Errorf("audit: count runs: %w", err)
+	}
+	defer rows.Close()
+	out := map[approval.Status]int{}
+	for rows.Next() {
+		var status string
+		var n int
+		if err := rows.Scan(&status, &n); err != nil {
+			return nil, fmt.Errorf("audit: count runs: scan: %w", err)
+		}
+		out[approval.Status(status)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("audit: count runs: %w", err)
+	}
+	return out, nil
+}

@@ -167,3 +167,22 @@ func TestRunsPagesAndFilters(t *testing.T) {
 		}
 	})
 }
+
+func TestCountRunsByStatus(t *testing.T) {
+	eachDB(t, func(t *testing.T, b backend) {
+		s := newStore(t, b)
+		for i, st := range []approval.Status{approval.StatusPendingApproval, approval.StatusApplied, approval.StatusApplied, approval.StatusRejected} {
+			e := event(fmt.Sprintf("e-%d", i), "ws", fmt.Sprintf("run-%d", i), base.Add(time.Duration(i)*time.Minute))
+			e.StatusAfter = st
+			write(t, s, e)
+		}
+		got, err := s.CountRuns(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[approval.Status]int{approval.StatusPendingApproval: 1, approval.StatusApplied: 2, approval.StatusRejected: 1}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("counts (-want +got):\n%s", diff)
+		}
+	})
+}

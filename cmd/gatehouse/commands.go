@@ -61,6 +61,7 @@ func newDevCmd() *cobra.Command {
 	f.StringVar(&o.UIAddr, "ui-addr", "127.0.0.1:8233", "Temporal Web UI address; empty disables it")
 	f.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "gateway address")
 	pprofFlag(cmd, &o.PprofAddr)
+	metricsFlag(cmd, &o.MetricsAddr)
 	stopTimeoutFlag(cmd, &o.StopTimeout)
 	return cmd
 }
@@ -92,10 +93,18 @@ func newWorkerCmd() *cobra.Command {
 	cmd, o := clusterCmd("worker", "Run the worker (run workflow, apply, policy and notify activities) against a Temporal cluster",
 		func(cmd *cobra.Command, o app.Options) error { return app.RunWorker(cmd.Context(), o) })
 	pprofFlag(cmd, &o.PprofAddr)
+	metricsFlag(cmd, &o.MetricsAddr)
 	stopTimeoutFlag(cmd, &o.StopTimeout)
 	cmd.Example = `  GATEHOUSE_SIGNING_KEYS=$(cat /run/secrets/gatehouse-keys) \
     gatehouse worker --temporal-addr temporal:7233 --config /etc/gatehouse/gatehouse.yaml --data-dir /var/lib/gatehouse`
 	return cmd
+}
+
+// metricsFlag binds --metrics-addr (env GATEHOUSE_METRICS_ADDR), off by
+// default.
+func metricsFlag(cmd *cobra.Command, addr *string) {
+	cmd.Flags().StringVar(addr, "metrics-addr", envOr("GATEHOUSE_METRICS_ADDR", ""),
+		"serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464 (env GATEHOUSE_METRICS_ADDR); empty serves none")
 }
 
 // pprofFlag binds --pprof-addr, off by default.
@@ -128,6 +137,7 @@ func newGatewayCmd() *cobra.Command {
 	cmd, o := clusterCmd("gateway", "Serve the REST API against a Temporal cluster",
 		func(cmd *cobra.Command, o app.Options) error { return app.RunGateway(cmd.Context(), o) })
 	cmd.Flags().StringVar(&o.HTTPAddr, "http-addr", envOr("GATEHOUSE_HTTP_ADDR", "127.0.0.1:8080"), "listen address (env GATEHOUSE_HTTP_ADDR)")
+	metricsFlag(cmd, &o.MetricsAddr)
 	cmd.Example = `  GATEHOUSE_SIGNING_KEYS=$(cat /run/secrets/gatehouse-keys) GATEHOUSE_APPROVAL_KEY=$(cat /run/secrets/approval-key) \
     gatehouse gateway --temporal-addr temporal:7233 --http-addr 0.0.0.0:8080 --data-dir /var/lib/gatehouse`
 	return cmd
