@@ -50,20 +50,24 @@ const (
 // "sqlite" (dsn: a file path, whose parent directory is created) or
 // "postgres" (dsn: a libpq or pgx URL or key=value string).
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
-	db, d, err := connect(ctx, driver, dsn)
-	if err != nil {
-		return nil, err
-	}
-	if d == sqlite {
+	if driver == DriverSQLite && dsn != "" {
 		// PostgreSQL migrations take an advisory lock; SQLite has none, so
 		// processes sharing the file (a worker and a gateway starting
-		// together) take turns on a lock file beside it.
+		// together) take turns on a lock file beside it - from the first
+		// connection on, since switching a new file to WAL needs the file
+		// to itself too.
+		if err := os.MkdirAll(filepath.Dir(dsn), 0o750); err != nil {
+			return nil, fmt.Errorf("audit: open sqlite %q: %w", dsn, err)
+		}
 		unlock, err := lockFile(dsn + ".migrate-lock")
 		if err != nil {
-			db.Close()
 			return nil, err
 		}
 		defer unlock()
+	}
+	db, d, err := connect(ctx, driver, dsn)
+	if err != nil {
+		return nil, err
 	}
 	if err := migrateUp(ctx, db, d); err != nil {
 		db.Close()
