@@ -36,23 +36,7 @@ func TestDevRestartKeepsRuns(t *testing.T) {
 	applyLog := filepath.Join(dir, "applied.log")
 	t.Setenv("APPLY_LOG", applyLog)
 
-	start := func() *app.Dev {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		d, err := app.StartDev(ctx, app.DevOptions{
-			Options: app.Options{
-				ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
-				TemporalAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-				Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-			},
-			UIAddr: "127.0.0.1:0",
-		})
-		if err != nil {
-			t.Fatalf("start dev: %v", err)
-		}
-		return d
-	}
+	start := devStarter(t, cfgPath, filepath.Join(dir, "data"), "127.0.0.1:0")
 
 	dev := start()
 	// The CLI's client (gatehouse start) submits the plan.
@@ -101,5 +85,28 @@ func TestDevRestartKeepsRuns(t *testing.T) {
 	s.waitFor(run, approval.StatusApplied)
 	if lines := s.applied(); len(lines) != 1 || !strings.Contains(lines[0], run.ID) {
 		t.Errorf("apply log %q; want one line for %s", lines, run.ID)
+	}
+}
+
+// devStarter returns a function that starts gatehouse dev on the config and
+// data dir, on free ports (the Web UI on uiAddr, "" for none), each time
+// on the same files.
+func devStarter(t *testing.T, cfgPath, dataDir, uiAddr string) func() *app.Dev {
+	return func() *app.Dev {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		d, err := app.StartDev(ctx, app.DevOptions{
+			Options: app.Options{
+				ConfigPath: cfgPath, DataDir: dataDir,
+				TemporalAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+				Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+			},
+			UIAddr: uiAddr,
+		})
+		if err != nil {
+			t.Fatalf("start dev: %v", err)
+		}
+		return d
 	}
 }

@@ -1,19 +1,13 @@
 package tests
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
-	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 )
@@ -34,20 +28,7 @@ func TestDevRestartWithTwoHundredRunsWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("APPLY_LOG", filepath.Join(dir, "applied.log"))
-	start := func() *app.Dev {
-		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		d, err := app.StartDev(ctx, app.DevOptions{Options: app.Options{
-			ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
-			TemporalAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
-		}})
-		if err != nil {
-			t.Fatalf("start dev: %v", err)
-		}
-		return d
-	}
+	start := devStarter(t, cfgPath, filepath.Join(dir, "data"), "")
 	// each runs f for every run, eight at a time.
 	each := func(all []gateway.RunView, f func(i int, run gateway.RunView)) {
 		var wg sync.WaitGroup
