@@ -88,6 +88,11 @@ func (s *Store) Export(ctx context.Context, f Filter, fn func(approval.AuditEven
 	}
 	defer rows.Close()
 	for rows.Next() {
+		// database/sql notices a cancelled context only when it gets round
+		// to it; a client gone mid-export stops it at the next row.
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("audit: export: %w", err)
+		}
 		e, err := scanEvent(rows)
 		if err != nil {
 			return fmt.Errorf("audit: export: %w", err)
