@@ -103,6 +103,18 @@ type Workspace struct {
 	External *External
 }
 
+// Readable names the workspaces whose runs id may see (CanRead), in the
+// config's order; never nil.
+func (c *Config) Readable(id approval.Identity) []string {
+	names := []string{}
+	for _, w := range c.Workspaces {
+		if w.CanRead(id) {
+			names = append(names, w.Name)
+		}
+	}
+	return names
+}
+
 // CanRead reports whether id may see the workspace's runs: admins and
 // viewers may; so may anyone a step, rule or escalation of the workspace
 // names, and its readers. Others are told its runs do not exist; they may

@@ -59,5 +59,8 @@ workspaces:
 		if got := ws.CanRead(u.Identity); got != tc.want {
 			t.Errorf("CanRead(%s) = %v; want %v", tc.id, got, tc.want)
 		}
+		if got := c.Readable(u.Identity); (len(got) == 1 && got[0] == "ws") != tc.want || got == nil {
+			t.Errorf("Readable(%s) = %#v; want [ws] exactly when CanRead, never nil", tc.id, got)
+		}
 	}
 }

@@ -37,12 +37,7 @@ func (s *server) auditQuery(c echo.Context, paged bool) (audit.Filter, error) {
 	user := userOf(c)
 	f := audit.Filter{
 		Workspace: q.Get("workspace"), RunID: q.Get("run"), Actor: approval.UserID(q.Get("actor")),
-		Action: approval.AuditAction(q.Get("action")), Workspaces: []string{},
-	}
-	for _, ws := range s.Config.Workspaces {
-		if ws.CanRead(user) {
-			f.Workspaces = append(f.Workspaces, ws.Name)
-		}
+		Action: approval.AuditAction(q.Get("action")), Workspaces: s.Config.Readable(user),
 	}
 	if f.Workspace != "" {
 		ws, ok := s.Config.Workspace(f.Workspace)

@@ -86,12 +86,7 @@ func (u *webUI) listPage(c echo.Context, inbox bool) error {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), uiQueryTimeout)
 	defer cancel()
-	p := inboxPage{ShowWaiting: inbox, Filter: f, Statuses: uiStatuses}
-	for _, ws := range u.s.Config.Workspaces {
-		if ws.CanRead(user.Identity) {
-			p.Workspaces = append(p.Workspaces, ws.Name)
-		}
-	}
+	p := inboxPage{ShowWaiting: inbox, Filter: f, Statuses: uiStatuses, Workspaces: u.s.Config.Readable(user.Identity)}
 	for _, cu := range u.s.Config.Users {
 		p.Users = append(p.Users, cu.ID)
 	}
