@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -59,7 +60,17 @@ type Options struct {
 	// PprofAddr serves net/http/pprof (dev and worker), loopback only; ""
 	// serves none.
 	PprofAddr string
-	Logger    *zap.Logger
+	// Queues are the task queues a worker polls: nil polls TaskQueue and
+	// every workspace's own (Config.TaskQueues), so one worker runs
+	// everything; a list confines the worker to those queues (dedicated
+	// workers for the workspaces whose credentials only they hold).
+	Queues []string
+	// MaxConcurrentActivities and MaxConcurrentWorkflowTasks bound what a
+	// worker runs at once on each queue it polls (plans, applies and
+	// notices; workflow tasks); 0 keeps the Temporal SDK's defaults.
+	MaxConcurrentActivities    int
+	MaxConcurrentWorkflowTasks int
+	Logger                     *zap.Logger
 }
 
 // DefaultRetention keeps finished runs' histories a month for operators to
@@ -254,10 +265,20 @@ func (p *parts) newWorker() (*applyingWorker, error) {
 		// Links into the Temporal Web UI name the namespace runs live in.
 		Namespace: p.opts.Namespace,
 	}
-	w := worker.New(p.client, p.opts.TaskQueue, p.runner(), acts, sdkworker.Options{
-		WorkerStopTimeout: p.opts.StopTimeout,
-	})
-	return &applyingWorker{Worker: w, claims: claims, stopTimeout: p.opts.StopTimeout, logger: p.opts.Logger}, nil
+	queues := p.opts.Queues
+	if len(queues) == 0 {
+		queues = p.config.TaskQueues(p.opts.TaskQueue)
+	}
+	aw := &applyingWorker{claims: claims, stopTimeout: p.opts.StopTimeout, logger: p.opts.Logger}
+	for _, q := range queues {
+		aw.workers = append(aw.workers, worker.New(p.client, q, p.runner(), acts, sdkworker.Options{
+			WorkerStopTimeout:                      p.opts.StopTimeout,
+			MaxConcurrentActivityExecutionSize:     p.opts.MaxConcurrentActivities,
+			MaxConcurrentWorkflowTaskExecutionSize: p.opts.MaxConcurrentWorkflowTasks,
+		}))
+	}
+	aw.queues = queues
+	return aw, nil
 }
 
 // payloadCodec is the codec as the gateway serves it: a nil codec must
@@ -281,7 +302,10 @@ func (p *parts) auditSink() activities.AuditSink {
 // applyingWorker is the SDK worker with a Stop that lets running applies end
 // properly.
 type applyingWorker struct {
-	sdkworker.Worker
+	// workers are one SDK worker per polled task queue, sharing the
+	// activities (and so the apply claims).
+	workers     []sdkworker.Worker
+	queues      []string
 	claims      *activities.ClaimStore
 	stopTimeout time.Duration
 	logger      *zap.Logger
@@ -301,12 +325,32 @@ type applyingWorker struct {
 // worker's death (Pdeathsig) instead, with no outcome recorded.
 func (w *applyingWorker) Stop() {
 	w.logger.Info("worker stopping: no new work; waiting for running applies", zap.Duration("stop_timeout", w.stopTimeout))
-	w.Worker.Stop()
+	// In parallel: each SDK worker's Stop waits up to the stop timeout for
+	// its running tasks, and a deploy should not wait that once per queue.
+	var wg sync.WaitGroup
+	for _, sw := range w.workers {
+		wg.Go(sw.Stop)
+	}
+	wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), activities.DefaultGrace+10*time.Second)
 	defer cancel()
 	if !w.claims.Wait(ctx) {
 		w.logger.Error("worker stopped with applies still running: they are interrupted as it exits, their outcome unrecorded")
 	}
+}
+
+// Start starts polling every queue; if one cannot start, those already
+// started are stopped again.
+func (w *applyingWorker) Start() error {
+	for i, sw := range w.workers {
+		if err := sw.Start(); err != nil {
+			for _, started := range w.workers[:i] {
+				started.Stop()
+			}
+			return fmt.Errorf("task queue %s: %w", w.queues[i], err)
+		}
+	}
+	return nil
 }
 
 // listenGateway binds the gateway's address and serves it in the

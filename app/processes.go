@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -179,6 +180,9 @@ func connect(ctx context.Context, opts Options) (*parts, error) {
 // ends.
 func RunWorker(ctx context.Context, opts Options) error {
 	opts.defaults()
+	if err := opts.checkWorker(); err != nil {
+		return err
+	}
 	p, err := connect(ctx, opts)
 	if err != nil {
 		return err
@@ -205,7 +209,7 @@ func RunWorker(ctx context.Context, opts Options) error {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	opts.Logger.Info("worker polling", zap.String("temporal", opts.TemporalAddr),
-		zap.String("namespace", opts.Namespace), zap.String("task_queue", opts.TaskQueue))
+		zap.String("namespace", opts.Namespace), zap.Strings("task_queues", w.queues))
 	<-ctx.Done()
 	w.Stop()
 	return nil
@@ -262,4 +266,17 @@ func Stuck(ctx context.Context, opts Options, olderThan time.Duration, ws string
 	}
 	defer p.client.Close()
 	return starter.New(p.client, opts.Namespace, opts.TaskQueue, nil, nil).ListStuck(ctx, olderThan, time.Now(), ws)
+}
+
+// checkWorker refuses worker settings the SDK would take silently.
+func (o Options) checkWorker() error {
+	if o.MaxConcurrentActivities < 0 || o.MaxConcurrentWorkflowTasks < 0 {
+		return fmt.Errorf("worker: --max-concurrent-activities and --max-concurrent-workflow-tasks must not be negative")
+	}
+	for _, q := range o.Queues {
+		if strings.TrimSpace(q) == "" || strings.TrimSpace(q) != q {
+			return fmt.Errorf("worker: --queues: %q is not a task queue name", q)
+		}
+	}
+	return nil
 }

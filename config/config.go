@@ -101,6 +101,23 @@ type Workspace struct {
 	// External, when set, hands the approval of its runs to an external
 	// system; its approval.ExternalApproval is in Workspace.External.
 	External *External
+	// TaskQueue is the Temporal task queue its runs are started on, so
+	// that only the workers polling it (those holding its credentials)
+	// plan and apply them; "" means the deployment's default queue.
+	TaskQueue string
+}
+
+// TaskQueues lists the task queues the config's runs go to: def (the
+// default queue) first, then each workspace's own, once each, in config
+// order.
+func (c *Config) TaskQueues(def string) []string {
+	out := []string{def}
+	for _, w := range c.Workspaces {
+		if w.TaskQueue != "" && !slices.Contains(out, w.TaskQueue) {
+			out = append(out, w.TaskQueue)
+		}
+	}
+	return out
 }
 
 // Readable names the workspaces whose runs id may see (CanRead), in the
@@ -468,6 +485,7 @@ type (
 		// ExternalApproval is the connection; the embedded
 		// approval.Workspace writes its provider and poll interval.
 		ExternalApproval *canonicalExternal `json:"external_approval,omitempty"`
+		TaskQueue        string             `json:"task_queue,omitempty"`
 	}
 
 	canonicalTerraform struct {
@@ -604,6 +622,7 @@ func canonicalJSON(c *Config) ([]byte, error) {
 		}
 		cw.GitHub = w.GitHub
 		cw.ExternalApproval = canonicalExternalOf(w.External)
+		cw.TaskQueue = w.TaskQueue
 		canon.Workspaces[i] = cw
 	}
 	canon.PublicURL, canon.TemporalUIURL = c.PublicURL, c.TemporalUIURL

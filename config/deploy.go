@@ -74,6 +74,9 @@ type GitHub struct {
 var (
 	varNamePattern    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 	repositoryPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+	// taskQueuePattern is narrower than what Temporal takes, so a queue
+	// name is also safe in flags, env lists and metrics labels.
+	taskQueuePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$`)
 )
 
 // deployment validates what decides a workspace's mode and when and how
@@ -91,6 +94,13 @@ func (v *validator) deployment(p string, rw rawWorkspace, w *Workspace, baseDir 
 		w.Mode = approval.ModeGate
 	}
 	w.Supersede = rw.Supersede == nil || *rw.Supersede
+	if rw.TaskQueue != "" {
+		if taskQueuePattern.MatchString(rw.TaskQueue) {
+			w.TaskQueue = rw.TaskQueue
+		} else {
+			v.add(p+".task_queue", "%q is not a task queue name: letters, digits, '.', '_' and '-', at most 200, starting with a letter or digit", rw.TaskQueue)
+		}
+	}
 	if rw.ApprovalTTL != "" {
 		if d, ok := v.duration(p+".approval_ttl", rw.ApprovalTTL); ok {
 			w.ApprovalTTL = d

@@ -90,6 +90,9 @@ func TestDeploymentMistakesAreExplained(t *testing.T) {
     github: {repository: acme/infra}`, []Problem{
 			{"workspaces[0].hooks", "needs a terraform block: a hook names a ref, and Gatehouse plans it"},
 			{"workspaces[0].github", "needs terraform.git: Gatehouse checks out and plans what was pushed or merged"}}},
+		{"task queue", `
+  - name: w
+    task_queue: "-apply prod"`, []Problem{{"workspaces[0].task_queue", `"-apply prod" is not a task queue name: letters, digits, '.', '_' and '-', at most 200, starting with a letter or digit`}}},
 		{"bad repository", `
   - name: w
     terraform: {git: {url: "https://example.com/r.git"}}
@@ -128,10 +131,26 @@ func TestDeploymentBlocksChangeTheVersionOnlyWhenSet(t *testing.T) {
 	if base.Version != same.Version {
 		t.Error("supersede: true (the default) changed the version")
 	}
-	for _, extra := range []string{"    supersede: false\n", "    approval_ttl: 1h\n", "    freeze: [{cron: \"@daily\", duration: 1h}]\n"} {
+	for _, extra := range []string{"    supersede: false\n", "    approval_ttl: 1h\n", "    task_queue: apply-prod\n", "    freeze: [{cron: \"@daily\", duration: 1h}]\n"} {
 		c := mustParse(t, deployUsers+"workspaces:\n  - name: w\n    apply: {command: [x]}\n"+extra)
 		if c.Version == base.Version {
 			t.Errorf("%q did not change the version", strings.TrimSpace(extra))
 		}
+	}
+}
+
+func TestTaskQueuesListsEachQueueOnce(t *testing.T) {
+	c := mustParse(t, deployUsers+`workspaces:
+  - {name: a, task_queue: apply-prod}
+  - {name: b}
+  - {name: c, task_queue: apply-prod}
+  - {name: d, task_queue: gatehouse}
+  - {name: e, task_queue: apply-pci}
+`)
+	if got, want := c.TaskQueues("gatehouse"), []string{"gatehouse", "apply-prod", "apply-pci"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("TaskQueues = %v; want %v", got, want)
+	}
+	if ws, _ := c.Workspace("a"); ws.TaskQueue != "apply-prod" {
+		t.Errorf("workspace a's queue = %q", ws.TaskQueue)
 	}
 }

@@ -150,10 +150,13 @@ type (
 		Freeze      []rawFreeze         `yaml:"freeze"`
 		Hooks       *rawHooks           `yaml:"hooks"`
 		GitHub      *rawWorkspaceGitHub `yaml:"github"`
-		External    *rawExternal        `yaml:"external_approval"`
-		Steps       []rawStep           `yaml:"steps"`
-		Rules       []rawRule           `yaml:"rules"`
-		rawTiming   `yaml:",inline"`
+		// TaskQueue is the Temporal task queue its runs go to; "" is the
+		// default one every worker polls.
+		TaskQueue string       `yaml:"task_queue"`
+		External  *rawExternal `yaml:"external_approval"`
+		Steps     []rawStep    `yaml:"steps"`
+		Rules     []rawRule    `yaml:"rules"`
+		rawTiming `yaml:",inline"`
 	}
 
 	// rawTiming holds the timing keys that a workspace, a step and a rule

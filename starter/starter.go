@@ -143,9 +143,13 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 		return approval.Run{}, fmt.Errorf("start run: %w", err)
 	}
 	in.Signature = c.keys.Sign(payload)
+	queue := c.taskQueue
+	if ws.TaskQueue != "" {
+		queue = ws.TaskQueue
+	}
 	opts := client.StartWorkflowOptions{
 		ID:        id,
-		TaskQueue: c.taskQueue,
+		TaskQueue: queue,
 		// A retried start with the same key finds the run it already made,
 		// running or finished, rather than starting a second one.
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,

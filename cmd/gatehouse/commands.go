@@ -95,6 +95,17 @@ func newWorkerCmd() *cobra.Command {
 	pprofFlag(cmd, &o.PprofAddr)
 	metricsFlag(cmd, &o.MetricsAddr)
 	stopTimeoutFlag(cmd, &o.StopTimeout)
+	f := cmd.Flags()
+	var queues []string
+	if v := os.Getenv("GATEHOUSE_WORKER_QUEUES"); v != "" {
+		queues = strings.Split(v, ",")
+	}
+	f.StringSliceVar(&o.Queues, "queues", queues,
+		"task queues to poll, comma-separated (env GATEHOUSE_WORKER_QUEUES); default: --task-queue and every workspace's task_queue")
+	f.IntVar(&o.MaxConcurrentActivities, "max-concurrent-activities", 0,
+		"plans, applies and notices run at once per polled queue; 0 keeps the Temporal SDK default (1000)")
+	f.IntVar(&o.MaxConcurrentWorkflowTasks, "max-concurrent-workflow-tasks", 0,
+		"workflow tasks run at once per polled queue; 0 keeps the Temporal SDK default (1000)")
 	cmd.Example = `  GATEHOUSE_SIGNING_KEYS=$(cat /run/secrets/gatehouse-keys) \
     gatehouse worker --temporal-addr temporal:7233 --config /etc/gatehouse/gatehouse.yaml --data-dir /var/lib/gatehouse`
 	return cmd
