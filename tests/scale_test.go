@@ -1,0 +1,119 @@
+package tests
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/server/temporaltest"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gatehouse-dev/gatehouse/app"
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// TestTwoWorkersTwoGateways is the horizontal deployment: two gateways and
+// two workers share a data dir, a config and an audit database, with no
+// other link between them. Runs are created on one gateway and approved on
+// both; one worker stops half-way. Every run applies exactly once, and
+// either gateway answers for every run.
+func TestTwoWorkersTwoGateways(t *testing.T) {
+	dir := t.TempDir()
+	script, err := filepath.Abs("../examples/apply.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	applyLog := filepath.Join(dir, "applied.log")
+	t.Setenv("APPLY_LOG", applyLog)
+	t.Setenv(app.DatabaseEnv, "sqlite:"+filepath.Join(dir, "audit.db"))
+
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	opts := app.Options{
+		ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
+		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), SigningKeys: testSigningKey,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := app.Setup(ctx, opts); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+
+	type proc struct {
+		stop context.CancelFunc
+		done chan error
+	}
+	start := func(run func(context.Context, app.Options) error, o app.Options) proc {
+		pctx, stop := context.WithCancel(context.Background())
+		p := proc{stop: stop, done: make(chan error, 1)}
+		go func() { p.done <- run(pctx, o) }()
+		return p
+	}
+	end := func(p proc) {
+		p.stop()
+		select {
+		case err := <-p.done:
+			if err != nil {
+				t.Errorf("process stopped with %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("a process did not stop")
+		}
+	}
+	var gateways []*stack
+	for range 2 {
+		o := opts
+		o.HTTPAddr = freeAddr(t)
+		p := start(app.RunGateway, o)
+		defer end(p)
+		s := &stack{t: t, url: "http://" + o.HTTPAddr, applyLog: applyLog}
+		waitReady(t, s.url)
+		gateways = append(gateways, s)
+	}
+	first := start(app.RunWorker, opts)
+	second := start(app.RunWorker, opts)
+	defer end(second)
+
+	const runs = 6
+	var ids []string
+	for i := range runs {
+		if i == runs/2 {
+			// One worker goes away; the other takes every task from now on.
+			end(first)
+		}
+		via, other := gateways[i%2], gateways[(i+1)%2]
+		run := via.createRun("prod-network", "t-alice", "prod-network.json")
+		other.decide(run, "approve", "t-bob", nil, http.StatusOK)
+		via.decide(run, "approve", "t-carol", nil, http.StatusOK)
+		other.waitFor(run, approval.StatusApplied)
+		if got := via.get(run); got.Status != approval.StatusApplied {
+			t.Errorf("run %s: gateway %s says %s; the other says applied", run.ID, via.url, got.Status)
+		}
+		via.trail(run, "t-victor", approval.AuditApplied)
+		ids = append(ids, run.ID)
+	}
+	lines := gateways[0].applied()
+	if len(lines) != runs {
+		t.Fatalf("apply ran %d times for %d runs:\n%s", len(lines), runs, strings.Join(lines, "\n"))
+	}
+	for _, id := range ids {
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, " "+id+" ") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("run %s applied %d times; want once", id, n)
+		}
+	}
+}
