@@ -240,22 +240,6 @@ func RunGateway(ctx context.Context, opts Options) error {
 	return shutdownHTTP(srv)
 }
 
-// Setup registers Gatehouse's search attributes on an external cluster's
-// namespace and sets its retention (DefaultRetention when opts says none).
-// It is idempotent.
-func Setup(ctx context.Context, opts Options) error {
-	opts.defaults()
-	p := &parts{opts: opts}
-	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
-		return err
-	}
-	defer p.client.Close()
-	if err := starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace); err != nil {
-		return err
-	}
-	return starter.SetRetention(ctx, p.client, opts.Namespace, opts.Retention)
-}
-
 // Stuck lists the runs of a Temporal namespace that have waited for people
 // longer than olderThan (in workspace ws, or all when "").
 func Stuck(ctx context.Context, opts Options, olderThan time.Duration, ws string) ([]starter.RunSummary, error) {

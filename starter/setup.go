@@ -3,16 +3,15 @@ package starter
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
-	namespacepb "go.temporal.io/api/namespace/v1"
 	"go.temporal.io/api/operatorservice/v1"
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/gatehouse-dev/gatehouse/workflows"
 )
@@ -41,6 +40,17 @@ func RegisterSearchAttributes(ctx context.Context, c client.Client, namespace st
 	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
 		Namespace: namespace, SearchAttributes: missing,
 	}); err != nil {
+		if isPermissionDenied(err) {
+			// Name what is missing, so that whoever has the right (an
+			// operator, or the Temporal Cloud UI) can add them by hand.
+			names := make([]string, 0, len(missing))
+			for name, typ := range missing {
+				names = append(names, name+" ("+typ.String()+")")
+			}
+			slices.Sort(names)
+			return fmt.Errorf("add search attributes to %s: %w (adding them needs operator rights on the namespace; "+
+				"or add them in the Temporal Cloud UI or with tcld: %s)", namespace, err, strings.Join(names, ", "))
+		}
 		return fmt.Errorf("add search attributes to %s: %w", namespace, err)
 	}
 	return nil
@@ -80,30 +90,4 @@ func searchAttrStrings(sa *commonpb.SearchAttributes, name string) []string {
 		return nil
 	}
 	return s
-}
-
-// SetRetention sets how long the namespace keeps the histories of closed
-// workflows. Temporal deletes them after that; Gatehouse's audit trail, not
-// Temporal, is the lasting record of who approved what, so this is a choice
-// of how long operators can inspect finished runs in the Web UI.
-func SetRetention(ctx context.Context, c client.Client, namespace string, retention time.Duration) error {
-	if retention < 24*time.Hour {
-		return fmt.Errorf("retention %s: Temporal keeps closed workflows at least a day (24h)", retention)
-	}
-	if _, err := c.WorkflowService().UpdateNamespace(ctx, &workflowservice.UpdateNamespaceRequest{
-		Namespace: namespace,
-		Config:    &namespacepb.NamespaceConfig{WorkflowExecutionRetentionTtl: durationpb.New(retention)},
-	}); err != nil {
-		return fmt.Errorf("set retention of %s to %s: %w", namespace, retention, err)
-	}
-	return nil
-}
-
-// Retention reads the namespace's retention of closed workflows.
-func Retention(ctx context.Context, c client.Client, namespace string) (time.Duration, error) {
-	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
-	if err != nil {
-		return 0, fmt.Errorf("describe namespace %s: %w", namespace, err)
-	}
-	return ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration(), nil
 }

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,14 +12,19 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/devserver"
 	"github.com/gatehouse-dev/gatehouse/starter"
+	"github.com/gatehouse-dev/gatehouse/workflows"
 )
 
 // freeAddr returns a loopback address with a port nobody listens on now.
@@ -191,5 +197,124 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("a process did not stop")
 		}
+	}
+}
+
+// TestSetupCreatesAMissingNamespace: gatehouse setup against a cluster that
+// lacks the namespace registers it with the retention asked for and its
+// search attributes; a second run changes nothing; the attributes then work
+// in visibility queries of the new namespace.
+func TestSetupCreatesAMissingNamespace(t *testing.T) {
+	ts := temporaltest.NewServer(temporaltest.WithT(t))
+	const ns = "gatehouse-setup-new"
+	opts := app.Options{
+		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ns, Retention: 72 * time.Hour,
+		Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: ts.GetFrontendHostPort(), Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := starter.Retention(ctx, c, ns); err == nil {
+		t.Fatalf("namespace %s exists before setup; the test needs it missing", ns)
+	}
+
+	change, err := app.SetupWait(ctx, opts, 0)
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	if !change.Created {
+		t.Errorf("first setup: got %+v; want Created", change)
+	}
+	if got, err := starter.Retention(ctx, c, ns); err != nil || got != 72*time.Hour {
+		t.Errorf("retention after setup: got %s, %v; want 72h", got, err)
+	}
+
+	change, err = app.SetupWait(ctx, opts, 0)
+	if err != nil {
+		t.Fatalf("second setup: %v", err)
+	}
+	if change.Changed() {
+		t.Errorf("second setup: got %+v; want no change", change)
+	}
+	if nc, err := starter.EnsureNamespace(ctx, c, ns, 72*time.Hour); err != nil || nc.Changed() {
+		t.Errorf("EnsureNamespace on a namespace as wanted: got %+v, %v; want no change", nc, err)
+	}
+	// A new retention is the only thing a later run changes.
+	longer := opts
+	longer.Retention = 96 * time.Hour
+	if change, err = app.SetupWait(ctx, longer, 0); err != nil || change.Created || change.RetentionFrom != 72*time.Hour {
+		t.Errorf("setup --retention 96h: got %+v, %v; want RetentionFrom 72h", change, err)
+	}
+
+	// Every attribute is registered with its type, and visibility accepts
+	// a query on them (an unknown attribute is refused as invalid).
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, typ := range workflows.SearchAttributes() {
+		if got := have.GetCustomAttributes()[name]; got != typ {
+			t.Errorf("search attribute %s: got %s; want %s", name, got, typ)
+		}
+	}
+	query := fmt.Sprintf("%s = 'prod-network' AND %s IS NOT NULL", workflows.WorkspaceKey.GetName(), workflows.PendingSinceKey.GetName())
+	if _, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: ns, Query: query}); err != nil {
+		t.Errorf("list workflows of %s with %q: %v", ns, query, err)
+	}
+	if _, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: ns, Query: "NoSuchGatehouseAttribute = 'x'"}); err == nil {
+		t.Error("a query on an attribute nobody registered was accepted; the check above proves nothing")
+	}
+}
+
+// TestSetupWaitsForTemporal: started before Temporal listens, setup --wait
+// keeps trying and succeeds once the server is up, instead of failing its
+// first try (which would abort `docker compose up` for everything that
+// waits on it). Without --wait it fails at once.
+func TestSetupWaitsForTemporal(t *testing.T) {
+	addr := freeAddr(t)
+	core, logs := observer.New(zap.InfoLevel)
+	opts := app.Options{TemporalAddr: addr, Namespace: "gatehouse-setup-wait", Logger: zap.New(core)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := app.Setup(ctx, opts); err == nil {
+		t.Fatalf("setup without --wait against %s where nothing listens: got nil; want an error", addr)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := app.SetupWait(ctx, opts, 90*time.Second)
+		done <- err
+	}()
+	// Only once setup has failed a try does the server start.
+	for logs.FilterMessage("temporal not ready for setup yet; retrying").Len() == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("setup returned %v before Temporal was started", err)
+		case <-ctx.Done():
+			t.Fatal("setup logged no retry")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	srv, err := devserver.Start(ctx, devserver.Options{
+		DataDir: t.TempDir(), FrontendAddr: addr, Logger: zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)),
+	})
+	if err != nil {
+		t.Fatalf("start temporal: %v", err)
+	}
+	defer srv.Stop()
+	if err := <-done; err != nil {
+		t.Fatalf("setup --wait: got %v; want success once Temporal is up", err)
+	}
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: opts.Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := starter.Retention(ctx, c, opts.Namespace); err != nil || got != app.DefaultRetention {
+		t.Errorf("retention: got %s, %v; want %s", got, err, app.DefaultRetention)
 	}
 }

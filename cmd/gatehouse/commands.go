@@ -155,19 +155,35 @@ func newGatewayCmd() *cobra.Command {
 }
 
 func newSetupCmd() *cobra.Command {
-	cmd, opts := clusterCmd("setup", "Register Gatehouse's search attributes on a Temporal cluster's namespace and set its retention (idempotent)",
+	var wait time.Duration
+	cmd, opts := clusterCmd("setup", "Create the Temporal namespace when missing, set its retention and register Gatehouse's search attributes (idempotent)",
 		func(cmd *cobra.Command, o app.Options) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			// The wait for Temporal plus a minute for the work itself.
+			ctx, cancel := context.WithTimeout(cmd.Context(), wait+time.Minute)
 			defer cancel()
-			if err := app.Setup(ctx, o); err != nil {
+			change, err := app.SetupWait(ctx, o, wait)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "search attributes registered on namespace %s at %s; closed runs kept %s\n", o.Namespace, o.TemporalAddr, o.Retention)
+			out := cmd.OutOrStdout()
+			switch {
+			case change.Created:
+				fmt.Fprintf(out, "namespace %s created at %s; closed runs kept %s\n", o.Namespace, o.TemporalAddr, o.Retention)
+			case change.RetentionFrom != 0:
+				fmt.Fprintf(out, "namespace %s at %s: closed runs now kept %s (was %s)\n", o.Namespace, o.TemporalAddr, o.Retention, change.RetentionFrom)
+			default:
+				fmt.Fprintf(out, "namespace %s at %s exists; closed runs kept %s\n", o.Namespace, o.TemporalAddr, o.Retention)
+			}
+			fmt.Fprintf(out, "search attributes registered on namespace %s\n", o.Namespace)
 			return nil
 		})
-	cmd.Flags().DurationVar(&opts.Retention, "retention", app.DefaultRetention,
+	f := cmd.Flags()
+	f.DurationVar(&opts.Retention, "retention", app.DefaultRetention,
 		"how long the namespace keeps finished runs' histories (at least 24h); the audit trail keeps the record beyond it")
-	cmd.Example = "  gatehouse setup --temporal-addr temporal:7233 --namespace default --retention 720h"
+	f.DurationVar(&wait, "wait", 0,
+		"keep retrying this long while Temporal does not answer yet (for a setup job started together with the cluster); 0 tries once")
+	cmd.Example = "  gatehouse setup --temporal-addr temporal:7233 --namespace default --retention 720h\n" +
+		"  gatehouse setup --wait 3m   # in a compose stack or a Kubernetes Job, beside a starting cluster"
 	return cmd
 }
 
