@@ -7,7 +7,6 @@ package config
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -70,6 +69,9 @@ type User struct {
 	// from Token when that is given. "" means the user has no token and
 	// cannot log in with one.
 	TokenSHA256 string
+	// TokenExpires is when the token stops being accepted (token_expires);
+	// zero means never.
+	TokenExpires time.Time
 	// SlackID is the user's Slack member id; "" matches them by email.
 	SlackID string
 }
@@ -335,29 +337,6 @@ func (c *Config) User(id approval.UserID) (User, bool) {
 	return User{}, false
 }
 
-// Authenticate returns the user whose token is token. It compares digests in
-// constant time and visits every user whatever matches, so response timing
-// tells nothing about tokens. An empty token never matches.
-func (c *Config) Authenticate(token string) (User, bool) {
-	if token == "" {
-		return User{}, false
-	}
-	want := []byte(hashToken(token))
-	var (
-		found User
-		ok    bool
-	)
-	for _, u := range c.Users {
-		if u.TokenSHA256 == "" {
-			continue
-		}
-		if subtle.ConstantTimeCompare([]byte(u.TokenSHA256), want) == 1 && !ok {
-			found, ok = u, true
-		}
-	}
-	return found, ok
-}
-
 // Directory lists the users' identities, without secrets, in config order:
 // what rules are expanded against to find eligible approvers.
 func (c *Config) Directory() []approval.Identity {
@@ -460,7 +439,10 @@ type (
 	canonicalUser struct {
 		approval.Identity
 		TokenSHA256 string `json:"token_sha256,omitempty"`
-		SlackID     string `json:"slack_id,omitempty"`
+		// Omitted when unset, so configs without expiries keep their
+		// versions.
+		TokenExpires string `json:"token_expires,omitempty"`
+		SlackID      string `json:"slack_id,omitempty"`
 	}
 
 	canonicalWorkspace struct {
@@ -584,6 +566,9 @@ func canonicalJSON(c *Config) ([]byte, error) {
 	}
 	for i, u := range c.Users {
 		canon.Users[i] = canonicalUser{Identity: u.Identity, TokenSHA256: u.TokenSHA256, SlackID: u.SlackID}
+		if !u.TokenExpires.IsZero() {
+			canon.Users[i].TokenExpires = u.TokenExpires.UTC().Format(time.RFC3339)
+		}
 	}
 	for i, w := range c.Workspaces {
 		cw := canonicalWorkspace{

@@ -125,7 +125,9 @@ type (
 		Roles       []string `yaml:"roles"`
 		Token       string   `yaml:"token"`
 		TokenSHA256 string   `yaml:"token_sha256"`
-		Automation  bool     `yaml:"automation"`
+		// TokenExpires (RFC 3339) ends the token's validity.
+		TokenExpires string `yaml:"token_expires"`
+		Automation   bool   `yaml:"automation"`
 		// SlackID is the user's Slack member id (U…); without it the
 		// user is matched by the email Slack reports.
 		SlackID string `yaml:"slack_id"`

@@ -213,6 +213,17 @@ func (v *validator) users(raws []rawUser, dir directory) []User {
 				v.add(tokenPath, "must be a SHA-256 digest: 64 hexadecimal characters")
 			}
 		}
+		if ru.TokenExpires != "" {
+			exp, err := time.Parse(time.RFC3339, ru.TokenExpires)
+			switch {
+			case err != nil:
+				v.add(p+".token_expires", "must be an RFC 3339 time, like 2027-03-01T00:00:00Z")
+			case u.TokenSHA256 == "" && ru.TokenSHA256 == "":
+				v.add(p+".token_expires", "given without a token or token_sha256")
+			default:
+				u.TokenExpires = exp
+			}
+		}
 		// Comparing digests catches a plain token repeated as another
 		// user's token_sha256 too. A shared token would log in as whichever
 		// user comes first.

@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,8 +26,12 @@ func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 			return echo.NewHTTPError(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 		}
-		user, ok := s.Config.Authenticate(strings.TrimSpace(token))
-		if !ok {
+		user, err := s.Config.AuthenticateAt(strings.TrimSpace(token), time.Now())
+		switch {
+		case errors.Is(err, config.ErrTokenExpired):
+			// Its owner should rotate it, not hunt for a typo.
+			return echo.NewHTTPError(http.StatusUnauthorized, "token expired")
+		case err != nil:
 			return echo.NewHTTPError(http.StatusUnauthorized, "invalid token")
 		}
 		c.Set(userKey, user)

@@ -201,7 +201,7 @@ func newConfigCmd() *cobra.Command {
 				return &cli.ExitError{Code: cli.ExitGeneric} // reported above
 			}
 			out := cmd.OutOrStdout()
-			for _, w := range cfg.Warnings() {
+			for _, w := range append(cfg.Warnings(), cfg.TokenWarnings(time.Now())...) {
 				fmt.Fprintf(out, "warning: %s\n", w)
 			}
 			fmt.Fprintf(out, "%s: ok (version %s)\n", args[0], cfg.Version)

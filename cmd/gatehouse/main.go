@@ -43,7 +43,8 @@ func main() {
 // newRoot is the client verbs of package cli and the server processes.
 func newRoot() *cobra.Command {
 	root := cli.NewRoot()
-	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newRunsCmd(), newConfigCmd(), newBenchCmd())
+	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newRunsCmd(), newConfigCmd(), newBenchCmd(),
+		newTokenCmd())
 	return root
 }
 
