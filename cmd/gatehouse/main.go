@@ -44,7 +44,7 @@ func main() {
 func newRoot() *cobra.Command {
 	root := cli.NewRoot()
 	root.AddCommand(newDevCmd(), newWorkerCmd(), newGatewayCmd(), newSetupCmd(), newRunsCmd(), newConfigCmd(), newBenchCmd(),
-		newTokenCmd())
+		newTokenCmd(), newHealthcheckCmd())
 	return root
 }
 
