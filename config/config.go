@@ -46,6 +46,8 @@ type Config struct {
 	// Database keeps the audit trail; nil when the config names none (the
 	// processes then decide: gatehouse dev keeps a SQLite file).
 	Database *Database
+	// Temporal is the temporal block (TLS, API key); nil when absent.
+	Temporal *Temporal
 	// Version is the hex SHA-256 of the configuration's canonical form. It
 	// changes with any change of meaning and with nothing else (not with key
 	// order, comments or YAML style), so runs can record which policy they

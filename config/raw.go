@@ -30,6 +30,8 @@ type (
 		Email         *rawEmail `yaml:"email"`
 		// Database keeps the audit trail.
 		Database *rawDatabase `yaml:"database"`
+		// Temporal is how processes reach the cluster: TLS, an API key.
+		Temporal *rawTemporal `yaml:"temporal"`
 	}
 
 	rawSlack struct {

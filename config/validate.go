@@ -85,6 +85,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	v.channels(raw, c)
 	v.externalChannels(c)
 	c.Database = v.database(raw.Database, baseDir)
+	c.Temporal = v.temporal(raw.Temporal, baseDir)
 	return c
 }
 
@@ -434,6 +435,9 @@ func secretEnvNames(raw rawConfig) map[string]bool {
 	if raw.Email != nil {
 		add(raw.Email.SMTP.UsernameEnv)
 		add(raw.Email.SMTP.PasswordEnv)
+	}
+	if raw.Temporal != nil {
+		add(raw.Temporal.APIKeyEnv)
 	}
 	return names
 }
