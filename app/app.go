@@ -42,8 +42,11 @@ type Options struct {
 	DataDir      string // plan store (and, for dev, the Temporal database)
 	TemporalAddr string // host:port of the Temporal frontend
 	Namespace    string // Temporal namespace
-	TaskQueue    string // task queue of the run workflow
-	HTTPAddr     string // gateway listen address
+	// Temporal is TLS and the API key from flags and environment, over the
+	// config's temporal block.
+	Temporal  TemporalConn
+	TaskQueue string // task queue of the run workflow
+	HTTPAddr  string // gateway listen address
 	// SigningKeys are the keys gateway and worker share (signing.EnvKeys:
 	// comma-separated, the signing key first). Required by worker and
 	// gateway; dev keeps a generated one in its data dir when unset.
@@ -226,7 +229,13 @@ func (p *parts) dial(ctx context.Context, addr string) error {
 	if p.metrics != nil {
 		opts.MetricsHandler = p.metrics.SDKHandler()
 	}
-	if loopback(addr) {
+	// dev dials its own embedded server, which speaks plain gRPC.
+	if !p.dev {
+		if err := p.temporalConnection(&opts, addr); err != nil {
+			return settingsError{err}
+		}
+	}
+	if loopback(addr) && opts.ConnectionOptions.TLS == nil {
 		// Compressing what never leaves the machine (gatehouse dev's
 		// embedded server) only costs CPU: gzip was about 6% of a dev
 		// process's CPU under load.

@@ -72,6 +72,10 @@ func setupOnce(ctx context.Context, opts Options) (starter.NamespaceChange, erro
 	defer cancel()
 	p := &parts{opts: opts}
 	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
+		var bad settingsError
+		if errors.As(err, &bad) {
+			return starter.NamespaceChange{}, err // no wait cures a bad file
+		}
 		return starter.NamespaceChange{}, transientError{err}
 	}
 	defer p.client.Close()

@@ -63,6 +63,7 @@ func commonFlags(cmd *cobra.Command, o *app.Options, logLevel *string, defConfig
 	f.StringVar(&o.DataDir, "data-dir", envOr("GATEHOUSE_DATA_DIR", defDataDir), "data directory: stored plans (env GATEHOUSE_DATA_DIR)")
 	f.StringVar(&o.TemporalAddr, "temporal-addr", envOr("TEMPORAL_ADDRESS", "127.0.0.1:7233"), "Temporal frontend host:port (env TEMPORAL_ADDRESS)")
 	f.StringVar(&o.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
+	temporalFlags(cmd, &o.Temporal)
 	f.StringVar(&o.TaskQueue, "task-queue", envOr("GATEHOUSE_TASK_QUEUE", worker.DefaultTaskQueue), "task queue of the run workflow")
 	f.StringVar(logLevel, "log-level", envOr("GATEHOUSE_LOG_LEVEL", "info"), "debug | info | warn | error")
 	// Keys are secrets: only from the environment, never a flag (flags
