@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
 # Gatehouse image: one binary that runs as `worker`, `gateway` or `setup`
-# (see docker-compose.yml). Build with
+# (see docker-compose.yml), with OpenTofu for the worker. Build with
 #   docker build -t gatehouse .
 # tests/compose_test.go checks the parts of this file the deployment relies
 # on (what is built, the entrypoint, the non-root user).
@@ -29,6 +29,27 @@ COPY . .
 RUN --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 go build -trimpath -o /gatehouse ./cmd/gatehouse
 
+############################## tofu stage ##############################
+# OpenTofu for the workspaces Gatehouse plans and applies itself (terraform:
+# mode). Built from its Go module source at the version the tests pin in
+# .ci/tofu.sh (tests/compose_test.go checks they agree), the same way: no
+# Debian package ships it, and building it here means the binary comes from
+# the Go module proxy's checksummed source rather than a download we would
+# have to verify. The module's go.mod has replace directives, so `go install
+# …@version` refuses it: download the module and build inside a copy.
+FROM golang:1.26.8-bookworm AS tofu
+ENV GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+ARG TOFU_VERSION=v1.12.6
+WORKDIR /tofu
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/root/.cache/go-build \
+    dir="$(go mod download -json "github.com/opentofu/opentofu@${TOFU_VERSION}" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" \
+    && test -n "$dir" \
+    && cp -r "$dir" src && chmod -R u+w src \
+    && cd src \
+    && go build -trimpath -ldflags "-s -w -X github.com/opentofu/opentofu/version.dev=no" -o /tofu/tofu ./cmd/tofu \
+    && /tofu/tofu version
+
 ############################## runtime stage ##############################
 # Not distroless: the worker's apply step runs a command from the config,
 # and the example one (examples/apply.sh) is a POSIX sh script, so the image
@@ -38,9 +59,11 @@ RUN --mount=type=cache,target=/root/.cache/go-build \
 FROM debian:bookworm-slim
 
 # CA certificates, for apply commands that talk to cloud APIs over TLS
-# (terraform providers do). Lists removed to keep the layer small.
+# (terraform providers do); git, for terraform workspaces checked out per
+# run (git: in the config), the way to give tofu a writable copy of the
+# code in a container. Lists removed to keep the layer small.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates git \
     && rm -rf /var/lib/apt/lists/*
 
 # A dedicated unprivileged user with a fixed numeric UID/GID, so that
@@ -57,10 +80,17 @@ RUN groupadd --system --gid 10001 gatehouse \
     && install -d -o gatehouse -g gatehouse -m 0750 /var/lib/gatehouse
 
 COPY --from=build /gatehouse /usr/local/bin/gatehouse
-# The example config and its apply script. The config's apply dir ".."
-# resolves against the config file's directory, so with the config at
-# /etc/gatehouse/examples/gatehouse.yaml the command ./examples/apply.sh runs
-# from /etc/gatehouse and finds this copy. Owned by root, read-only for the
+# One image for every role, tofu included: the gateway never runs it (about
+# 100 MB it carries for nothing), but one build and one tag to deploy keep
+# worker, gateway and setup on the same gatehouse binary, which they must
+# be (they share signing keys, the config's version and the workflow code).
+COPY --from=tofu /tofu/tofu /usr/local/bin/tofu
+# The example configs and their apply script. An apply dir resolves against
+# the config file's directory, so with the default config,
+# /etc/gatehouse/examples/compose/gatehouse.yaml (whose users have no tokens
+# until `gatehouse token new` gives them some) and its apply dir "../..",
+# the command ./examples/apply.sh runs from /etc/gatehouse and finds this
+# copy. Owned by root, read-only for the
 # service user: the worker must not be able to rewrite what it executes.
 COPY examples/ /etc/gatehouse/examples/
 
@@ -69,7 +99,7 @@ COPY examples/ /etc/gatehouse/examples/
 # be reachable from outside the container (its own default is 127.0.0.1).
 # The example apply script logs to ./.gatehouse by default, which would be
 # under the read-only /etc/gatehouse: point it into the data directory.
-ENV GATEHOUSE_CONFIG=/etc/gatehouse/examples/gatehouse.yaml \
+ENV GATEHOUSE_CONFIG=/etc/gatehouse/examples/compose/gatehouse.yaml \
     GATEHOUSE_DATA_DIR=/var/lib/gatehouse \
     GATEHOUSE_HTTP_ADDR=0.0.0.0:8080 \
     APPLY_LOG=/var/lib/gatehouse/applied.log

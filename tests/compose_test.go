@@ -12,14 +12,18 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/config"
@@ -33,6 +37,8 @@ const (
 	composeSetup   = "gatehouse-setup"
 	composeWorker  = "gatehouse-worker"
 	composeGateway = "gatehouse-gateway"
+
+	composeAdminTools = "temporal-admin-tools"
 )
 
 // composeLoad loads docker-compose.yml the way `docker compose` does from the
@@ -125,7 +131,7 @@ func TestComposeServices(t *testing.T) {
 	p := composeLoad(t)
 	got := p.ServiceNames()
 	slices.Sort(got)
-	want := []string{composeGateway, composeSetup, composeWorker, "gatehouse-db", "postgresql", "temporal", "temporal-ui"}
+	want := []string{composeGateway, composeSetup, composeWorker, "gatehouse-db", "postgresql", composeAdminTools, "temporal", "temporal-ui"}
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Errorf("services: got %v; want %v", got, want)
@@ -313,8 +319,18 @@ func TestComposeConfigIsMountedAndItsApplyCommandsExist(t *testing.T) {
 	}
 }
 
+// TestComposePublishedPorts: nothing is published on every interface
+// (the Temporal frontend and Web UI have no authentication at all), and
+// each published port reaches the port its service listens on.
 func TestComposePublishedPorts(t *testing.T) {
 	p := composeLoad(t)
+	for _, s := range p.Services {
+		for _, pc := range s.Ports {
+			if pc.HostIP != "127.0.0.1" {
+				t.Errorf("%s: port %s→%d: got host address %q; want 127.0.0.1 (this host only)", s.Name, pc.Published, pc.Target, pc.HostIP)
+			}
+		}
+	}
 	published := func(s types.ServiceConfig, port string) (uint32, bool) {
 		for _, pc := range s.Ports {
 			if pc.Published == port {
@@ -351,6 +367,13 @@ func TestComposePublishedPorts(t *testing.T) {
 	} else if target != 8080 {
 		t.Errorf("temporal-ui: port 8233: got container port %d; want 8080", target)
 	}
+	temporal := composeService(t, p, "temporal")
+	if target, ok := published(temporal, "7233"); !ok || target != 7233 {
+		t.Errorf("temporal: published ports: got %+v; want 7233 to 7233", temporal.Ports)
+	}
+	if got := composeEnv(t, temporal, "BIND_ON_IP"); got != "0.0.0.0" {
+		t.Errorf("temporal: BIND_ON_IP: got %s; want 0.0.0.0 (its default, 127.0.0.1, is unreachable from other containers)", got)
+	}
 }
 
 func TestComposeStartupOrder(t *testing.T) {
@@ -367,28 +390,119 @@ func TestComposeStartupOrder(t *testing.T) {
 			t.Errorf("%s: depends_on %s: got condition %s; want %s", service, dep, d.Condition, condition)
 		}
 	}
+	dependsOn(composeAdminTools, "postgresql", types.ServiceConditionHealthy)
+	dependsOn("temporal", composeAdminTools, types.ServiceConditionCompletedSuccessfully)
+	dependsOn("temporal", "postgresql", types.ServiceConditionHealthy)
+	dependsOn("temporal-ui", "temporal", types.ServiceConditionHealthy)
+	dependsOn(composeSetup, "temporal", types.ServiceConditionHealthy)
 	dependsOn(composeWorker, composeSetup, types.ServiceConditionCompletedSuccessfully)
 	dependsOn(composeGateway, composeSetup, types.ServiceConditionCompletedSuccessfully)
-	dependsOn(composeSetup, "temporal", types.ServiceConditionHealthy)
-	dependsOn("temporal", "postgresql", types.ServiceConditionHealthy)
 	dependsOn(composeWorker, "gatehouse-db", types.ServiceConditionHealthy)
 	dependsOn(composeGateway, "gatehouse-db", types.ServiceConditionHealthy)
 
-	// Waiting for "healthy" on a service without a healthcheck never ends.
 	for _, s := range p.Services {
 		for dep, d := range s.DependsOn {
-			if d.Condition != types.ServiceConditionHealthy {
-				continue
-			}
-			hc := p.Services[dep].HealthCheck
-			if hc == nil || hc.Disable || len(hc.Test) == 0 {
-				t.Errorf("%s: depends_on %s healthy: got no healthcheck on %s; want one", s.Name, dep, dep)
+			switch d.Condition {
+			case types.ServiceConditionHealthy:
+				// Waiting for "healthy" on a service without a healthcheck
+				// never ends.
+				hc := p.Services[dep].HealthCheck
+				if hc == nil || hc.Disable || len(hc.Test) == 0 {
+					t.Errorf("%s: depends_on %s healthy: got no healthcheck on %s; want one", s.Name, dep, dep)
+				}
+			case types.ServiceConditionCompletedSuccessfully:
+				// A one-shot that is restarted after a failure has still
+				// failed once, which aborts `up` for its dependents: it
+				// must retry inside (gatehouse setup --wait) and be let
+				// exit.
+				if r := p.Services[dep].Restart; r != "" && r != types.RestartPolicyNo {
+					t.Errorf("%s: restart: got %s; want no (a one-shot that %s waits for)", dep, r, s.Name)
+				}
 			}
 		}
 	}
-	// A one-shot service others wait to complete must be allowed to stop.
-	if r := composeService(t, p, composeSetup).Restart; r == "always" || r == "unless-stopped" {
-		t.Errorf("%s: restart: got %s; want a policy that lets it exit", composeSetup, r)
+	setup := []string(composeService(t, p, composeSetup).Command)
+	i := slices.Index(setup, "--wait")
+	if i < 0 || i+1 >= len(setup) {
+		t.Fatalf("%s: command %q: got no --wait; want setup to retry while Temporal starts", composeSetup, setup)
+	}
+	if d, err := time.ParseDuration(setup[i+1]); err != nil || d < time.Minute {
+		t.Errorf("%s: --wait %s: got %v, %v; want a minute or more", composeSetup, setup[i+1], d, err)
+	}
+}
+
+// TestComposeHealthchecks: every long-running service has a healthcheck
+// its image can run, and the gatehouse ones ask the address the process
+// serves.
+func TestComposeHealthchecks(t *testing.T) {
+	p := composeLoad(t)
+	oneShots := []string{composeAdminTools, composeSetup}
+	for _, s := range p.Services {
+		if slices.Contains(oneShots, s.Name) {
+			continue
+		}
+		if s.Restart != types.RestartPolicyUnlessStopped {
+			t.Errorf("%s: restart: got %q; want unless-stopped for a long-running service", s.Name, s.Restart)
+		}
+		hc := s.HealthCheck
+		if hc == nil || hc.Disable || len(hc.Test) < 2 || hc.Test[0] != "CMD" {
+			t.Errorf("%s: healthcheck: got %+v; want an exec-form (CMD) test", s.Name, hc)
+			continue
+		}
+		if hc.Interval == nil || hc.Retries == nil || *hc.Retries == 0 {
+			t.Errorf("%s: healthcheck: want an interval and retries", s.Name)
+		}
+		prog := hc.Test[1]
+		switch {
+		case strings.HasPrefix(s.Image, "postgres:"):
+			// Over TCP: the image's first-start init server listens on the
+			// Unix socket only and must not count as ready.
+			if prog != "pg_isready" || !slices.Contains(hc.Test, "-h") {
+				t.Errorf("%s: healthcheck %q; want pg_isready -h 127.0.0.1", s.Name, hc.Test)
+			}
+		case s.Name == "temporal":
+			if want := []string{"CMD", "nc", "-z", "127.0.0.1", "7233"}; !slices.Equal(hc.Test, want) {
+				t.Errorf("temporal: healthcheck %q; want %q (the image has busybox, no temporal CLI)", hc.Test, want)
+			}
+		case s.Name == "temporal-ui":
+			if prog != "wget" || !strings.HasSuffix(hc.Test[len(hc.Test)-1], ":8080/healthz") {
+				t.Errorf("temporal-ui: healthcheck %q; want wget of :8080/healthz", hc.Test)
+			}
+		case s.Build != nil:
+			// gatehouse healthcheck URL, at the port the process serves.
+			if len(hc.Test) != 4 || prog != "gatehouse" || hc.Test[2] != "healthcheck" {
+				t.Errorf("%s: healthcheck %q; want gatehouse healthcheck URL", s.Name, hc.Test)
+				continue
+			}
+			u, err := url.Parse(hc.Test[3])
+			if err != nil {
+				t.Errorf("%s: healthcheck URL %q: %v", s.Name, hc.Test[3], err)
+				continue
+			}
+			var listen, wantPath string
+			switch s.Name {
+			case composeGateway:
+				listen, wantPath = composeEnv(t, s, "GATEHOUSE_HTTP_ADDR"), "/readyz"
+			case composeWorker:
+				listen, wantPath = composeEnv(t, s, "GATEHOUSE_METRICS_ADDR"), "/metrics"
+			default:
+				t.Errorf("%s: a gatehouse service this test does not know", s.Name)
+				continue
+			}
+			_, port, err := net.SplitHostPort(listen)
+			if err != nil || u.Port() != port || u.Hostname() != "127.0.0.1" || u.Path != wantPath {
+				t.Errorf("%s: healthcheck URL %s against listen address %s: want http://127.0.0.1:<its port>%s", s.Name, u, listen, wantPath)
+			}
+		default:
+			t.Errorf("%s: a service this test does not know; add what its healthcheck must be", s.Name)
+		}
+	}
+	// The worker stops gracefully only if compose waits longer than it
+	// gives running applies.
+	worker := composeService(t, p, composeWorker)
+	stop, err := time.ParseDuration(composeEnv(t, worker, "GATEHOUSE_STOP_TIMEOUT"))
+	if err != nil || worker.StopGracePeriod == nil || time.Duration(*worker.StopGracePeriod) <= stop {
+		t.Errorf("%s: stop_grace_period %v, GATEHOUSE_STOP_TIMEOUT %s (%v); want the grace period longer", composeWorker, worker.StopGracePeriod, stop, err)
 	}
 }
 
@@ -545,9 +659,9 @@ func TestDockerfile(t *testing.T) {
 }
 
 // TestComposeKeepsTheAuditTrailAndSetsRetention: worker and gateway share the
-// audit trail's PostgreSQL (its own service, its own volume), and both
-// Temporal's auto-setup and gatehouse setup set the namespace's retention
-// to what README states.
+// audit trail's PostgreSQL (its own service, its own volume, apart from
+// Temporal's), and gatehouse setup creates the namespace with the retention
+// README states.
 func TestComposeKeepsTheAuditTrailAndSetsRetention(t *testing.T) {
 	p := composeLoad(t)
 	worker, gateway := composeService(t, p, composeWorker), composeService(t, p, composeGateway)
@@ -575,10 +689,282 @@ func TestComposeKeepsTheAuditTrailAndSetsRetention(t *testing.T) {
 	if !named {
 		t.Errorf("%s: want its data in a named volume", db.Name)
 	}
-	if got := composeEnv(t, composeService(t, p, "temporal"), "DEFAULT_NAMESPACE_RETENTION"); got != "720h" {
-		t.Errorf("temporal DEFAULT_NAMESPACE_RETENTION %s; want 720h", got)
+	if u.Hostname() == "postgresql" {
+		t.Errorf("%s: got Temporal's PostgreSQL; want the audit trail's own", app.DatabaseEnv)
 	}
-	if got := []string(composeService(t, p, composeSetup).Command); !slices.Equal(got, []string{"setup", "--retention", "720h"}) {
-		t.Errorf("%s: command %q; want setup --retention 720h", composeSetup, got)
+	setup := []string(composeService(t, p, composeSetup).Command)
+	i := slices.Index(setup, "--retention")
+	if i < 0 || i+1 >= len(setup) || setup[i+1] != "720h" {
+		t.Errorf("%s: command %q; want --retention 720h", composeSetup, setup)
+	} else if d, _ := time.ParseDuration(setup[i+1]); d != app.DefaultRetention {
+		t.Errorf("%s: --retention %s; want app.DefaultRetention %s, which README states", composeSetup, d, app.DefaultRetention)
+	}
+}
+
+// composeGoModVersion is the version go.mod requires of module.
+func composeGoModVersion(t *testing.T, module string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(composeRepoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == module {
+			return f[1]
+		}
+	}
+	t.Fatalf("go.mod requires no %s", module)
+	return ""
+}
+
+// TestComposeTemporalImagesMatchGoMod: the cluster runs the server version
+// Gatehouse is built and tested against (go.mod's go.temporal.io/server,
+// which temporaltest and gatehouse dev embed), its schema tools the same
+// version, and the Web UI the version gatehouse dev embeds.
+func TestComposeTemporalImagesMatchGoMod(t *testing.T) {
+	p := composeLoad(t)
+	server := strings.TrimPrefix(composeGoModVersion(t, "go.temporal.io/server"), "v")
+	ui := strings.TrimPrefix(composeGoModVersion(t, "github.com/temporalio/ui-server/v2"), "v")
+	for name, want := range map[string]string{
+		"temporal":        "temporalio/server:" + server,
+		composeAdminTools: "temporalio/admin-tools:" + server,
+		"temporal-ui":     "temporalio/ui:" + ui,
+	} {
+		if got := composeService(t, p, name).Image; got != want {
+			t.Errorf("%s: image %s; want %s", name, got, want)
+		}
+	}
+	for _, name := range []string{"postgresql", "gatehouse-db"} {
+		if img := composeService(t, p, name).Image; !strings.HasPrefix(img, "postgres:") || img == "postgres:latest" {
+			t.Errorf("%s: image %s; want a pinned postgres major", name, img)
+		}
+	}
+}
+
+// composeServerModule is the directory of go.mod's go.temporal.io/server in
+// the module cache: its config template and schema are what the images of
+// that version ship.
+func composeServerModule(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Fatalf("go env GOMODCACHE: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "go.temporal.io", "server@"+composeGoModVersion(t, "go.temporal.io/server"))
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("go.temporal.io/server not in the module cache (%v): go mod download it", err)
+	}
+	return dir
+}
+
+// TestComposeTemporalServerEnv: temporalio/server is configured only by
+// environment, through the template embedded in temporal-server; every
+// variable compose sets is one the template reads, and they point at the
+// postgresql service with its user and password, and at a dynamic config
+// file the mount provides.
+func TestComposeTemporalServerEnv(t *testing.T) {
+	p := composeLoad(t)
+	temporal, pg := composeService(t, p, "temporal"), composeService(t, p, "postgresql")
+	tmpl, err := os.ReadFile(filepath.Join(composeServerModule(t), "common", "config", "config_template_embedded.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key := range temporal.Environment {
+		if !strings.Contains(string(tmpl), `(env "`+key+`")`) && key != "BIND_ON_IP" { // BIND_ON_IP is read by the entrypoint too
+			t.Errorf("temporal: environment %s: the server's config template reads no such variable", key)
+		}
+	}
+	for key, want := range map[string]string{
+		"DB":             "postgres12",
+		"DB_PORT":        "5432",
+		"POSTGRES_SEEDS": pg.Name,
+		"POSTGRES_USER":  composeEnv(t, pg, "POSTGRES_USER"),
+		"POSTGRES_PWD":   composeEnv(t, pg, "POSTGRES_PASSWORD"),
+	} {
+		if got := composeEnv(t, temporal, key); got != want {
+			t.Errorf("temporal: %s: got %q; want %q", key, got, want)
+		}
+	}
+	dc := composeEnv(t, temporal, "DYNAMIC_CONFIG_FILE_PATH")
+	host, ok := composeHostPath(temporal, dc)
+	if !ok {
+		t.Fatalf("temporal: DYNAMIC_CONFIG_FILE_PATH %s: got no bind mount providing it; want one (the server refuses to start without)", dc)
+	}
+	if fi := composeInRepo(t, "temporal dynamic config", host); fi != nil {
+		var v map[string]any
+		data, _ := os.ReadFile(host)
+		if err := yaml.Unmarshal(data, &v); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("temporal dynamic config %s: %v; want a YAML file", host, err)
+		}
+	}
+}
+
+// TestComposeAdminToolsSetsUpBothDatabases runs the admin-tools job's
+// command with a stand-in temporal-sql-tool that records its arguments: it
+// must create both databases and set up and update each one's schema from
+// the directory of that version's schema (in the server module, which the
+// image copies to /etc/temporal/schema), with the connection the postgresql
+// service offers. Running it twice makes the same calls, each of which
+// temporal-sql-tool treats as done when it is.
+func TestComposeAdminToolsSetsUpBothDatabases(t *testing.T) {
+	p := composeLoad(t)
+	job, pg := composeService(t, p, composeAdminTools), composeService(t, p, "postgresql")
+	for key, want := range map[string]string{
+		"SQL_PLUGIN":   "postgres12",
+		"SQL_HOST":     pg.Name,
+		"SQL_PORT":     "5432",
+		"SQL_USER":     composeEnv(t, pg, "POSTGRES_USER"),
+		"SQL_PASSWORD": composeEnv(t, pg, "POSTGRES_PASSWORD"),
+	} {
+		if got := composeEnv(t, job, key); got != want {
+			t.Errorf("%s: %s: got %q; want %q", composeAdminTools, key, got, want)
+		}
+	}
+	if !slices.Equal([]string(job.Entrypoint), []string{"/bin/sh", "-ec"}) || len(job.Command) != 1 {
+		t.Fatalf("%s: entrypoint %q command %q; want /bin/sh -ec and one script", composeAdminTools, job.Entrypoint, job.Command)
+	}
+	bin := t.TempDir()
+	log := filepath.Join(bin, "calls")
+	fake := "#!/bin/sh\necho \"$*\" >> " + log + "\n"
+	if err := os.WriteFile(filepath.Join(bin, "temporal-sql-tool"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", "-ec", job.Command[0])
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%s script: %v\n%s", composeAdminTools, err, out)
+	}
+	calls, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const schemaRoot = "/etc/temporal/schema/"
+	var want []string
+	for _, db := range []struct{ name, schema string }{{"temporal", "temporal"}, {"temporal_visibility", "visibility"}} {
+		want = append(want,
+			"--db "+db.name+" create-database",
+			"--db "+db.name+" setup-schema -v 0.0",
+			"--db "+db.name+" update-schema -d "+schemaRoot+"postgresql/v12/"+db.schema+"/versioned")
+	}
+	got := strings.Split(strings.TrimSpace(string(calls)), "\n")
+	if !slices.Equal(got, want) {
+		t.Fatalf("temporal-sql-tool calls:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	mod := composeServerModule(t)
+	for _, c := range got {
+		if _, dir, ok := strings.Cut(c, " -d "+schemaRoot); ok {
+			entries, err := os.ReadDir(filepath.Join(mod, "schema", filepath.FromSlash(dir)))
+			if err != nil || len(entries) == 0 {
+				t.Errorf("schema dir %s%s: not in go.temporal.io/server's schema/ (%v)", schemaRoot, dir, err)
+			}
+		}
+	}
+}
+
+// TestComposeConfigHasNoTokens: the config compose mounts holds no plain
+// token (users get theirs from `gatehouse token new`, which writes only the
+// digest), and neither does the image's default config.
+func TestComposeConfigHasNoTokens(t *testing.T) {
+	p := composeLoad(t)
+	worker := composeService(t, p, composeWorker)
+	cfgPath := composeEnv(t, worker, "GATEHOUSE_CONFIG")
+	host, ok := composeHostPath(worker, cfgPath)
+	if !ok {
+		t.Fatalf("GATEHOUSE_CONFIG %s: got no bind mount providing it", cfgPath)
+	}
+	check := func(what, file string) {
+		t.Helper()
+		cfg, err := config.Load(file)
+		if err != nil {
+			t.Fatalf("%s: config.Load(%s): %v", what, file, err)
+		}
+		for _, u := range cfg.Users {
+			if u.Token != "" {
+				t.Errorf("%s: user %s has a plain token: want token_sha256 only", what, u.ID)
+			}
+		}
+		data, _ := os.ReadFile(file)
+		for i, l := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(l); len(f) > 0 && (f[0] == "token:" || (f[0] == "-" && len(f) > 1 && f[1] == "token:")) {
+				t.Errorf("%s:%d: a plain token: line", file, i+1)
+			}
+		}
+	}
+	check("compose config", host)
+	// The Dockerfile's GATEHOUSE_CONFIG is in the image's copy of examples/.
+	for _, st := range composeParseDockerfile(t) {
+		for _, in := range st {
+			if in.cmd != "ENV" {
+				continue
+			}
+			for _, kv := range strings.Fields(in.args) {
+				if v, ok := strings.CutPrefix(kv, "GATEHOUSE_CONFIG="); ok {
+					rel, ok := strings.CutPrefix(v, "/etc/gatehouse/")
+					if !ok {
+						t.Fatalf("Dockerfile GATEHOUSE_CONFIG %s: want a file of the examples/ copied to /etc/gatehouse/examples", v)
+					}
+					check("image default config", filepath.Join(composeRepoRoot, filepath.FromSlash(rel)))
+				}
+			}
+		}
+	}
+}
+
+// TestDockerfileTofu: the image carries OpenTofu at the version the tests
+// pin (.ci/tofu.sh), built the way that script builds it, on PATH.
+func TestDockerfileTofu(t *testing.T) {
+	script, err := os.ReadFile(filepath.Join(composeRepoRoot, ".ci", "tofu.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`version="\$\{TOFU_VERSION:-(v[0-9.]+)\}"`).FindSubmatch(script)
+	if m == nil {
+		t.Fatal(".ci/tofu.sh: no version=\"${TOFU_VERSION:-v…}\" line")
+	}
+	pinned := string(m[1])
+	stages := composeParseDockerfile(t)
+	final := stages[len(stages)-1]
+	from := ""
+	for _, in := range final {
+		if f := strings.Fields(in.args); in.cmd == "COPY" && len(f) == 3 && strings.HasPrefix(f[0], "--from=") && f[2] == "/usr/local/bin/tofu" {
+			from = strings.TrimPrefix(f[0], "--from=")
+		}
+	}
+	if from == "" {
+		t.Fatal("final stage: got no COPY --from=STAGE … /usr/local/bin/tofu; want tofu on the image's PATH")
+	}
+	var stage []composeInstruction
+	for _, st := range stages {
+		if f := strings.Fields(st[0].args); len(f) == 3 && strings.EqualFold(f[1], "AS") && f[2] == from {
+			stage = st
+		}
+	}
+	if stage == nil {
+		t.Fatalf("stage %s: not in the Dockerfile", from)
+	}
+	var arg, build string
+	for _, in := range stage {
+		switch {
+		case in.cmd == "ARG" && strings.HasPrefix(in.args, "TOFU_VERSION="):
+			arg = strings.TrimPrefix(in.args, "TOFU_VERSION=")
+		case in.cmd == "RUN" && strings.Contains(in.args, "go build"):
+			build = in.args
+		}
+	}
+	if arg != pinned {
+		t.Errorf("Dockerfile ARG TOFU_VERSION: got %q; want %s, .ci/tofu.sh's", arg, pinned)
+	}
+	for _, want := range []string{
+		`github.com/opentofu/opentofu@${TOFU_VERSION}`,
+		"-X github.com/opentofu/opentofu/version.dev=no", // as .ci/tofu.sh: a release build, not "dev"
+		"./cmd/tofu",
+		"tofu version", // the build fails unless the binary runs
+	} {
+		if !strings.Contains(build, want) {
+			t.Errorf("tofu stage build: want %q in %q", want, build)
+		}
+	}
+	if !strings.Contains(string(script), "version.dev=no") {
+		t.Error(".ci/tofu.sh no longer builds with version.dev=no: update the Dockerfile's build with it")
 	}
 }
