@@ -173,6 +173,12 @@ func (u *webUI) currentUser(c echo.Context) (config.User, bool) {
 		if sess.Token == "" || !hmac.Equal([]byte(sess.Token), []byte(u.tokenPrint(user))) {
 			return config.User{}, false
 		}
+		// A session opened with a token ends when the token expires:
+		// otherwise signing in just before would stretch the token's
+		// life by a whole session.
+		if !user.TokenExpires.IsZero() && !time.Now().Before(user.TokenExpires) {
+			return config.User{}, false
+		}
 	case signInDev:
 		if !u.s.Dev {
 			return config.User{}, false
@@ -211,8 +217,11 @@ func (u *webUI) signInWithToken(c echo.Context) (config.User, error) {
 	if token == "" {
 		return config.User{}, errors.New("enter your token")
 	}
-	user, ok := u.s.Config.Authenticate(token)
-	if !ok {
+	user, err := u.s.Config.AuthenticateAt(token, time.Now())
+	switch {
+	case errors.Is(err, config.ErrTokenExpired):
+		return config.User{}, errors.New("that token has expired: ask for a new one")
+	case err != nil:
 		return config.User{}, errSignIn
 	}
 	return user, nil

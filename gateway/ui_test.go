@@ -395,3 +395,37 @@ func TestUILinks(t *testing.T) {
 		t.Errorf("links %+v; want only Temporal's", got)
 	}
 }
+
+// TestUIExpiredTokenEndsItsSession: a token past its token_expires cannot
+// sign in, and a session opened with it before ends at that instant.
+func TestUIExpiredTokenEndsItsSession(t *testing.T) {
+	cfg := uiTestConfig(t, `
+users:
+  - {id: alice, email: alice@example.com, groups: [platform], roles: [approver], token: t-alice, token_expires: "2999-01-01T00:00:00Z"}
+  - {id: bob, email: bob@example.com, groups: [platform], roles: [approver], token: t-bob, token_expires: "2001-01-01T00:00:00Z"}
+workspaces:
+  - name: net
+    rules: [{name: r, approvers: {groups: [platform]}}]
+`)
+	b := newBrowser(t, Options{Config: cfg})
+	if p := b.signIn("t-bob"); p.status != http.StatusUnauthorized || !strings.Contains(p.body, "that token has expired") || b.cookies[sessionCookie] != nil {
+		t.Fatalf("expired token: %d, cookie %v; want 401 saying it expired, no session\n%s", p.status, b.cookies[sessionCookie], p.body)
+	}
+	if p := b.signIn("t-alice"); p.status != http.StatusSeeOther {
+		t.Fatalf("sign in before expiry: %d; want 303\n%s", p.status, p.body)
+	}
+	// The sign-in page sends a signed-in browser on, and shows itself to a
+	// signed-out one.
+	if p := b.do("GET", "/ui/login", nil); p.status != http.StatusSeeOther {
+		t.Fatalf("sign-in page while the token is valid: %d; want 303 (signed in)", p.status)
+	}
+	// The expiry passes: the session is checked against the config's user
+	// on each request.
+	cfg.Users[0].TokenExpires = time.Now().Add(-time.Second)
+	if p := b.do("GET", "/ui/login", nil); p.status != http.StatusOK {
+		t.Errorf("sign-in page after the token expired: %d; want 200 (signed out)", p.status)
+	}
+	if p := b.do("GET", "/ui/", nil); p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), "/ui/login") {
+		t.Errorf("inbox after the token expired: %d to %q; want the sign-in page", p.status, p.header.Get("Location"))
+	}
+}
