@@ -6,6 +6,7 @@ package devserver
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,12 +31,15 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/membership/static"
+	postgresplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/common/primitives"
+	"go.temporal.io/server/common/rpc/encryption"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -74,6 +78,43 @@ type Options struct {
 	Retention time.Duration
 	// Logger receives the server's log at warn level and above. Required.
 	Logger *zap.Logger
+
+	// TLS serves the frontend over TLS; nil serves plain gRPC. Off by
+	// default: for tests of clients against a TLS cluster.
+	TLS *TLS
+	// Postgres keeps Temporal in PostgreSQL, as production does, instead of
+	// DataDir's SQLite file; DataDir is then not needed. The databases'
+	// schemas must be set up (temporal-sql-tool, or its packages), and
+	// Namespace is not created: create it through the API (gatehouse
+	// setup), as against any cluster.
+	Postgres *Postgres
+	// ServerOptions are added after the server's own, so they win (tests:
+	// an authorizer, frontend interceptors).
+	ServerOptions []temporal.ServerOption
+}
+
+// TLS is the frontend's TLS.
+type TLS struct {
+	// Server is what the frontend serves with: Certificates, and for mTLS
+	// ClientCAs with ClientAuth tls.RequireAndVerifyClientCert. Required.
+	Server *tls.Config
+	// Client is how the server's own clients (its worker service, Start's
+	// readiness check) dial the frontend: RootCAs, and a certificate when
+	// Server requires one. Required. Internal traffic between the services
+	// stays plain: it never leaves the process's loopback listeners.
+	Client *tls.Config
+}
+
+// Postgres names the two databases of a PostgreSQL persistence.
+type Postgres struct {
+	// Addr is host:port of the PostgreSQL server.
+	Addr           string
+	User, Password string
+	// Database holds workflows, VisibilityDatabase their visibility
+	// records (the server keeps them apart).
+	Database, VisibilityDatabase string
+	// ConnectAttributes are added to the connection URL (sslmode=...).
+	ConnectAttributes map[string]string
 }
 
 // Server is a running dev server. Stop it with Stop.
@@ -83,6 +124,8 @@ type Server struct {
 	uiURL        string
 	// serverLog is the floor for the Temporal server's own log.
 	serverLog zap.AtomicLevel
+	// clientTLS dials the frontend when it serves TLS; nil otherwise.
+	clientTLS *tls.Config
 
 	temporal temporal.Server
 	ui       *uiserver.Server
@@ -100,28 +143,57 @@ type startConfig struct {
 	namespace string
 	retention time.Duration
 	logger    *zap.Logger
+	tls       *TLS
+	postgres  *Postgres
+	extra     []temporal.ServerOption
 }
 
-func (o Options) validate() (startConfig, error) {
-	var c startConfig
-	if o.Logger == nil {
-		return c, errors.New("devserver: Logger is required")
+// sqlitePath is the SQLite file in dataDir.
+func sqlitePath(dataDir string) (string, error) {
+	if dataDir == "" {
+		return "", errors.New("devserver: DataDir is required")
 	}
-	c.logger = o.Logger
-
-	if o.DataDir == "" {
-		return c, errors.New("devserver: DataDir is required")
-	}
-	dir, err := filepath.Abs(o.DataDir)
+	dir, err := filepath.Abs(dataDir)
 	if err != nil {
-		return c, fmt.Errorf("devserver: resolve DataDir %q: %w", o.DataDir, err)
+		return "", fmt.Errorf("devserver: resolve DataDir %q: %w", dataDir, err)
 	}
 	// The sqlite plugin builds a "file:<path>?<params>" URI without escaping
 	// the path, so these characters would be taken as URI syntax.
 	if strings.ContainsAny(dir, "?#%") {
-		return c, fmt.Errorf("devserver: DataDir %q must not contain '?', '#' or '%%'", dir)
+		return "", fmt.Errorf("devserver: DataDir %q must not contain '?', '#' or '%%'", dir)
 	}
-	c.dbPath = filepath.Join(dir, dbFileName)
+	return filepath.Join(dir, dbFileName), nil
+}
+
+func (o Options) validate() (startConfig, error) {
+	var c startConfig
+	var err error
+	if o.Logger == nil {
+		return c, errors.New("devserver: Logger is required")
+	}
+	c.logger = o.Logger
+	c.tls, c.postgres, c.extra = o.TLS, o.Postgres, o.ServerOptions
+	if o.TLS != nil && (o.TLS.Server == nil || o.TLS.Client == nil) {
+		return c, errors.New("devserver: TLS needs both Server and Client")
+	}
+	if o.TLS != nil && o.UIAddr != "" {
+		return c, errors.New("devserver: the Web UI is not served with TLS; set UIAddr to \"\"")
+	}
+	if p := o.Postgres; p != nil {
+		if p.Addr == "" || p.User == "" || p.Database == "" || p.VisibilityDatabase == "" {
+			return c, errors.New("devserver: Postgres needs Addr, User, Database and VisibilityDatabase")
+		}
+		if p.Database == p.VisibilityDatabase {
+			return c, errors.New("devserver: Postgres Database and VisibilityDatabase must differ")
+		}
+	}
+
+	if o.Postgres != nil {
+		// Only for the log: the SQLite file is not used.
+		c.dbPath = "postgres://" + o.Postgres.Addr + "/" + o.Postgres.Database
+	} else if c.dbPath, err = sqlitePath(o.DataDir); err != nil {
+		return c, err
+	}
 
 	if o.FrontendAddr == "" {
 		return c, errors.New("devserver: FrontendAddr is required, e.g. 127.0.0.1:7233")
@@ -187,16 +259,24 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 	}
 
-	if err := os.MkdirAll(filepath.Dir(c.dbPath), 0o700); err != nil {
-		return nil, fmt.Errorf("devserver: create data dir: %w", err)
-	}
-	sqlConf, fresh, err := prepareDatabase(c)
-	if err != nil {
-		return nil, err
+	var stores persistence
+	fresh := false
+	if c.postgres != nil {
+		stores = postgresStores(c.postgres)
+	} else {
+		if err := os.MkdirAll(filepath.Dir(c.dbPath), 0o700); err != nil {
+			return nil, fmt.Errorf("devserver: create data dir: %w", err)
+		}
+		var sqlConf *config.SQL
+		if sqlConf, fresh, err = prepareDatabase(c); err != nil {
+			return nil, err
+		}
+		// One store for both: the plugin keeps one connection to the file.
+		stores = persistence{stores: map[string]config.DataStore{"sqlite": {SQL: sqlConf}}, main: "sqlite", visibility: "sqlite"}
 	}
 
 	serverLog := zap.NewAtomicLevelAt(serverLogLevel)
-	serverOpts := serverOptions(c, internal, sqlConf, serverLog)
+	serverOpts := serverOptions(c, internal, stores, serverLog)
 	// From here on the server binds its own listeners.
 	if err := ports.release(); err != nil {
 		return nil, fmt.Errorf("devserver: release reserved ports: %w", err)
@@ -210,6 +290,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		frontendAddr: c.frontend.dialAddr(),
 		serverLog:    serverLog,
 		temporal:     ts,
+	}
+	if c.tls != nil {
+		s.clientTLS = c.tls.Client
 	}
 	if err := ts.Start(); err != nil {
 		return nil, fmt.Errorf("devserver: start temporal server: %w", err)
@@ -323,7 +406,11 @@ func (s *Server) stopUI() {
 // is SERVING. Start() of the Temporal server returning only means every
 // service has been launched, not that the frontend handler is registered.
 func (s *Server) waitReady(ctx context.Context) error {
-	conn, err := grpc.NewClient(s.frontendAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if s.clientTLS != nil {
+		creds = credentials.NewTLS(s.clientTLS)
+	}
+	conn, err := grpc.NewClient(s.frontendAddr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("devserver: dial frontend %s: %w", s.frontendAddr, err)
 	}
@@ -447,7 +534,36 @@ func prepareDatabase(c startConfig) (*config.SQL, bool, error) {
 	return sqlConf, fresh, nil
 }
 
-func serverOptions(c startConfig, ports internalPorts, sqlConf *config.SQL, logLevel zap.AtomicLevel) []temporal.ServerOption {
+// persistence is the server config's data stores and which is which.
+type persistence struct {
+	stores           map[string]config.DataStore
+	main, visibility string
+}
+
+// postgresStores is the persistence on PostgreSQL, through the plugin
+// production uses.
+func postgresStores(p *Postgres) persistence {
+	store := func(db string) config.DataStore {
+		return config.DataStore{SQL: &config.SQL{
+			PluginName:        postgresplugin.PluginName,
+			ConnectAddr:       p.Addr,
+			ConnectProtocol:   "tcp",
+			User:              p.User,
+			Password:          p.Password,
+			DatabaseName:      db,
+			ConnectAttributes: p.ConnectAttributes,
+			// A handful per store is plenty for one shard.
+			MaxConns:     10,
+			MaxIdleConns: 10,
+		}}
+	}
+	return persistence{
+		stores: map[string]config.DataStore{"postgres": store(p.Database), "postgres-visibility": store(p.VisibilityDatabase)},
+		main:   "postgres", visibility: "postgres-visibility",
+	}
+}
+
+func serverOptions(c startConfig, ports internalPorts, stores persistence, logLevel zap.AtomicLevel) []temporal.ServerOption {
 	ip := c.frontend.ip.String()
 	hostPort := func(port int) string {
 		return net.JoinHostPort(c.frontend.dialHost(), strconv.Itoa(port))
@@ -464,12 +580,12 @@ func serverOptions(c startConfig, ports internalPorts, sqlConf *config.SQL, logL
 	conf := &config.Config{}
 	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
 	conf.Global.Membership.BroadcastAddress = c.frontend.dialHost()
-	conf.Persistence.DefaultStore = "sqlite"
-	conf.Persistence.VisibilityStore = "sqlite"
+	conf.Persistence.DefaultStore = stores.main
+	conf.Persistence.VisibilityStore = stores.visibility
 	// One shard is plenty for a single developer and keeps the number of
 	// shard goroutines and database rows small. Persisted on first start.
 	conf.Persistence.NumHistoryShards = 1
-	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlConf}}
+	conf.Persistence.DataStores = stores.stores
 	conf.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,
 		MasterClusterName:        clusterName,
@@ -530,7 +646,7 @@ func serverOptions(c startConfig, ports internalPorts, sqlConf *config.SQL, logL
 		primitives.WorkerService:   static.SingleLocalHost(hostPort(ports.worker)),
 	}
 
-	return []temporal.ServerOption{
+	opts := []temporal.ServerOption{
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithStaticHosts(hosts),
@@ -542,6 +658,25 @@ func serverOptions(c startConfig, ports internalPorts, sqlConf *config.SQL, logL
 			return authorization.NewNoopClaimMapper()
 		}),
 	}
+	if c.tls != nil {
+		opts = append(opts, temporal.WithTLSConfigFactory(frontendTLS{c.tls}))
+	}
+	return append(opts, c.extra...)
+}
+
+// frontendTLS serves the frontend with TLS and leaves the services' own
+// traffic plain.
+type frontendTLS struct{ t *TLS }
+
+func (f frontendTLS) GetInternodeServerConfig() (*tls.Config, error) { return nil, nil }
+func (f frontendTLS) GetInternodeClientConfig() (*tls.Config, error) { return nil, nil }
+func (f frontendTLS) GetFrontendServerConfig() (*tls.Config, error)  { return f.t.Server, nil }
+func (f frontendTLS) GetFrontendClientConfig() (*tls.Config, error)  { return f.t.Client, nil }
+func (f frontendTLS) GetRemoteClusterClientConfig(string) (*tls.Config, error) {
+	return nil, nil
+}
+func (f frontendTLS) GetExpiringCerts(time.Duration) (encryption.CertExpirationMap, encryption.CertExpirationMap, error) {
+	return nil, nil, nil
 }
 
 // newUIServer builds the Web UI server. The UI library panics on bad config;
