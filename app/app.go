@@ -243,6 +243,12 @@ func (p *parts) dial(ctx context.Context, addr string) error {
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
+		if t := opts.ConnectionOptions.TLS; t != nil && len(t.Certificates) == 0 {
+			// A server that requires mTLS ends the handshake of a client
+			// without a certificate, which the client mostly sees as a
+			// broken pipe or a reset connection: say what may be missing.
+			return fmt.Errorf("connect to temporal at %s over TLS without a client certificate (if the cluster requires mTLS, set temporal.tls.cert_file and key_file): %w", addr, err)
+		}
 		return fmt.Errorf("connect to temporal at %s: %w", addr, err)
 	}
 	p.client = c
