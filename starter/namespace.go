@@ -41,13 +41,18 @@ func EnsureNamespace(ctx context.Context, c client.Client, namespace string, ret
 		return NamespaceChange{}, fmt.Errorf("retention %s: Temporal keeps closed workflows at least a day (24h)", retention)
 	}
 	ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
-	var notFound *serviceerror.NamespaceNotFound
 	switch {
-	case errors.As(err, &notFound) || isNotFound(err):
+	case isNamespaceNotFound(err):
 		return registerNamespace(ctx, c, namespace, retention)
 	case err != nil:
 		return NamespaceChange{}, fmt.Errorf("describe namespace %s: %w", namespace, err)
 	}
+	return ensureRetention(ctx, c, namespace, ns, retention)
+}
+
+// ensureRetention sets the retention of namespace, as ns describes it, when
+// it differs from retention.
+func ensureRetention(ctx context.Context, c client.Client, namespace string, ns *workflowservice.DescribeNamespaceResponse, retention time.Duration) (NamespaceChange, error) {
 	have := ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration()
 	if have == retention {
 		return NamespaceChange{}, nil
@@ -73,7 +78,13 @@ func registerNamespace(ctx context.Context, c client.Client, namespace string, r
 	case errors.As(err, &exists):
 		// Another setup registered it between our describe and register:
 		// it exists now, so check its retention as for any existing one.
-		return EnsureNamespace(ctx, c, namespace, retention)
+		// Described once more only (no loop back to registering): if
+		// Temporal still says it is missing, a later try may see it.
+		ns, err := c.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+		if err != nil {
+			return NamespaceChange{}, fmt.Errorf("describe namespace %s, which Temporal says exists: %w", namespace, err)
+		}
+		return ensureRetention(ctx, c, namespace, ns, retention)
 	case isPermissionDenied(err):
 		return NamespaceChange{}, fmt.Errorf("namespace %s does not exist and this client may not create it: %w "+
 			"(creating a namespace needs a cluster admin; on Temporal Cloud create it in the Cloud UI or with tcld, "+
@@ -108,6 +119,11 @@ func Retention(ctx context.Context, c client.Client, namespace string) (time.Dur
 		return 0, fmt.Errorf("describe namespace %s: %w", namespace, err)
 	}
 	return ns.GetConfig().GetWorkflowExecutionRetentionTtl().AsDuration(), nil
+}
+
+func isNamespaceNotFound(err error) bool {
+	var nsNotFound *serviceerror.NamespaceNotFound
+	return errors.As(err, &nsNotFound) || isNotFound(err)
 }
 
 func isNotFound(err error) bool {

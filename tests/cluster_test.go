@@ -15,6 +15,8 @@ import (
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/temporal"
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -316,5 +318,86 @@ func TestSetupWaitsForTemporal(t *testing.T) {
 	defer c.Close()
 	if got, err := starter.Retention(ctx, c, opts.Namespace); err != nil || got != app.DefaultRetention {
 		t.Errorf("retention: got %s, %v; want %s", got, err, app.DefaultRetention)
+	}
+}
+
+// refusingAuthorizer denies the calls a client without admin rights is
+// refused (on Temporal Cloud, any client): registering the namespace
+// "cloud-ns", and changing or adding search attributes to "locked-ns".
+type refusingAuthorizer struct{}
+
+func (refusingAuthorizer) Authorize(_ context.Context, _ *authorization.Claims, target *authorization.CallTarget) (authorization.Result, error) {
+	deny := (target.Namespace == "cloud-ns" && strings.HasSuffix(target.APIName, "/RegisterNamespace")) ||
+		(target.Namespace == "locked-ns" && (strings.HasSuffix(target.APIName, "/UpdateNamespace") || strings.HasSuffix(target.APIName, "/AddSearchAttributes")))
+	if deny {
+		return authorization.Result{Decision: authorization.DecisionDeny, Reason: "not an admin"}, nil
+	}
+	return authorization.Result{Decision: authorization.DecisionAllow}, nil
+}
+
+// TestSetupExplainsRefusals: when Temporal refuses what setup needs, setup
+// stops at once (a retry would not help, so --wait does not retry) and says
+// what to do instead: create the namespace in Temporal Cloud, set its
+// retention there, or add the listed attributes by hand.
+func TestSetupExplainsRefusals(t *testing.T) {
+	ts := temporaltest.NewServer(temporaltest.WithT(t), temporaltest.WithBaseServerOptions(temporal.WithAuthorizer(refusingAuthorizer{})))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	core, logs := observer.New(zap.InfoLevel)
+	opts := app.Options{TemporalAddr: ts.GetFrontendHostPort(), Logger: zap.New(core)}
+	setup := func(ns string, retention time.Duration) error {
+		o := opts
+		o.Namespace, o.Retention = ns, retention
+		_, err := app.SetupWait(ctx, o, 30*time.Second)
+		return err
+	}
+	c, err := client.DialContext(ctx, client.Options{HostPort: ts.GetFrontendHostPort()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := starter.EnsureNamespace(ctx, c, "locked-ns", 48*time.Hour); err != nil {
+		t.Fatalf("create locked-ns: %v", err)
+	}
+	// A namespace just created is unknown to some of Temporal's services for
+	// a moment (setup retries that, rightly); wait it out here, so that any
+	// retry below is one after a refusal.
+	for {
+		_, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: "locked-ns"})
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("locked-ns never became known: %v", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	for _, tt := range []struct {
+		ns        string
+		retention time.Duration
+		want      []string
+	}{
+		{"cloud-ns", 720 * time.Hour, []string{"namespace cloud-ns does not exist and this client may not create it", "create it in the Cloud UI or with tcld"}},
+		{"locked-ns", 72 * time.Hour, []string{"set retention of locked-ns to 72h0m0s", "keeps closed runs 48h0m0s", "pass the same --retention"}},
+		{"locked-ns", 48 * time.Hour, []string{"add search attributes to locked-ns", "operator rights", workflows.WorkspaceKey.GetName(), workflows.PendingApproversKey.GetName()}},
+	} {
+		err := setup(tt.ns, tt.retention)
+		if err == nil {
+			t.Errorf("setup %s --retention %s: got nil; want a refusal", tt.ns, tt.retention)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("setup %s --retention %s: got %q; want it to say %q", tt.ns, tt.retention, err, w)
+			}
+		}
+	}
+	if n := logs.FilterMessage("temporal not ready for setup yet; retrying").Len(); n != 0 {
+		t.Errorf("setup retried %d times after a refusal; want none: first %v", n, logs.FilterMessage("temporal not ready for setup yet; retrying").All()[0].ContextMap())
+	}
+	if got, err := starter.Retention(ctx, c, "locked-ns"); err != nil || got != 48*time.Hour {
+		t.Errorf("locked-ns retention after the refusals: got %s, %v; want 48h", got, err)
 	}
 }
