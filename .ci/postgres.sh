@@ -42,9 +42,15 @@ if [ -z "$ready" ]; then
 	exit 1
 fi
 
-# FORCE: a test run killed midway may have left connections open.
+# FORCE: a test run killed midway may have left connections open. The
+# role goes last, with every database it owns: the Temporal-on-PostgreSQL
+# test makes databases of its own, which a killed run leaves behind.
+for db in $(psql_as_postgres "SELECT datname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE r.rolname = 'gatehouse_test'"); do
+	psql_as_postgres "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >&2
+done
 psql_as_postgres "DROP DATABASE IF EXISTS gatehouse_test WITH (FORCE)" >&2
 psql_as_postgres "DROP ROLE IF EXISTS gatehouse_test" >&2
-psql_as_postgres "CREATE ROLE gatehouse_test LOGIN PASSWORD 'gatehouse_test'" >&2
+# CREATEDB: that test creates (and drops) its Temporal databases.
+psql_as_postgres "CREATE ROLE gatehouse_test LOGIN CREATEDB PASSWORD 'gatehouse_test'" >&2
 psql_as_postgres "CREATE DATABASE gatehouse_test OWNER gatehouse_test" >&2
 echo "postgres://gatehouse_test:gatehouse_test@127.0.0.1:$port/gatehouse_test?sslmode=disable"
