@@ -48,6 +48,8 @@ type Config struct {
 	Database *Database
 	// Temporal is the temporal block (TLS, API key); nil when absent.
 	Temporal *Temporal
+	// OIDC is the single sign-on provider of the web UI; nil when absent.
+	OIDC *OIDC
 	// Version is the hex SHA-256 of the configuration's canonical form. It
 	// changes with any change of meaning and with nothing else (not with key
 	// order, comments or YAML style), so runs can record which policy they
@@ -436,6 +438,20 @@ type (
 		TemporalUIURL string               `json:"temporal_ui_url,omitempty"`
 		Slack         *canonicalSlack      `json:"slack,omitempty"`
 		Email         *canonicalEmail      `json:"email,omitempty"`
+		// Omitted when absent, so configs without it keep their versions.
+		OIDC *canonicalOIDC `json:"oidc,omitempty"`
+	}
+
+	canonicalOIDC struct {
+		Issuer             string                   `json:"issuer"`
+		ClientID           string                   `json:"client_id"`
+		ClientSecretSHA256 string                   `json:"client_secret_sha256"`
+		RedirectURL        string                   `json:"redirect_url"`
+		Scopes             []string                 `json:"scopes"`
+		UsernameClaim      string                   `json:"username_claim"`
+		GroupsClaim        string                   `json:"groups_claim"`
+		Groups             map[string]string        `json:"groups,omitempty"`
+		Roles              map[string]approval.Role `json:"roles,omitempty"`
 	}
 
 	canonicalUser struct {
@@ -621,6 +637,11 @@ func canonicalJSON(c *Config) ([]byte, error) {
 		if e.Username != "" {
 			canon.Email.UsernameSHA256, canon.Email.PasswordSHA256 = hashToken(e.Username), hashToken(e.Password)
 		}
+	}
+	if o := c.OIDC; o != nil {
+		canon.OIDC = &canonicalOIDC{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecretSHA256: hashToken(o.ClientSecret),
+			RedirectURL: o.RedirectURL, Scopes: o.Scopes, UsernameClaim: o.UsernameClaim, GroupsClaim: o.GroupsClaim,
+			Groups: o.Groups, Roles: o.Roles}
 	}
 	if g := c.GitHub; g != nil {
 		canon.GitHub = &canonicalGitHub{WebhookSecretSHA256: hashToken(g.WebhookSecret), AutomationUser: g.AutomationUser, Users: g.Users}

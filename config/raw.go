@@ -32,6 +32,8 @@ type (
 		Database *rawDatabase `yaml:"database"`
 		// Temporal is how processes reach the cluster: TLS, an API key.
 		Temporal *rawTemporal `yaml:"temporal"`
+		// OIDC signs people in to the web UI through an identity provider.
+		OIDC *rawOIDC `yaml:"oidc"`
 	}
 
 	rawSlack struct {

@@ -86,6 +86,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	v.externalChannels(c)
 	c.Database = v.database(raw.Database, baseDir)
 	c.Temporal = v.temporal(raw.Temporal, baseDir)
+	c.OIDC = v.oidc(raw.OIDC, c.PublicURL)
 	return c
 }
 
@@ -438,6 +439,9 @@ func secretEnvNames(raw rawConfig) map[string]bool {
 	}
 	if raw.Temporal != nil {
 		add(raw.Temporal.APIKeyEnv)
+	}
+	if raw.OIDC != nil {
+		add(raw.OIDC.ClientSecretEnv)
 	}
 	return names
 }
