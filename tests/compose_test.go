@@ -968,3 +968,23 @@ func TestDockerfileTofu(t *testing.T) {
 		t.Error(".ci/tofu.sh no longer builds with version.dev=no: update the Dockerfile's build with it")
 	}
 }
+
+// TestComposeSecretsStayOutOfImages: .env, where README's quick start puts
+// the signing key and the passwords, is neither committed nor sent to the
+// image build (whose first stage copies the whole context).
+func TestComposeSecretsStayOutOfImages(t *testing.T) {
+	for _, f := range []string{".dockerignore", ".gitignore"} {
+		data, err := os.ReadFile(filepath.Join(composeRepoRoot, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, l := range strings.Split(string(data), "\n") {
+			l = strings.TrimSpace(l)
+			found = found || l == ".env" || l == "/.env"
+		}
+		if !found {
+			t.Errorf("%s: no .env line; want the compose secrets excluded", f)
+		}
+	}
+}
