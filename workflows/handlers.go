@@ -188,6 +188,12 @@ func (r *run) authentic(ctx workflow.Context, update string, req approval.Reques
 	if age := workflow.Now(ctx).Sub(req.IssuedAt); age > signing.MaxAge || age < -signing.MaxAge {
 		return forged("signed at " + req.IssuedAt.UTC().Format("2006-01-02T15:04:05Z") + ", too long ago")
 	}
+	if r.runner.Verify != nil {
+		if err := r.runner.Verify(req.Actor); err != nil {
+			return approval.Errorf(approval.CodeForbidden, "actor: %v", err)
+		}
+		return nil
+	}
 	if r.runner.Users == nil {
 		return forged("this worker knows no users")
 	}

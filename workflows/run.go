@@ -71,6 +71,11 @@ type Runner struct {
 	// Users resolves a user of the worker's config; an actor it does not
 	// know (or knows otherwise) decides nothing.
 	Users func(approval.UserID) (approval.Identity, bool)
+	// Verify, when set, decides instead of Users whether an actor is
+	// someone the worker's config could have signed in (config.Verify):
+	// config users as configured, and SSO identities the oidc mappings
+	// could give.
+	Verify func(approval.Identity) error
 }
 
 // RunInput is everything a run starts from. It is a snapshot: later config
