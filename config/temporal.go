@@ -103,7 +103,11 @@ func LoadTemporal(path string) (*Temporal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load config %s: %w", path, err)
 	}
-	return parseTemporal(data, base, os.Getenv)
+	t, err := parseTemporal(data, base, os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", path, err)
+	}
+	return t, nil
 }
 
 func parseTemporal(data []byte, baseDir string, getenv func(string) string) (*Temporal, error) {
