@@ -49,8 +49,14 @@ func SetupWait(ctx context.Context, opts Options, wait time.Duration) (starter.N
 		// refused for a few seconds (not every Temporal service knows the
 		// namespace yet): that wait is owed to our own creation, not to
 		// --wait.
-		retry := retryable(err) && (time.Now().Before(deadline) || change.Created)
-		if !retry || ctx.Err() != nil {
+		transient := retryable(err)
+		if !transient || ctx.Err() != nil {
+			return change, err
+		}
+		if !time.Now().Before(deadline) && !change.Created {
+			if wait > 0 {
+				return change, fmt.Errorf("setup: temporal at %s not ready within --wait %s: %w", opts.TemporalAddr, wait, err)
+			}
 			return change, err
 		}
 		opts.Logger.Info("temporal not ready for setup yet; retrying", zap.Int("attempt", attempt),
