@@ -2,6 +2,7 @@ package devserver_test
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"encoding/json"
 	"errors"
@@ -263,6 +264,18 @@ func TestOptionsValidation(t *testing.T) {
 		"host name":    func(o *devserver.Options) { o.FrontendAddr = "example.com:7233" },
 		"bad UI port":  func(o *devserver.Options) { o.UIAddr = "127.0.0.1:http" },
 		"negative ttl": func(o *devserver.Options) { o.Retention = -time.Hour },
+		"TLS without a client config": func(o *devserver.Options) {
+			o.TLS = &devserver.TLS{Server: &tls.Config{}}
+		},
+		"TLS with the UI": func(o *devserver.Options) {
+			o.TLS, o.UIAddr = &devserver.TLS{Server: &tls.Config{}, Client: &tls.Config{}}, "127.0.0.1:0"
+		},
+		"postgres without a visibility database": func(o *devserver.Options) {
+			o.Postgres = &devserver.Postgres{Addr: "127.0.0.1:5432", User: "u", Database: "t"}
+		},
+		"postgres with one database for both": func(o *devserver.Options) {
+			o.Postgres = &devserver.Postgres{Addr: "127.0.0.1:5432", User: "u", Database: "t", VisibilityDatabase: "t"}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := base
