@@ -785,6 +785,15 @@ func TestComposeTemporalServerEnv(t *testing.T) {
 			t.Errorf("temporal: %s: got %q; want %q", key, got, want)
 		}
 	}
+	// Temporal's state outlives its containers: a named volume, declared.
+	kept := false
+	for _, v := range pg.Volumes {
+		_, declared := p.Volumes[v.Source]
+		kept = kept || (v.Type == types.VolumeTypeVolume && v.Target == "/var/lib/postgresql/data" && declared)
+	}
+	if !kept {
+		t.Errorf("postgresql: volumes %+v; want a declared named volume at /var/lib/postgresql/data", pg.Volumes)
+	}
 	dc := composeEnv(t, temporal, "DYNAMIC_CONFIG_FILE_PATH")
 	host, ok := composeHostPath(temporal, dc)
 	if !ok {
