@@ -29,8 +29,9 @@ var DefaultOIDCScopes = []string{"openid", "email", "profile"}
 
 // OIDC is the identity provider the web UI signs people in with.
 type OIDC struct {
-	// Issuer is the provider's issuer URL, as its discovery document and
-	// its ID tokens' iss claim give it.
+	// Issuer is the provider's issuer URL exactly as its discovery
+	// document and its ID tokens' iss claim give it (a trailing slash
+	// matters).
 	Issuer   string
 	ClientID string
 	// ClientSecret is the value of client_secret_env (or, in development,
@@ -72,7 +73,7 @@ func (v *validator) oidc(ro *rawOIDC, publicURL string) *OIDC {
 		return nil
 	}
 	o := &OIDC{
-		Issuer: strings.TrimRight(ro.Issuer, "/"), ClientID: ro.ClientID, RedirectURL: ro.RedirectURL,
+		Issuer: ro.Issuer, ClientID: ro.ClientID, RedirectURL: ro.RedirectURL,
 		UsernameClaim: ro.UsernameClaim, GroupsClaim: ro.GroupsClaim,
 		Groups: map[string]string{}, Roles: map[string]approval.Role{},
 	}

@@ -32,7 +32,7 @@ func TestOIDCBlockDefaults(t *testing.T) {
 	if o == nil {
 		t.Fatal("OIDC = nil")
 	}
-	if o.Issuer != "https://idp.example.com" || o.RedirectURL != "https://gatehouse.example.com/ui/oidc/callback" {
+	if o.Issuer != "https://idp.example.com/" || o.RedirectURL != "https://gatehouse.example.com/ui/oidc/callback" {
 		t.Errorf("issuer, redirect = %q, %q", o.Issuer, o.RedirectURL)
 	}
 	if !slices.Equal(o.Scopes, []string{"openid", "email", "profile"}) || o.UsernameClaim != "email" || o.GroupsClaim != "groups" {

@@ -18,20 +18,38 @@ const (
 	workspaceKey = "gatehouse.workspace"
 )
 
-// authenticate resolves the bearer token to a configured user, or answers
-// 401 before anything else is looked at.
+// authenticate resolves the bearer token to a configured user (or, where
+// single sign-on is set up, an ID token of the provider to its SSO user), or
+// answers 401 before anything else is looked at. An address that failed too
+// often is answered 429 whatever it sends (ratelimit.go).
 func (s *server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if err := s.throttled(c); err != nil {
+			return err
+		}
 		scheme, token, ok := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		token = strings.TrimSpace(token)
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
 			return echo.NewHTTPError(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 		}
-		user, err := s.Config.AuthenticateAt(strings.TrimSpace(token), time.Now())
+		user, err := s.Config.AuthenticateAt(token, time.Now())
+		if errors.Is(err, config.ErrTokenInvalid) && s.sso != nil && looksLikeJWT(token) {
+			user, err = s.bearerIDToken(c.Request().Context(), token)
+			if err != nil {
+				s.authFailed(c)
+				if errors.Is(err, config.ErrSSORefused) {
+					return echo.NewHTTPError(http.StatusForbidden, err.Error())
+				}
+				return echo.NewHTTPError(http.StatusUnauthorized, "invalid token")
+			}
+		}
 		switch {
 		case errors.Is(err, config.ErrTokenExpired):
+			s.authFailed(c)
 			// Its owner should rotate it, not hunt for a typo.
 			return echo.NewHTTPError(http.StatusUnauthorized, "token expired")
 		case err != nil:
+			s.authFailed(c)
 			return echo.NewHTTPError(http.StatusUnauthorized, "invalid token")
 		}
 		c.Set(userKey, user)

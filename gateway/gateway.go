@@ -55,6 +55,15 @@ type Options struct {
 	// run list past Temporal's visibility and the run page read it. Nil when
 	// the process has no database.
 	Audit *audit.Store
+	// OIDCClient is the HTTP client that reaches the identity provider
+	// of the config's oidc block; nil uses one with a 10s timeout.
+	OIDCClient *http.Client
+	// AuthFailureBurst failed authentications are allowed per client
+	// address at once, refilled over AuthFailureWindow; beyond, the
+	// address is answered 429 (ratelimit.go). Zero means
+	// DefaultAuthFailureBurst and DefaultAuthFailureWindow.
+	AuthFailureBurst  int
+	AuthFailureWindow time.Duration
 	// SessionKey signs the web UI's session cookies (HMAC-SHA256). Every
 	// replica of the gateway needs the same key so they share sessions;
 	// nil or empty generates a random key per process, so sessions end
@@ -73,6 +82,9 @@ type Options struct {
 type server struct {
 	Options
 	plans planCache
+	// sso is nil unless the config has an oidc block.
+	sso          *ssoLogin
+	authFailures *failureLimiter
 }
 
 // New returns the gateway's HTTP handler.
@@ -80,7 +92,10 @@ func New(opts Options) http.Handler {
 	if opts.BodyLimit == "" {
 		opts.BodyLimit = DefaultBodyLimit
 	}
-	s := &server{Options: opts}
+	s := &server{Options: opts,
+		sso:          newSSOLogin(opts.Config.OIDC, opts.OIDCClient),
+		authFailures: newFailureLimiter(opts.AuthFailureBurst, opts.AuthFailureWindow, maxFailureEntries),
+	}
 	ui := s.newUI()
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

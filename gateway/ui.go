@@ -134,6 +134,8 @@ func (u *webUI) register(e *echo.Echo) {
 	page(http.MethodGet, "/ui/login", u.loginPage)
 	page(http.MethodPost, "/ui/login", u.login)
 	page(http.MethodPost, "/ui/logout", u.logout)
+	page(http.MethodGet, "/ui/oidc/login", u.oidcLogin)
+	page(http.MethodGet, "/ui/oidc/callback", u.oidcCallback)
 	page(http.MethodGet, "/ui/", u.inbox, u.requireSession)
 	page(http.MethodGet, "/ui/runs", u.runList, u.requireSession)
 	page(http.MethodGet, "/ui/workspaces/:ws/runs/:id", u.runPage, u.requireSession, u.s.requireWorkspace)

@@ -15,6 +15,8 @@ type loginPage struct {
 	Error string
 	// Users are the dev picker's users; nil outside dev.
 	Users []config.User
+	// SSO offers single sign-on (the config has an oidc block).
+	SSO bool
 }
 
 func (u *webUI) loginPage(c echo.Context) error {
@@ -32,6 +34,7 @@ func (u *webUI) renderLogin(c echo.Context, status int, msg string) error {
 	if u.s.Dev {
 		p.Users = u.s.Config.Users
 	}
+	p.SSO = u.s.sso != nil
 	return u.render(c, status, "login", "Sign in", p)
 }
 
@@ -42,8 +45,16 @@ func (u *webUI) login(c echo.Context) error {
 	if c.FormValue("user") != "" {
 		signIn, method = u.signInAsDev, signInDev
 	}
+	if method == signInToken {
+		if err := u.s.throttled(c); err != nil {
+			return u.renderThrottled(c, err)
+		}
+	}
 	user, err := signIn(c)
 	if err != nil {
+		if method == signInToken {
+			u.s.authFailed(c)
+		}
 		return u.renderLogin(c, http.StatusUnauthorized, err.Error())
 	}
 	return u.startSession(c, user, method, c.FormValue("next"))

@@ -46,13 +46,15 @@ type session struct {
 	Version int             `json:"v"`
 	User    approval.UserID `json:"u"`
 	// Method is how the user signed in: "token", "dev" (the dev picker;
-	// valid only on a dev gateway) and, later, "oidc".
+	// valid only on a dev gateway) and "oidc" (single sign-on).
 	Method string `json:"m"`
 	// Token fingerprints the user's token digest at sign-in, so changing a
 	// user's token in the config signs out the sessions it opened.
-	Token    string `json:"t,omitempty"`
-	IssuedAt int64  `json:"iat"`
-	Expires  int64  `json:"exp"`
+	Token string `json:"t,omitempty"`
+	// SSO is the identity provider's word, for method "oidc".
+	SSO      *ssoSession `json:"sso,omitempty"`
+	IssuedAt int64       `json:"iat"`
+	Expires  int64       `json:"exp"`
 }
 
 // keys derives the UI's keys from the configured session key (or a random
@@ -133,11 +135,20 @@ func (u *webUI) cookie(name, value string, path string, maxAge time.Duration, sa
 // browser on to next. Every way of signing in (a token, the dev picker,
 // OIDC later) ends here with a config user.
 func (u *webUI) startSession(c echo.Context, user config.User, method, next string) error {
+	return u.writeSession(c, session{User: user.ID, Method: method, Token: u.tokenPrint(user)}, next)
+}
+
+// startSSOSession signs in an SSO user as single sign-on resolved them.
+func (u *webUI) startSSOSession(c echo.Context, sso ssoSession, next string) error {
+	return u.writeSession(c, session{User: approval.UserID(sso.Name), Method: signInOIDC, SSO: &sso}, next)
+}
+
+// writeSession sets the session cookie for sess, issued now, and sends the
+// browser on to next.
+func (u *webUI) writeSession(c echo.Context, sess session, next string) error {
 	now := time.Now()
-	payload, err := json.Marshal(session{
-		Version: sessionVersion, User: user.ID, Method: method, Token: u.tokenPrint(user),
-		IssuedAt: now.Unix(), Expires: now.Add(SessionTTL).Unix(),
-	})
+	sess.Version, sess.IssuedAt, sess.Expires = sessionVersion, now.Unix(), now.Add(SessionTTL).Unix()
+	payload, err := json.Marshal(sess)
 	if err != nil {
 		return err
 	}
@@ -163,6 +174,19 @@ func (u *webUI) currentUser(c echo.Context) (config.User, bool) {
 	}
 	if time.Now().Unix() >= sess.Expires {
 		return config.User{}, false
+	}
+	if sess.Method == signInOIDC {
+		// Resolved again from the provider's word under the current
+		// config: a mapping removed, or a config user made local, takes
+		// effect on the next request.
+		if sess.SSO == nil || u.s.Config.OIDC == nil {
+			return config.User{}, false
+		}
+		user, err := u.s.Config.ResolveSSO(sess.SSO.claims(u.s.Config.OIDC))
+		if err != nil || user.ID != sess.User {
+			return config.User{}, false
+		}
+		return user, true
 	}
 	user, ok := u.s.Config.User(sess.User)
 	if !ok {

@@ -1,0 +1,149 @@
+package gateway
+
+import (
+	"errors"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
+
+	"github.com/gatehouse-dev/gatehouse/approval"
+)
+
+// Authentication failures are limited per client address, so tokens cannot
+// be guessed at speed: every failed attempt (a bad or expired bearer token,
+// a bad token on the sign-in page, a single sign-on callback that fails)
+// takes one from the address's bucket, which refills at Burst per Window.
+// An address with an empty bucket is answered 429, with Retry-After, for
+// every attempt, right or wrong, until the bucket has refilled by one:
+// otherwise the answers would still tell right from wrong. Successful
+// sign-ins take nothing.
+const (
+	// DefaultAuthFailureBurst failures are allowed at once per address, and
+	// refilled over DefaultAuthFailureWindow.
+	DefaultAuthFailureBurst  = 10
+	DefaultAuthFailureWindow = time.Minute
+	// maxFailureEntries bounds the addresses remembered at once.
+	maxFailureEntries = 10000
+)
+
+// failureLimiter counts authentication failures per client address.
+type failureLimiter struct {
+	every time.Duration // one failure forgiven per every
+	burst int
+	max   int
+
+	mu      sync.Mutex
+	entries map[string]*rate.Limiter
+}
+
+func newFailureLimiter(burst int, window time.Duration, max int) *failureLimiter {
+	if burst <= 0 {
+		burst = DefaultAuthFailureBurst
+	}
+	if window <= 0 {
+		window = DefaultAuthFailureWindow
+	}
+	return &failureLimiter{every: window / time.Duration(burst), burst: burst, max: max, entries: map[string]*rate.Limiter{}}
+}
+
+// wait is how long addr must wait before it may try again at now; 0 means
+// it may now.
+func (l *failureLimiter) wait(addr string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.entries[addr]
+	if !ok {
+		return 0
+	}
+	tokens := lim.TokensAt(now)
+	if tokens >= 1 {
+		return 0
+	}
+	return time.Duration(math.Ceil((1 - tokens) * float64(l.every)))
+}
+
+// fail records a failed attempt of addr at now.
+func (l *failureLimiter) fail(addr string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim, ok := l.entries[addr]
+	if !ok {
+		if len(l.entries) >= l.max {
+			l.sweep(now)
+		}
+		if len(l.entries) >= l.max {
+			// Every remembered address is failing right now: forget
+			// one (the map's order is as good as any) rather than grow
+			// without bound.
+			for k := range l.entries {
+				delete(l.entries, k)
+				break
+			}
+		}
+		lim = rate.NewLimiter(rate.Every(l.every), l.burst)
+		l.entries[addr] = lim
+	}
+	lim.AllowN(now, 1)
+}
+
+// sweep forgets the addresses whose bucket is full again: they are as good
+// as never seen. The caller holds mu.
+func (l *failureLimiter) sweep(now time.Time) {
+	for k, lim := range l.entries {
+		if lim.TokensAt(now) >= float64(l.burst) {
+			delete(l.entries, k)
+		}
+	}
+}
+
+// size is how many addresses are remembered.
+func (l *failureLimiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.entries)
+}
+
+// clientAddr is who the limiter counts a request against: the TCP peer's
+// address. Headers such as X-Forwarded-For are not believed (anyone can
+// send them), so behind a proxy every client counts as the proxy.
+func clientAddr(c echo.Context) string {
+	host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
+	if err != nil {
+		return strings.TrimSpace(c.Request().RemoteAddr)
+	}
+	return host
+}
+
+// throttled answers, for an address that failed to authenticate too often,
+// the rate-limited error the handlers return (429 with Retry-After); nil
+// when it may try.
+func (s *server) throttled(c echo.Context) error {
+	wait := s.authFailures.wait(clientAddr(c), time.Now())
+	if wait <= 0 {
+		return nil
+	}
+	return &approval.Error{Code: approval.CodeRateLimited, RetryAfter: wait,
+		Message: "too many failed sign-ins from your address: try again later"}
+}
+
+// authFailed records a failed authentication of the request's client.
+func (s *server) authFailed(c echo.Context) {
+	s.authFailures.fail(clientAddr(c), time.Now())
+}
+
+// renderThrottled shows the sign-in page with the rate limit's answer: 429
+// and Retry-After.
+func (u *webUI) renderThrottled(c echo.Context, err error) error {
+	var de *approval.Error
+	if errors.As(err, &de) && de.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(de.RetryAfter.Seconds()))))
+	}
+	return u.renderLogin(c, http.StatusTooManyRequests, err.Error())
+}
