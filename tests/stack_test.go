@@ -149,7 +149,7 @@ func runnerFor(cfg *config.Config, keys *signing.Keys) workflows.Runner {
 	return workflows.Runner{Keys: keys, Users: func(id approval.UserID) (approval.Identity, bool) {
 		u, ok := cfg.User(id)
 		return u.Identity, ok
-	}}
+	}, Verify: cfg.Verify}
 }
 
 type stackOptions struct {
