@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/metrics"
 	"github.com/gatehouse-dev/gatehouse/plan"
 	"github.com/gatehouse-dev/gatehouse/starter"
+	"github.com/gatehouse-dev/gatehouse/tracing"
 )
 
 // DefaultBodyLimit bounds request bodies: 16 MiB, 16,777,216 bytes (Echo
@@ -76,6 +77,9 @@ type Options struct {
 	// Namespace is the Temporal namespace of the runs, for links into the
 	// Temporal Web UI (config temporal_ui_url); "default" when empty.
 	Namespace string
+	// Tracing makes a span per request (gateway/tracing.go); nil or off
+	// makes none.
+	Tracing *tracing.Provider
 }
 
 // server holds the handlers' dependencies.
@@ -100,15 +104,19 @@ func New(opts Options) http.Handler {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
+	if opts.Tracing.Enabled() {
+		e.Use(s.traceRequests)
+	}
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogMethod: true, LogURI: true, LogStatus: true, LogLatency: true, LogError: true,
 		// Render the error before logging, so the line has the status
 		// that was sent (a domain 403 is not logged as a 500).
 		HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			s.Logger.Info("http request",
+			s.Logger.Info("http request", append([]zap.Field{
 				zap.String("method", v.Method), zap.String("uri", v.URI), zap.Int("status", v.Status),
-				zap.Duration("latency", v.Latency), zap.String("user", string(userOf(c).ID)))
+				zap.Duration("latency", v.Latency), zap.String("user", string(userOf(c).ID))},
+				traceFields(c.Request().Context())...)...)
 			// By route (the pattern, never the path), so runs and users do
 			// not become label values.
 			s.Metrics.HTTP(c.Path(), v.Method, v.Status, v.Latency)

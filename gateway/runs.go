@@ -160,6 +160,7 @@ func (s *server) createRun(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	tagRun(c, run.ID)
 	c.Response().Header().Set(echo.HeaderLocation, runPath(run))
 	return c.JSON(http.StatusCreated, s.view(run))
 }
