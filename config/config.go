@@ -282,7 +282,7 @@ func parse(data []byte, baseDir string, getenv func(string) string) (*Config, er
 	if len(v.problems) > 0 {
 		return nil, v.err()
 	}
-	c.warnings = warnings(c.Directory(), v.gates)
+	c.warnings = warnings(c.Directory(), c.OIDC.unknowable(v.gates))
 	version, err := canonicalVersion(c)
 	if err != nil {
 		return nil, fmt.Errorf("config version: %w", err)

@@ -294,3 +294,38 @@ func sameIdentity(a, b approval.Identity) bool {
 	return a.ID == b.ID && a.Email == b.Email && a.Source == b.Source && a.Automation == b.Automation &&
 		slices.Equal(a.Groups, b.Groups) && slices.Equal(a.Roles, b.Roles)
 }
+
+// ssoGroups records the groups the oidc mappings give as groups with
+// members: people signing in through the provider are in them, though the
+// config lists none.
+func ssoGroups(ro *rawOIDC, dir directory) {
+	if ro == nil {
+		return
+	}
+	for _, g := range ro.Groups {
+		if strings.TrimSpace(g) != "" {
+			dir.groups[g] = true
+		}
+	}
+}
+
+// unknowable drops the gates whose approvers name a group or role the
+// mappings give: how many people are eligible there is the provider's
+// business, so the config cannot warn that too few are.
+func (o *OIDC) unknowable(gates []gateSite) []gateSite {
+	if o == nil {
+		return gates
+	}
+	var out []gateSite
+	for _, g := range gates {
+		sso := slices.ContainsFunc(g.approvers.Groups, func(name string) bool {
+			return slices.Contains(slices.Collect(maps.Values(o.Groups)), name)
+		}) || slices.ContainsFunc(g.approvers.Roles, func(r approval.Role) bool {
+			return slices.Contains(slices.Collect(maps.Values(o.Roles)), r)
+		})
+		if !sso {
+			out = append(out, g)
+		}
+	}
+	return out
+}

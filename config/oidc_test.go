@@ -185,3 +185,19 @@ func TestVerifySSOActors(t *testing.T) {
 		t.Error("Verify accepted an SSO identity without an oidc block")
 	}
 }
+
+// TestOIDCGroupsNeedNoConfigUsers: a rule may name a group only the
+// provider fills, and the config does not warn about how few are in it.
+func TestOIDCGroupsNeedNoConfigUsers(t *testing.T) {
+	src := strings.Replace(oidcConfig, "  - name: ws\n", `  - name: ws
+    rules:
+      - {name: two-platform, approvers: {groups: [platform]}, min_approvals: 2}
+      - {name: two-security, approvers: {users: [alice@example.com]}, min_approvals: 2}
+`, 1)
+	src = strings.Replace(src, "groups: [platform], roles: [approver], token: t-lena", "roles: [approver], token: t-lena", 1)
+	c := mustParse(t, src)
+	w := c.Warnings()
+	if len(w) != 1 || !strings.Contains(w[0].Path, "rules[1]") {
+		t.Errorf("warnings %v; want only the rule of config users", w)
+	}
+}

@@ -72,6 +72,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	c := &Config{}
 	dir := directory{ids: map[approval.UserID]bool{}, groups: map[string]bool{}}
 	c.Users = v.users(raw.Users, dir)
+	ssoGroups(raw.OIDC, dir)
 	templates := v.templates(raw.Templates, dir)
 	v.secretEnvs = secretEnvNames(raw)
 	if len(raw.Workspaces) == 0 {
