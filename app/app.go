@@ -32,6 +32,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/plan"
 	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/starter"
+	"github.com/gatehouse-dev/gatehouse/tracing"
 	"github.com/gatehouse-dev/gatehouse/worker"
 	"github.com/gatehouse-dev/gatehouse/workflows"
 )
@@ -124,6 +125,9 @@ type parts struct {
 	codec *encryption.Codec
 	// metrics counts what this process does; nil when it serves none.
 	metrics *metrics.Metrics
+	// tracing exports this process's spans (app/tracing.go); nil or off
+	// when no OTLP endpoint is set.
+	tracing *tracing.Provider
 }
 
 // loadParts reads the config and opens the plan store: everything that can
@@ -228,6 +232,10 @@ func (p *parts) dial(ctx context.Context, addr string) error {
 	}
 	if p.metrics != nil {
 		opts.MetricsHandler = p.metrics.SDKHandler()
+	}
+	var err error
+	if opts.Interceptors, err = p.clientInterceptors(); err != nil {
+		return err
 	}
 	// dev dials its own embedded server, which speaks plain gRPC.
 	if !p.dev {
@@ -396,6 +404,7 @@ func (p *parts) listenGateway() (*http.Server, net.Addr, error) {
 			SessionKey: p.keys.Derive("web-ui-session"),
 			Dev:        p.dev,
 			Namespace:  p.opts.Namespace,
+			Tracing:    p.tracing,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

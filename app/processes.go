@@ -80,6 +80,9 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("start temporal: %w", err)
 	}
+	if err := p.startTracing(ctx, "dev"); err != nil {
+		return nil, err
+	}
 	if err := p.dial(ctx, d.server.FrontendAddr()); err != nil {
 		return nil, err
 	}
@@ -142,6 +145,7 @@ func (d *Dev) Close() error {
 	if d.parts.client != nil {
 		d.parts.client.Close()
 	}
+	d.parts.stopTracing()
 	errs = append(errs, d.parts.closeAudit())
 	if d.server != nil {
 		errs = append(errs, d.server.Stop())
@@ -154,7 +158,7 @@ func (d *Dev) Close() error {
 
 // connect loads the config and dials the external Temporal cluster: the
 // start of every process but dev. The caller closes p.client.
-func connect(ctx context.Context, opts Options) (*parts, error) {
+func connect(ctx context.Context, opts Options, role string) (*parts, error) {
 	p, err := loadParts(opts)
 	if err != nil {
 		return nil, err
@@ -169,7 +173,12 @@ func connect(ctx context.Context, opts Options) (*parts, error) {
 		_ = p.closeAudit()
 		return nil, err
 	}
+	if err := p.startTracing(ctx, role); err != nil {
+		_ = p.closeAudit()
+		return nil, err
+	}
 	if err := p.dial(ctx, opts.TemporalAddr); err != nil {
+		p.stopTracing()
 		_ = p.closeAudit()
 		return nil, err
 	}
@@ -183,10 +192,11 @@ func RunWorker(ctx context.Context, opts Options) error {
 	if err := opts.checkWorker(); err != nil {
 		return err
 	}
-	p, err := connect(ctx, opts)
+	p, err := connect(ctx, opts, "worker")
 	if err != nil {
 		return err
 	}
+	defer p.stopTracing()
 	defer p.client.Close()
 	defer p.closeAudit() //nolint:errcheck // closing on the way out
 	if m, _, err := p.serveMetrics(); err != nil {
@@ -219,10 +229,11 @@ func RunWorker(ctx context.Context, opts Options) error {
 // ctx ends.
 func RunGateway(ctx context.Context, opts Options) error {
 	opts.defaults()
-	p, err := connect(ctx, opts)
+	p, err := connect(ctx, opts, "gateway")
 	if err != nil {
 		return err
 	}
+	defer p.stopTracing()
 	defer p.client.Close()
 	defer p.closeAudit() //nolint:errcheck // closing on the way out
 	if m, _, err := p.serveMetrics(); err != nil {
