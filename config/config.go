@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -50,6 +51,10 @@ type Config struct {
 	Temporal *Temporal
 	// OIDC is the single sign-on provider of the web UI; nil when absent.
 	OIDC *OIDC
+	// TrustedProxies are the reverse proxies in front of the gateway
+	// whose X-Forwarded-For names the client (for the rate limit on
+	// failed sign-ins); empty believes no header.
+	TrustedProxies []netip.Prefix
 	// Version is the hex SHA-256 of the configuration's canonical form. It
 	// changes with any change of meaning and with nothing else (not with key
 	// order, comments or YAML style), so runs can record which policy they
@@ -439,7 +444,8 @@ type (
 		Slack         *canonicalSlack      `json:"slack,omitempty"`
 		Email         *canonicalEmail      `json:"email,omitempty"`
 		// Omitted when absent, so configs without it keep their versions.
-		OIDC *canonicalOIDC `json:"oidc,omitempty"`
+		OIDC           *canonicalOIDC `json:"oidc,omitempty"`
+		TrustedProxies []string       `json:"trusted_proxies,omitempty"`
 	}
 
 	canonicalOIDC struct {
@@ -637,6 +643,9 @@ func canonicalJSON(c *Config) ([]byte, error) {
 		if e.Username != "" {
 			canon.Email.UsernameSHA256, canon.Email.PasswordSHA256 = hashToken(e.Username), hashToken(e.Password)
 		}
+	}
+	for _, p := range c.TrustedProxies {
+		canon.TrustedProxies = append(canon.TrustedProxies, p.String())
 	}
 	if o := c.OIDC; o != nil {
 		canon.OIDC = &canonicalOIDC{Issuer: o.Issuer, ClientID: o.ClientID, ClientSecretSHA256: hashToken(o.ClientSecret),

@@ -201,3 +201,17 @@ func TestOIDCGroupsNeedNoConfigUsers(t *testing.T) {
 		t.Errorf("warnings %v; want only the rule of config users", w)
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	c := mustParse(t, baseUsers+"trusted_proxies: [10.0.0.0/8, 192.0.2.7, \"2001:db8::/32\", 10.1.2.3/8]\n"+baseWorkspaces)
+	var got []string
+	for _, p := range c.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32", "10.0.0.0/8"}; !slices.Equal(got, want) {
+		t.Errorf("trusted proxies %q; want %q", got, want)
+	}
+	checkProblems(t, problemsOf(t, baseUsers+"trusted_proxies: [proxy.internal]\n"+baseWorkspaces), []Problem{
+		{Path: "trusted_proxies[0]", Message: "neither an IP address nor a CIDR prefix"},
+	})
+}

@@ -34,6 +34,9 @@ type (
 		Temporal *rawTemporal `yaml:"temporal"`
 		// OIDC signs people in to the web UI through an identity provider.
 		OIDC *rawOIDC `yaml:"oidc"`
+		// TrustedProxies are the reverse proxies whose X-Forwarded-For
+		// the gateway believes (addresses or CIDR prefixes).
+		TrustedProxies []string `yaml:"trusted_proxies"`
 	}
 
 	rawSlack struct {

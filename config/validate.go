@@ -88,6 +88,7 @@ func (v *validator) build(raw rawConfig, baseDir string) *Config {
 	c.Database = v.database(raw.Database, baseDir)
 	c.Temporal = v.temporal(raw.Temporal, baseDir)
 	c.OIDC = v.oidc(raw.OIDC, c.PublicURL)
+	c.TrustedProxies = v.trustedProxies(raw.TrustedProxies)
 	return c
 }
 

@@ -193,7 +193,7 @@ func (u *webUI) oidcCallback(c echo.Context) error {
 	c.SetCookie(u.cookie(oidcCookie, "", oidcCookiePath, -1, http.SameSiteLaxMode))
 	fail := func(status int, msg string, err error) error {
 		u.s.authFailed(c)
-		u.s.Logger.Info("oidc sign-in refused", zap.String("reason", msg), zap.Error(err), zap.String("client", clientAddr(c)))
+		u.s.Logger.Info("oidc sign-in refused", zap.String("reason", msg), zap.Error(err), zap.String("client", u.s.clientAddr(c)))
 		return u.renderLogin(c, status, msg)
 	}
 	flow, ok := u.readFlow(c)

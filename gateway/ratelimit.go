@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,21 +112,54 @@ func (l *failureLimiter) size() int {
 }
 
 // clientAddr is who the limiter counts a request against: the TCP peer's
-// address. Headers such as X-Forwarded-For are not believed (anyone can
-// send them), so behind a proxy every client counts as the proxy.
-func clientAddr(c echo.Context) string {
-	host, _, err := net.SplitHostPort(c.Request().RemoteAddr)
+// address, unless the peer is one of the config's trusted_proxies; then
+// the right-most X-Forwarded-For entry that is not a trusted proxy (the
+// client as the first trusted proxy saw it). Entries left of it are the
+// client's own word and are ignored; so is the header of any other peer.
+func (s *server) clientAddr(c echo.Context) string {
+	r := c.Request()
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return strings.TrimSpace(c.Request().RemoteAddr)
+		host = strings.TrimSpace(r.RemoteAddr)
 	}
-	return host
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(peer) {
+		return host
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(h, ",")...)
+	}
+	client := host
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // garbage: keep the last hop we could trust
+		}
+		client = a.Unmap().String()
+		if !s.trusted(a) {
+			break
+		}
+	}
+	return client
+}
+
+// trusted reports whether a is one of the config's trusted proxies.
+func (s *server) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range s.Config.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // throttled answers, for an address that failed to authenticate too often,
 // the rate-limited error the handlers return (429 with Retry-After); nil
 // when it may try.
 func (s *server) throttled(c echo.Context) error {
-	wait := s.authFailures.wait(clientAddr(c), time.Now())
+	wait := s.authFailures.wait(s.clientAddr(c), time.Now())
 	if wait <= 0 {
 		return nil
 	}
@@ -135,7 +169,7 @@ func (s *server) throttled(c echo.Context) error {
 
 // authFailed records a failed authentication of the request's client.
 func (s *server) authFailed(c echo.Context) {
-	s.authFailures.fail(clientAddr(c), time.Now())
+	s.authFailures.fail(s.clientAddr(c), time.Now())
 }
 
 // renderThrottled shows the sign-in page with the rate limit's answer: 429

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/labstack/echo/v4"
 	"go.uber.org/zap"
 )
 
@@ -99,5 +100,30 @@ func TestBadTokensAreRateLimitedPerAddress(t *testing.T) {
 	h.ServeHTTP(login, req)
 	if login.Code != http.StatusTooManyRequests || login.Header().Get("Retry-After") == "" || !strings.Contains(login.Body.String(), "too many failed sign-ins") {
 		t.Errorf("sign-in form from the limited address: %d %q; want 429 with Retry-After on the sign-in page", login.Code, login.Header().Get("Retry-After"))
+	}
+}
+
+func TestClientAddrBelievesOnlyTrustedProxies(t *testing.T) {
+	yaml := strings.Replace(uiConfig, "workspaces:", "trusted_proxies: [10.0.0.0/8, 192.0.2.7]\nworkspaces:", 1)
+	s := &server{Options: Options{Config: uiTestConfig(t, yaml)}}
+	for _, tc := range []struct {
+		peer, xff, want string
+	}{
+		{"198.51.100.1:1", "203.0.113.5", "198.51.100.1"},                // not a proxy: its header is not believed
+		{"10.1.2.3:1", "203.0.113.5", "203.0.113.5"},                     // a trusted proxy names the client
+		{"10.1.2.3:1", "6.6.6.6, 203.0.113.5, 192.0.2.7", "203.0.113.5"}, // through two proxies; the client's own entry ignored
+		{"10.1.2.3:1", "", "10.1.2.3"},                                   // no header: the proxy itself
+		{"10.1.2.3:1", "not-an-ip, 203.0.113.5", "203.0.113.5"},          // garbage left of the first untrusted hop is ignored
+		{"10.1.2.3:1", "203.0.113.5, garbage", "10.1.2.3"},               // garbage from the proxy: the proxy
+		{"[::ffff:10.1.2.3]:1", "203.0.113.5", "203.0.113.5"},            // IPv4-mapped peer
+	} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.RemoteAddr = tc.peer
+		if tc.xff != "" {
+			req.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := s.clientAddr(echo.New().NewContext(req, httptest.NewRecorder())); got != tc.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: client %q; want %q", tc.peer, tc.xff, got, tc.want)
+		}
 	}
 }
