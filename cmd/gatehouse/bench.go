@@ -25,7 +25,7 @@ supported: it cannot yet measure an external cluster.`,
   gatehouse bench --runs 0 --waiting 5000   # memory per waiting run only`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logLevel, true)
+			logger, err := newLogger(logSettings{level: logLevel}, true)
 			if err != nil {
 				return err
 			}

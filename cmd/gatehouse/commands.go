@@ -20,7 +20,7 @@ import (
 
 func newDevCmd() *cobra.Command {
 	var o app.DevOptions
-	var logLevel string
+	var logs logSettings
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run everything in one process: embedded Temporal (SQLite file) with its Web UI, the worker and the gateway",
@@ -28,7 +28,7 @@ func newDevCmd() *cobra.Command {
   gatehouse dev --data-dir /tmp/gh --http-addr 127.0.0.1:9090 --ui-addr ""`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logLevel, true)
+			logger, err := newLogger(logs, true)
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ func newDevCmd() *cobra.Command {
 			return dev.Close()
 		},
 	}
-	commonFlags(cmd, &o.Options, &logLevel, "examples/gatehouse.yaml", "./.gatehouse")
+	commonFlags(cmd, &o.Options, &logs, "examples/gatehouse.yaml", "./.gatehouse")
 	f := cmd.Flags()
 	f.StringVar(&o.UIAddr, "ui-addr", "127.0.0.1:8233", "Temporal Web UI address; empty disables it")
 	f.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:8080", "gateway address")
@@ -70,13 +70,13 @@ func newDevCmd() *cobra.Command {
 // common flags and a JSON logger; run gets the options with the logger set.
 func clusterCmd(use, short string, run func(cmd *cobra.Command, o app.Options) error) (*cobra.Command, *app.Options) {
 	var o app.Options
-	var logLevel string
+	var logs logSettings
 	cmd := &cobra.Command{
 		Use:   use,
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger, err := newLogger(logLevel, false)
+			logger, err := newLogger(logs, false)
 			if err != nil {
 				return err
 			}
@@ -85,7 +85,7 @@ func clusterCmd(use, short string, run func(cmd *cobra.Command, o app.Options) e
 			return run(cmd, o)
 		},
 	}
-	commonFlags(cmd, &o, &logLevel, "gatehouse.yaml", "./.gatehouse")
+	commonFlags(cmd, &o, &logs, "gatehouse.yaml", "./.gatehouse")
 	return cmd, &o
 }
 

@@ -57,7 +57,7 @@ func envOr(name, def string) string {
 }
 
 // commonFlags binds the settings every server process shares.
-func commonFlags(cmd *cobra.Command, o *app.Options, logLevel *string, defConfig, defDataDir string) {
+func commonFlags(cmd *cobra.Command, o *app.Options, logs *logSettings, defConfig, defDataDir string) {
 	f := cmd.Flags()
 	f.StringVar(&o.ConfigPath, "config", envOr("GATEHOUSE_CONFIG", defConfig), "config file (env GATEHOUSE_CONFIG)")
 	f.StringVar(&o.DataDir, "data-dir", envOr("GATEHOUSE_DATA_DIR", defDataDir), "data directory: stored plans (env GATEHOUSE_DATA_DIR)")
@@ -65,22 +65,55 @@ func commonFlags(cmd *cobra.Command, o *app.Options, logLevel *string, defConfig
 	f.StringVar(&o.Namespace, "namespace", envOr("TEMPORAL_NAMESPACE", "default"), "Temporal namespace (env TEMPORAL_NAMESPACE)")
 	temporalFlags(cmd, &o.Temporal)
 	f.StringVar(&o.TaskQueue, "task-queue", envOr("GATEHOUSE_TASK_QUEUE", worker.DefaultTaskQueue), "task queue of the run workflow")
-	f.StringVar(logLevel, "log-level", envOr("GATEHOUSE_LOG_LEVEL", "info"), "debug | info | warn | error")
+	f.StringVar(&logs.level, "log-level", envOr("GATEHOUSE_LOG_LEVEL", "info"), "debug | info | warn | error")
+	f.StringVar(&logs.format, "log-format", envOr("GATEHOUSE_LOG_FORMAT", ""),
+		"json | console (env GATEHOUSE_LOG_FORMAT); default console for dev, json for every other process")
 	// Keys are secrets: only from the environment, never a flag (flags
 	// show in ps and shell history).
 	o.SigningKeys = os.Getenv(signing.EnvKeys)
 }
 
-func newLogger(level string, console bool) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
+// logSettings are a process's --log-level and --log-format.
+type logSettings struct {
+	level  string
+	format string // "json", "console", or "" for the process's default
+}
+
+// newLogger builds the process's logger to stderr; console is the format
+// when none is chosen.
+func newLogger(s logSettings, console bool) (*zap.Logger, error) {
+	cfg, err := loggerConfig(s, console)
 	if err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, err
+	}
+	return cfg.Build()
+}
+
+// loggerConfig is zap's production JSON config — one object a line with
+// level, ts (ISO 8601), logger, caller, msg and the fields — or its
+// development console config for people reading a terminal.
+func loggerConfig(s logSettings, console bool) (zap.Config, error) {
+	lvl, err := zapcore.ParseLevel(s.level)
+	if err != nil {
+		return zap.Config{}, fmt.Errorf("--log-level: %w", err)
+	}
+	switch s.format {
+	case "json":
+		console = false
+	case "console":
+		console = true
+	case "":
+	default:
+		return zap.Config{}, fmt.Errorf("--log-format %q: want json or console", s.format)
 	}
 	cfg := zap.NewProductionConfig()
+	// Log collectors parse ISO 8601 without help; zap's default here is
+	// seconds since the epoch as a float.
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	if console {
 		cfg = zap.NewDevelopmentConfig()
 		cfg.DisableStacktrace = true
 	}
 	cfg.Level = zap.NewAtomicLevelAt(lvl)
-	return cfg.Build()
+	return cfg, nil
 }
