@@ -33,15 +33,7 @@ import (
 // names by route, the run id an attribute; the access log carrying the
 // trace id.
 func TestTraceAcrossGatewayTemporalAndActivities(t *testing.T) {
-	collector := tracingtest.Start(t)
-	for _, k := range []string{tracing.EnvTracesEndpoint, tracing.EnvProtocol, tracing.EnvTracesProtocol,
-		tracing.EnvExporter, tracing.EnvSDKDisabled, tracing.EnvServiceName, "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"} {
-		// Unset, not empty: the Temporal server refuses an empty
-		// OTEL_TRACES_EXPORTER. t.Setenv restores the value afterwards.
-		t.Setenv(k, "")
-		os.Unsetenv(k)
-	}
-	t.Setenv(tracing.EnvEndpoint, collector.Endpoint())
+	collector := traceTo(t)
 
 	dir := t.TempDir()
 	script, err := filepath.Abs("../examples/apply.sh")
@@ -211,5 +203,59 @@ func TestTraceAcrossGatewayTemporalAndActivities(t *testing.T) {
 	}
 	if !logged {
 		t.Errorf("the access log of the create has no trace_id %s and span_id %s", createTrace, post.SpanID)
+	}
+}
+
+// traceTo points this test's processes at a new in-process collector, with
+// no other OTEL_* setting of the environment in the way.
+func traceTo(t *testing.T) *tracingtest.Collector {
+	t.Helper()
+	collector := tracingtest.Start(t)
+	for _, k := range []string{tracing.EnvTracesEndpoint, tracing.EnvProtocol, tracing.EnvTracesProtocol,
+		tracing.EnvExporter, tracing.EnvSDKDisabled, tracing.EnvServiceName, "OTEL_RESOURCE_ATTRIBUTES", "OTEL_TRACES_SAMPLER"} {
+		// Unset, not empty: the Temporal server refuses an empty
+		// OTEL_TRACES_EXPORTER. t.Setenv restores the value afterwards.
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv(tracing.EnvEndpoint, collector.Endpoint())
+	return collector
+}
+
+// TestDevTraces: gatehouse dev, all in one process, traces the same way
+// and names itself gatehouse-dev; its spans are exported on Close.
+func TestDevTraces(t *testing.T) {
+	collector := traceTo(t)
+	dir := t.TempDir()
+	script, err := filepath.Abs("../examples/apply.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("APPLY_LOG", filepath.Join(dir, "applied.log"))
+	dev := devStarter(t, cfgPath, filepath.Join(dir, "data"), "")()
+	s := &stack{t: t, url: dev.HTTPURL()}
+	const trace = "0123456789abcdef0123456789abcdef"
+	r := s.call("POST", "/api/v1/workspaces/staging-app/runs", "t-alice",
+		map[string]any{"plan": readPlan(t, "add-only.json")}, "traceparent", "00-"+trace+"-0123456789abcdef-01")
+	if r.status != http.StatusCreated {
+		t.Fatalf("create run: %d %s", r.status, r.body)
+	}
+	if err := dev.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, sp := range collector.Spans() {
+		if sp.TraceID == trace {
+			got[sp.Name] = sp.Resource["service.name"] + "/" + sp.Resource[string(tracing.RoleKey)]
+		}
+	}
+	for _, name := range []string{"POST /api/v1/workspaces/:ws/runs", "StartWorkflow:" + workflows.RunWorkflowName} {
+		if got[name] != "gatehouse-dev/dev" {
+			t.Errorf("span %s from %q; want gatehouse-dev/dev (trace has %v)", name, got[name], got)
+		}
 	}
 }
