@@ -55,8 +55,11 @@ func newFailureLimiter(burst int, window time.Duration, max int) *failureLimiter
 }
 
 // wait is how long addr must wait before it may try again at now; 0 means
-// it may now.
+// it may now. A nil limiter (a server built without New) limits nothing.
 func (l *failureLimiter) wait(addr string, now time.Time) time.Duration {
+	if l == nil {
+		return 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim, ok := l.entries[addr]
@@ -72,6 +75,9 @@ func (l *failureLimiter) wait(addr string, now time.Time) time.Duration {
 
 // fail records a failed attempt of addr at now.
 func (l *failureLimiter) fail(addr string, now time.Time) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	lim, ok := l.entries[addr]
