@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
@@ -173,9 +174,16 @@ func (s *server) throttled(c echo.Context) error {
 		Message: "too many failed sign-ins from your address: try again later"}
 }
 
-// authFailed records a failed authentication of the request's client.
+// authFailed records a failed authentication of the request's client, and
+// logs when that failure used up the address's budget: once per lock-out,
+// since a locked-out address is answered before it can fail again.
 func (s *server) authFailed(c echo.Context) {
-	s.authFailures.fail(s.clientAddr(c), time.Now())
+	addr, now := s.clientAddr(c), time.Now()
+	s.authFailures.fail(addr, now)
+	if wait := s.authFailures.wait(addr, now); wait > 0 && s.Logger != nil {
+		s.Logger.Warn("authentication failures rate-limited", zap.String("client", addr),
+			zap.String("path", c.Path()), zap.Duration("retry_after", wait))
+	}
 }
 
 // renderThrottled shows the sign-in page with the rate limit's answer: 429
