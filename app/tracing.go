@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	temporalotel "go.temporal.io/sdk/contrib/opentelemetry"
 	"go.temporal.io/sdk/interceptor"
 	"go.uber.org/zap"
@@ -22,7 +23,15 @@ func (p *parts) startTracing(ctx context.Context, role string) error {
 	}
 	p.tracing = t
 	if t.Enabled() {
-		p.opts.Logger.Info("tracing exported by OTLP", zap.String("role", role))
+		// The SDK reports export failures (a collector down) to
+		// OpenTelemetry's one global error handler, by default the
+		// standard library's log: plain text amid the JSON lines. Set
+		// here, once per process, in wiring only.
+		logger := p.opts.Logger.Named("tracing")
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("tracing", zap.Error(err))
+		}))
+		logger.Info("tracing exported by OTLP", zap.String("role", role))
 	}
 	return nil
 }

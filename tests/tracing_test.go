@@ -126,6 +126,7 @@ func TestTraceAcrossGatewayTemporalAndActivities(t *testing.T) {
 	}
 
 	spans := collector.Spans()
+	t.Logf("%d spans exported", len(spans))
 	inTrace := func(trace string) map[string]tracingtest.Span {
 		m := map[string]tracingtest.Span{}
 		for _, s := range spans {
