@@ -76,3 +76,31 @@ func TestLogFormat(t *testing.T) {
 		t.Error("--log-level loud was taken")
 	}
 }
+
+// TestAccessLogIsNotSampled: zap's production config drops repeats of a
+// message past 100 a second; the access log must keep every request, so
+// a burst of 500 requests logs 500 lines.
+func TestAccessLogIsNotSampled(t *testing.T) {
+	cfg, err := loggerConfig(logSettings{level: "info"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "log")
+	cfg.OutputPaths = []string{path}
+	logger, err := cfg.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	for i := range n {
+		logger.Named("gateway").Info("http request", zap.Int("i", i))
+	}
+	_ = logger.Sync()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(string(data), "\n"); got != n {
+		t.Errorf("logged %d of %d requests", got, n)
+	}
+}

@@ -110,6 +110,10 @@ func loggerConfig(s logSettings, console bool) (zap.Config, error) {
 	// Log collectors parse ISO 8601 without help; zap's default here is
 	// seconds since the epoch as a float.
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	// zap samples by default (past 100 lines of one message a second it
+	// keeps every 100th): under load the access log would drop requests
+	// and stop telling the truth. Every line is written.
+	cfg.Sampling = nil
 	if console {
 		cfg = zap.NewDevelopmentConfig()
 		cfg.DisableStacktrace = true
