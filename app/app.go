@@ -140,6 +140,14 @@ func loadParts(opts Options) (*parts, error) {
 	for _, w := range cfg.Warnings() {
 		opts.Logger.Warn("config warning", zap.String("path", w.Path), zap.String("problem", w.Message))
 	}
+	// Tokens about to expire (or expired) are said at every start, where
+	// operators look; plain dev tokens only by `config validate`, or every
+	// dev start would repeat them.
+	for _, w := range cfg.TokenWarnings(time.Now()) {
+		if strings.HasSuffix(w.Path, ".token_expires") {
+			opts.Logger.Warn("token expiry", zap.String("path", w.Path), zap.String("problem", w.Message))
+		}
+	}
 	plans, err := plan.NewStore(filepath.Join(opts.DataDir, "plans"))
 	if err != nil {
 		return nil, err
