@@ -84,30 +84,11 @@ func checkRetention(ctx context.Context, t *testing.T, ts *temporaltest.TestServ
 // Temporal server (here temporaltest), sharing only the config and the data
 // dir.
 func TestSeparateProcessesAgainstACluster(t *testing.T) {
-	dir := t.TempDir()
-	script, err := filepath.Abs("../examples/apply.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfgPath, []byte(renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("APPLY_LOG", applyLog)
-
+	dir, cfgPath, applyLog := writeConfig(t, exampleConfig(t))
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	opts := app.Options{
-		ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
-		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
-		HTTPAddr: freeAddr(t), Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-		SigningKeys: testSigningKey,
-	}
+	opts := clusterOptions(t, ts, dir, cfgPath)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := app.Setup(ctx, opts); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
 	if err := app.Setup(ctx, opts); err != nil {
 		t.Fatalf("setup is not idempotent: %v", err)
 	}
@@ -400,4 +381,49 @@ func TestSetupExplainsRefusals(t *testing.T) {
 	if got, err := starter.Retention(ctx, c, "locked-ns"); err != nil || got != 48*time.Hour {
 		t.Errorf("locked-ns retention after the refusals: got %s, %v; want 48h", got, err)
 	}
+}
+
+// exampleConfig is the tests' config applying with the example apply
+// script, as the tests of separate processes run it.
+func exampleConfig(t *testing.T) string {
+	t.Helper()
+	script, err := filepath.Abs("../examples/apply.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")
+}
+
+// writeConfig writes cfg into a fresh directory and points the apply
+// script's log (APPLY_LOG, which the processes a test starts inherit)
+// beside it.
+func writeConfig(t *testing.T, cfg string) (dir, cfgPath, applyLog string) {
+	t.Helper()
+	dir = t.TempDir()
+	cfgPath = filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	applyLog = filepath.Join(dir, "applied.log")
+	t.Setenv("APPLY_LOG", applyLog)
+	return dir, cfgPath, applyLog
+}
+
+// clusterOptions are the options of Gatehouse processes against ts, with
+// the config at cfgPath and their data in dir, once gatehouse setup has
+// run on ts's namespace.
+func clusterOptions(t *testing.T, ts *temporaltest.TestServer, dir, cfgPath string) app.Options {
+	t.Helper()
+	opts := app.Options{
+		ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
+		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
+		HTTPAddr: freeAddr(t), Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+		SigningKeys: testSigningKey,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := app.Setup(ctx, opts); err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	return opts
 }

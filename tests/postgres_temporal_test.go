@@ -175,17 +175,7 @@ func TestTemporalOnPostgres(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() }) //nolint:errcheck // the test is over
 
-	dir := t.TempDir()
-	script, err := filepath.Abs("../examples/apply.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfgPath, []byte(renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("APPLY_LOG", applyLog)
+	dir, cfgPath, applyLog := writeConfig(t, exampleConfig(t))
 	// Both processes inherit it: the audit trail in a schema of its own.
 	t.Setenv(app.DatabaseEnv, pgtest.Schema(t, base))
 	opts := app.Options{

@@ -3,15 +3,12 @@ package tests
 import (
 	"context"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/server/temporaltest"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/approval"
@@ -23,30 +20,9 @@ import (
 // both; one worker stops half-way. Every run applies exactly once, and
 // either gateway answers for every run.
 func TestTwoWorkersTwoGateways(t *testing.T) {
-	dir := t.TempDir()
-	script, err := filepath.Abs("../examples/apply.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfgPath, []byte(renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("APPLY_LOG", applyLog)
+	dir, cfgPath, applyLog := writeConfig(t, exampleConfig(t))
 	t.Setenv(app.DatabaseEnv, "sqlite:"+filepath.Join(dir, "audit.db"))
-
-	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	opts := app.Options{
-		ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
-		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
-		Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)), SigningKeys: testSigningKey,
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := app.Setup(ctx, opts); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
+	opts := clusterOptions(t, temporaltest.NewServer(temporaltest.WithT(t)), dir, cfgPath)
 
 	type proc struct {
 		stop context.CancelFunc

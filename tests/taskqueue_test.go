@@ -3,8 +3,6 @@ package tests
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,8 +10,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/server/temporaltest"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/approval"
@@ -27,35 +23,16 @@ import (
 // credentials are.
 func TestWorkspaceTaskQueue(t *testing.T) {
 	const isolated = "gatehouse-isolated"
-	dir := t.TempDir()
-	script, err := filepath.Abs("../examples/apply.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")
+	cfg := exampleConfig(t)
 	withQueue := strings.Replace(cfg, "  - name: staging-app\n", "  - name: staging-app\n    task_queue: "+isolated+"\n", 1)
 	if withQueue == cfg {
 		t.Fatal("test config has no staging-app workspace to give a queue")
 	}
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfgPath, []byte(withQueue), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("APPLY_LOG", applyLog)
-
+	dir, cfgPath, applyLog := writeConfig(t, withQueue)
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	opts := app.Options{
-		ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
-		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
-		HTTPAddr: freeAddr(t), Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-		SigningKeys: testSigningKey,
-	}
+	opts := clusterOptions(t, ts, dir, cfgPath)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := app.Setup(ctx, opts); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
 	general, dedicated := opts, opts
 	general.Queues = []string{worker.DefaultTaskQueue}
 	dedicated.Queues = []string{isolated}

@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/server/temporaltest"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gatehouse-dev/gatehouse/app"
@@ -35,30 +34,11 @@ import (
 func TestTraceAcrossGatewayTemporalAndActivities(t *testing.T) {
 	collector := traceTo(t)
 
-	dir := t.TempDir()
-	script, err := filepath.Abs("../examples/apply.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfgPath, []byte(renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("APPLY_LOG", applyLog)
-
+	dir, cfgPath, applyLog := writeConfig(t, exampleConfig(t))
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	opts := app.Options{
-		ConfigPath: cfgPath, DataDir: filepath.Join(dir, "data"),
-		TemporalAddr: ts.GetFrontendHostPort(), Namespace: ts.GetDefaultNamespace(),
-		HTTPAddr: freeAddr(t), Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
-		SigningKeys: testSigningKey,
-	}
+	opts := clusterOptions(t, ts, dir, cfgPath)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := app.Setup(ctx, opts); err != nil {
-		t.Fatalf("setup: %v", err)
-	}
 	// The gateway's access log, kept to look for the trace ids in it.
 	core, accessLog := observer.New(zapcore.InfoLevel)
 	workerOpts, gatewayOpts := opts, opts
@@ -227,16 +207,7 @@ func traceTo(t *testing.T) *tracingtest.Collector {
 // and names itself gatehouse-dev; its spans are exported on Close.
 func TestDevTraces(t *testing.T) {
 	collector := traceTo(t)
-	dir := t.TempDir()
-	script, err := filepath.Abs("../examples/apply.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfgPath, []byte(renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("APPLY_LOG", filepath.Join(dir, "applied.log"))
+	dir, cfgPath, _ := writeConfig(t, exampleConfig(t))
 	dev := devStarter(t, cfgPath, filepath.Join(dir, "data"), "")()
 	s := &stack{t: t, url: dev.HTTPURL()}
 	const trace = "0123456789abcdef0123456789abcdef"
