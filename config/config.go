@@ -240,19 +240,26 @@ func (e *ValidationError) Error() string {
 // against the file's directory, so a config means the same thing whatever
 // directory Gatehouse is started from.
 func Load(path string) (*Config, error) {
+	return loadFile(path, parse)
+}
+
+// loadFile reads the config file at path and parses it with parse, against
+// the file's directory and the process's environment; errors name the file.
+func loadFile[T any](path string, parse func(data []byte, base string, getenv func(string) string) (T, error)) (T, error) {
+	var zero T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
+		return zero, fmt.Errorf("load config %s: %w", path, err)
 	}
 	base, err := filepath.Abs(filepath.Dir(path))
 	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
+		return zero, fmt.Errorf("load config %s: %w", path, err)
 	}
-	c, err := parse(data, base, os.Getenv)
+	v, err := parse(data, base, os.Getenv)
 	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
+		return zero, fmt.Errorf("load config %s: %w", path, err)
 	}
-	return c, nil
+	return v, nil
 }
 
 // Parse validates a configuration given as YAML. Problems with it come back as

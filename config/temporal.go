@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
 
@@ -95,19 +94,7 @@ func (v *validator) temporal(rt *rawTemporal, baseDir string) *Temporal {
 // returns nil when the file has no temporal block; problems in the block
 // come back as a *ValidationError like Load's.
 func LoadTemporal(path string) (*Temporal, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
-	}
-	base, err := filepath.Abs(filepath.Dir(path))
-	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
-	}
-	t, err := parseTemporal(data, base, os.Getenv)
-	if err != nil {
-		return nil, fmt.Errorf("load config %s: %w", path, err)
-	}
-	return t, nil
+	return loadFile(path, parseTemporal)
 }
 
 func parseTemporal(data []byte, baseDir string, getenv func(string) string) (*Temporal, error) {
