@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,25 +110,11 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 	t.Setenv(app.DatabaseEnv, "sqlite:"+filepath.Join(dir, "audit.db"))
 	workerOpts, gatewayOpts := opts, opts
 	workerOpts.MetricsAddr, gatewayOpts.MetricsAddr = freeAddr(t), freeAddr(t)
-	procs, stop := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- app.RunWorker(procs, workerOpts) }()
-	go func() { done <- app.RunGateway(procs, gatewayOpts) }()
+	procs := []*inProcess{runInProcess(t, app.RunWorker, workerOpts), runInProcess(t, app.RunGateway, gatewayOpts)}
 	s := &stack{t: t, url: "http://" + opts.HTTPAddr, applyLog: applyLog}
+	// One deadline for readiness and, below, the stuck-run listing.
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(s.url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway not healthy: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitReady(t, s.url)
 
 	run := s.createRun("prod-network", "t-alice", "prod-network.json")
 	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
@@ -170,16 +157,8 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 		t.Errorf("stuck runs %v; want only %s", stuck, pending.ID)
 	}
 
-	stop()
-	for range 2 {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("process stopped with %v; want a clean stop", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatal("a process did not stop")
-		}
+	for _, p := range procs {
+		p.Stop(20 * time.Second)
 	}
 }
 
@@ -426,4 +405,60 @@ func clusterOptions(t *testing.T, ts *temporaltest.TestServer, dir, cfgPath stri
 		t.Fatalf("setup: %v", err)
 	}
 	return opts
+}
+
+// inProcess is a Gatehouse process (app.RunWorker, app.RunGateway) run as a
+// goroutine of the test until stopped.
+type inProcess struct {
+	t    *testing.T
+	stop context.CancelFunc
+	done chan error
+	once sync.Once
+}
+
+// runInProcess starts run with opts; the test's cleanup stops it within
+// 20 s if the test has not.
+func runInProcess(t *testing.T, run func(context.Context, app.Options) error, opts app.Options) *inProcess {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	p := &inProcess{t: t, stop: stop, done: make(chan error, 1)}
+	go func() { p.done <- run(ctx, opts) }()
+	t.Cleanup(func() { p.Stop(20 * time.Second) })
+	return p
+}
+
+// Stop ends the process, as SIGTERM would, and fails the test unless it
+// returns cleanly within the given time. Only the first call does it.
+func (p *inProcess) Stop(within time.Duration) {
+	p.t.Helper()
+	p.once.Do(func() {
+		p.stop()
+		select {
+		case err := <-p.done:
+			if err != nil {
+				p.t.Errorf("process stopped with %v; want a clean stop", err)
+			}
+		case <-time.After(within):
+			p.t.Fatal("a process did not stop")
+		}
+	})
+}
+
+// waitReady waits until the gateway at url answers /readyz.
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not ready: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"context"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -24,47 +23,24 @@ func TestTwoWorkersTwoGateways(t *testing.T) {
 	t.Setenv(app.DatabaseEnv, "sqlite:"+filepath.Join(dir, "audit.db"))
 	opts := clusterOptions(t, temporaltest.NewServer(temporaltest.WithT(t)), dir, cfgPath)
 
-	type proc struct {
-		stop context.CancelFunc
-		done chan error
-	}
-	start := func(run func(context.Context, app.Options) error, o app.Options) proc {
-		pctx, stop := context.WithCancel(context.Background())
-		p := proc{stop: stop, done: make(chan error, 1)}
-		go func() { p.done <- run(pctx, o) }()
-		return p
-	}
-	end := func(p proc) {
-		p.stop()
-		select {
-		case err := <-p.done:
-			if err != nil {
-				t.Errorf("process stopped with %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("a process did not stop")
-		}
-	}
 	var gateways []*stack
 	for range 2 {
 		o := opts
 		o.HTTPAddr = freeAddr(t)
-		p := start(app.RunGateway, o)
-		defer end(p)
+		runInProcess(t, app.RunGateway, o)
 		s := &stack{t: t, url: "http://" + o.HTTPAddr, applyLog: applyLog}
 		waitReady(t, s.url)
 		gateways = append(gateways, s)
 	}
-	first := start(app.RunWorker, opts)
-	second := start(app.RunWorker, opts)
-	defer end(second)
+	first := runInProcess(t, app.RunWorker, opts)
+	runInProcess(t, app.RunWorker, opts)
 
 	const runs = 6
 	var ids []string
 	for i := range runs {
 		if i == runs/2 {
 			// One worker goes away; the other takes every task from now on.
-			end(first)
+			first.Stop(20 * time.Second)
 		}
 		via, other := gateways[i%2], gateways[(i+1)%2]
 		run := via.createRun("prod-network", "t-alice", "prod-network.json")

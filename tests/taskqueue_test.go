@@ -36,24 +36,9 @@ func TestWorkspaceTaskQueue(t *testing.T) {
 	general, dedicated := opts, opts
 	general.Queues = []string{worker.DefaultTaskQueue}
 	dedicated.Queues = []string{isolated}
-	procs, stop := context.WithCancel(context.Background())
-	done := make(chan error, 3)
-	go func() { done <- app.RunWorker(procs, general) }()
-	go func() { done <- app.RunWorker(procs, dedicated) }()
-	go func() { done <- app.RunGateway(procs, opts) }()
-	defer func() {
-		stop()
-		for range 3 {
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("process stopped with %v", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Error("a process did not stop")
-			}
-		}
-	}()
+	runInProcess(t, app.RunWorker, general)
+	runInProcess(t, app.RunWorker, dedicated)
+	runInProcess(t, app.RunGateway, opts)
 	s := &stack{t: t, url: "http://" + opts.HTTPAddr, applyLog: applyLog}
 	waitReady(t, s.url)
 
@@ -108,23 +93,4 @@ func taskQueuesOf(ctx context.Context, t *testing.T, c client.Client, id string)
 		}
 	}
 	return out
-}
-
-// waitReady waits until the gateway at url answers /readyz.
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(url + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway not ready: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

@@ -245,18 +245,8 @@ temporal:
 		t.Fatalf("setup over TLS: %v", err)
 	}
 
-	procs, stop := context.WithCancel(context.Background())
-	done := make(chan error, 2)
-	go func() { done <- app.RunWorker(procs, opts) }()
-	go func() { done <- app.RunGateway(procs, opts) }()
-	defer func() {
-		stop()
-		for range 2 {
-			if err := <-done; err != nil {
-				t.Errorf("process stopped with %v; want a clean stop", err)
-			}
-		}
-	}()
+	runInProcess(t, app.RunWorker, opts)
+	runInProcess(t, app.RunGateway, opts)
 	s := &stack{t: t, url: "http://" + opts.HTTPAddr, applyLog: applyLog}
 	waitReady(t, s.url)
 

@@ -43,11 +43,7 @@ func TestTraceAcrossGatewayTemporalAndActivities(t *testing.T) {
 	core, accessLog := observer.New(zapcore.InfoLevel)
 	workerOpts, gatewayOpts := opts, opts
 	gatewayOpts.Logger = zap.New(core)
-	procs, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := make(chan error, 2)
-	go func() { done <- app.RunWorker(procs, workerOpts) }()
-	go func() { done <- app.RunGateway(procs, gatewayOpts) }()
+	procs := []*inProcess{runInProcess(t, app.RunWorker, workerOpts), runInProcess(t, app.RunGateway, gatewayOpts)}
 	s := &stack{t: t, url: "http://" + opts.HTTPAddr, applyLog: applyLog}
 	waitReady(t, s.url)
 
@@ -93,16 +89,9 @@ func TestTraceAcrossGatewayTemporalAndActivities(t *testing.T) {
 	}
 	c.Close()
 
-	stop()
-	for range 2 {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("process stopped with %v; want a clean stop", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("a process did not stop")
-		}
+	// Stopped before the spans are read: stopping flushes them.
+	for _, p := range procs {
+		p.Stop(30 * time.Second)
 	}
 
 	spans := collector.Spans()
