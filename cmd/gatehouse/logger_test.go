@@ -11,9 +11,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// logLine builds the logger of s to a file, logs one line through a named
-// logger and returns it.
-func logLine(t *testing.T, s logSettings, console bool) string {
+// fileLogger builds the logger of s to a file; read flushes it and returns
+// what it wrote.
+func fileLogger(t *testing.T, s logSettings, console bool) (logger *zap.Logger, read func() string) {
 	t.Helper()
 	cfg, err := loggerConfig(s, console)
 	if err != nil {
@@ -21,17 +21,25 @@ func logLine(t *testing.T, s logSettings, console bool) string {
 	}
 	path := filepath.Join(t.TempDir(), "log")
 	cfg.OutputPaths = []string{path}
-	logger, err := cfg.Build()
-	if err != nil {
+	if logger, err = cfg.Build(); err != nil {
 		t.Fatal(err)
 	}
+	return logger, func() string {
+		_ = logger.Sync()
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+}
+
+// logLine logs one line through a named logger of s and returns it.
+func logLine(t *testing.T, s logSettings, console bool) string {
+	t.Helper()
+	logger, read := fileLogger(t, s, console)
 	logger.Named("gateway").Info("http request", zap.String("method", "POST"), zap.Int("status", 201))
-	_ = logger.Sync()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(data))
+	return strings.TrimSpace(read())
 }
 
 // TestProductionLogsAreJSON: worker, gateway and setup log one JSON object
@@ -81,26 +89,12 @@ func TestLogFormat(t *testing.T) {
 // message past 100 a second; the access log must keep every request, so
 // a burst of 500 requests logs 500 lines.
 func TestAccessLogIsNotSampled(t *testing.T) {
-	cfg, err := loggerConfig(logSettings{level: "info"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "log")
-	cfg.OutputPaths = []string{path}
-	logger, err := cfg.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
+	logger, read := fileLogger(t, logSettings{level: "info"}, false)
 	const n = 500
 	for i := range n {
 		logger.Named("gateway").Info("http request", zap.Int("i", i))
 	}
-	_ = logger.Sync()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := strings.Count(string(data), "\n"); got != n {
+	if got := strings.Count(read(), "\n"); got != n {
 		t.Errorf("logged %d of %d requests", got, n)
 	}
 }
