@@ -101,6 +101,19 @@ func problemsOf(t *testing.T, src string) []Problem {
 	return verr.Problems
 }
 
+// wantProblemAt parses src, a top-level block, beside a workspace and
+// fails unless one of its problems is at path.
+func wantProblemAt(t *testing.T, src, path string) {
+	t.Helper()
+	problems := problemsOf(t, src+ws(""))
+	for _, p := range problems {
+		if p.Path == path {
+			return
+		}
+	}
+	t.Errorf("%s: problems %v; want one at %s", strings.TrimSpace(src), problems, path)
+}
+
 // checkProblems asserts that got has exactly want's paths, in order, and that
 // each message contains want's message.
 func checkProblems(t *testing.T, got, want []Problem) {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"path/filepath"
-	"strings"
 	"testing"
 )
 
@@ -39,13 +38,6 @@ func TestParseDatabaseRefusesWhatItCannotOpen(t *testing.T) {
 		"database: {driver: sqlite, dsn: a.db, dsn_env: X}\n":           "database",
 		"database: {driver: sqlite, path: a.db}\n":                      "database.path",
 	} {
-		problems := problemsOf(t, src+ws(""))
-		found := false
-		for _, p := range problems {
-			found = found || p.Path == want
-		}
-		if !found {
-			t.Errorf("%s: problems %v; want one at %s", strings.TrimSpace(src), problems, want)
-		}
+		wantProblemAt(t, src, want)
 	}
 }

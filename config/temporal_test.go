@@ -53,14 +53,7 @@ func TestParseTemporalRefusesWhatCannotConnect(t *testing.T) {
 		"temporal: {address: x:7233}\n":                        "temporal.address",
 		"temporal: [tls]\n":                                    "temporal",
 	} {
-		problems := problemsOf(t, src+ws(""))
-		found := false
-		for _, p := range problems {
-			found = found || p.Path == want
-		}
-		if !found {
-			t.Errorf("%s: problems %v; want one at %s", strings.TrimSpace(src), problems, want)
-		}
+		wantProblemAt(t, src, want)
 	}
 }
 
