@@ -24,7 +24,6 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/gatehouse-dev/gatehouse/app"
-	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/devserver"
 	"github.com/gatehouse-dev/gatehouse/starter"
 	"github.com/gatehouse-dev/gatehouse/workflows"
@@ -116,14 +115,7 @@ func TestSeparateProcessesAgainstACluster(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	waitReady(t, s.url)
 
-	run := s.createRun("prod-network", "t-alice", "prod-network.json")
-	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
-	s.decide(run, "approve", "t-carol", nil, http.StatusOK)
-	s.waitFor(run, approval.StatusApplied)
-	if lines := s.applied(); len(lines) != 1 {
-		t.Errorf("apply ran %d times; want once", len(lines))
-	}
-	s.trail(run, "t-victor", approval.AuditApplied)
+	run := s.twoApprovalRun()
 	checkMetrics(t, workerOpts.MetricsAddr, []string{
 		`gatehouse_apply_duration_seconds_count{result="applied"} 1`,
 		`gatehouse_approval_wait_seconds_count{action="approved"} 2`,

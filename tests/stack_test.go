@@ -408,6 +408,23 @@ func (s *stack) waitFor(run gateway.RunView, status approval.Status) gateway.Run
 	}
 }
 
+// twoApprovalRun is the whole run of a deployment test: alice submits a
+// destroying plan to prod-network, bob and carol approve it, it applies
+// exactly once (the only run in the apply log) and the audit trail ends
+// with the apply.
+func (s *stack) twoApprovalRun() gateway.RunView {
+	s.t.Helper()
+	run := s.createRun("prod-network", "t-alice", "prod-network.json")
+	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
+	s.decide(run, "approve", "t-carol", nil, http.StatusOK)
+	s.waitFor(run, approval.StatusApplied)
+	if lines := s.applied(); len(lines) != 1 {
+		s.t.Errorf("apply ran %d times; want once", len(lines))
+	}
+	s.trail(run, "t-victor", approval.AuditApplied)
+	return run
+}
+
 // applied returns the lines the apply script wrote.
 func (s *stack) applied() []string {
 	s.t.Helper()

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,7 +30,6 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/gatehouse-dev/gatehouse/app"
-	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/devserver"
 )
 
@@ -250,14 +248,7 @@ temporal:
 	s := &stack{t: t, url: "http://" + opts.HTTPAddr, applyLog: applyLog}
 	waitReady(t, s.url)
 
-	run := s.createRun("prod-network", "t-alice", "prod-network.json")
-	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
-	s.decide(run, "approve", "t-carol", nil, http.StatusOK)
-	s.waitFor(run, approval.StatusApplied)
-	if lines := s.applied(); len(lines) != 1 {
-		t.Errorf("apply ran %d times; want once", len(lines))
-	}
-	s.trail(run, "t-victor", approval.AuditApplied)
+	s.twoApprovalRun()
 	if _, err := app.Stuck(ctx, opts, time.Hour, ""); err != nil {
 		t.Errorf("runs --stuck over TLS: %v", err)
 	}
