@@ -24,7 +24,6 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/activities/audit"
-	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/encryption"
 	"github.com/gatehouse-dev/gatehouse/gateway"
@@ -218,13 +217,9 @@ func loopback(addr string) bool {
 }
 
 // runner is the run workflow as this worker registers it: with the keys
-// that verify the gateway's signatures and the users of its config.
+// that verify the gateway's signatures and its config's check of actors.
 func (p *parts) runner() workflows.Runner {
-	cfg := p.config
-	return workflows.Runner{Keys: p.keys, Users: func(id approval.UserID) (approval.Identity, bool) {
-		u, ok := cfg.User(id)
-		return u.Identity, ok
-	}, Verify: cfg.Verify}
+	return workflows.Runner{Keys: p.keys, Verify: p.config.Verify}
 }
 
 // dial connects to Temporal at addr.

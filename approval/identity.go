@@ -58,6 +58,13 @@ type Identity struct {
 	Automation bool `json:"automation,omitempty"`
 }
 
+// Same reports whether i and o are the same person with the same rights:
+// id, email, source, automation, groups and roles all equal.
+func (i Identity) Same(o Identity) bool {
+	return i.ID == o.ID && i.Email == o.Email && i.Source == o.Source && i.Automation == o.Automation &&
+		slices.Equal(i.Groups, o.Groups) && slices.Equal(i.Roles, o.Roles)
+}
+
 // HasRole reports whether the identity holds role r.
 func (i Identity) HasRole(r Role) bool { return slices.Contains(i.Roles, r) }
 

@@ -252,7 +252,7 @@ func providerGroups(v any) []string {
 // mean.
 func (c *Config) Verify(id approval.Identity) error {
 	known, ok := c.User(id.ID)
-	if ok && sameIdentity(known.Identity, id) {
+	if ok && known.Identity.Same(id) {
 		return nil
 	}
 	if c.OIDC == nil || id.Source != approval.SourceSSO || id.Automation {
@@ -286,13 +286,6 @@ func (c *Config) Verify(id approval.Identity) error {
 		}
 	}
 	return nil
-}
-
-// sameIdentity reports whether two identities are the same person with the
-// same rights.
-func sameIdentity(a, b approval.Identity) bool {
-	return a.ID == b.ID && a.Email == b.Email && a.Source == b.Source && a.Automation == b.Automation &&
-		slices.Equal(a.Groups, b.Groups) && slices.Equal(a.Roles, b.Roles)
 }
 
 // ssoGroups records the groups the oidc mappings give as groups with

@@ -129,7 +129,7 @@ func TestResolveSSO(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !sameIdentity(u.Identity, tc.want) || u.SlackID != tc.slack || u.Automation || u.TokenSHA256 != "" {
+			if !u.Identity.Same(tc.want) || u.SlackID != tc.slack || u.Automation || u.TokenSHA256 != "" {
 				t.Errorf("ResolveSSO = %+v; want %+v (slack %q)", u, tc.want, tc.slack)
 			}
 			// Whatever the gateway resolves, the worker accepts.

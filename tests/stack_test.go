@@ -146,10 +146,7 @@ func testKeys(t *testing.T) *signing.Keys {
 
 // runnerFor is the run workflow as a worker with cfg and keys registers it.
 func runnerFor(cfg *config.Config, keys *signing.Keys) workflows.Runner {
-	return workflows.Runner{Keys: keys, Users: func(id approval.UserID) (approval.Identity, bool) {
-		u, ok := cfg.User(id)
-		return u.Identity, ok
-	}, Verify: cfg.Verify}
+	return workflows.Runner{Keys: keys, Verify: cfg.Verify}
 }
 
 type stackOptions struct {

@@ -188,30 +188,13 @@ func (r *run) authentic(ctx workflow.Context, update string, req approval.Reques
 	if age := workflow.Now(ctx).Sub(req.IssuedAt); age > signing.MaxAge || age < -signing.MaxAge {
 		return forged("signed at " + req.IssuedAt.UTC().Format("2006-01-02T15:04:05Z") + ", too long ago")
 	}
-	if r.runner.Verify != nil {
-		if err := r.runner.Verify(req.Actor); err != nil {
-			return approval.Errorf(approval.CodeForbidden, "actor: %v", err)
-		}
-		return nil
-	}
-	if r.runner.Users == nil {
+	if r.runner.Verify == nil {
 		return forged("this worker knows no users")
 	}
-	known, ok := r.runner.Users(req.Actor.ID)
-	if !ok {
-		return approval.Errorf(approval.CodeForbidden, "actor: %s is not a user of this worker's configuration", req.Actor.ID)
-	}
-	if !sameIdentity(known, req.Actor) {
-		return approval.Errorf(approval.CodeForbidden, "actor: %s holds other groups or roles in this worker's configuration: are gateway and worker on the same config version?", req.Actor.ID)
+	if err := r.runner.Verify(req.Actor); err != nil {
+		return approval.Errorf(approval.CodeForbidden, "actor: %v", err)
 	}
 	return nil
-}
-
-// sameIdentity reports whether two identities are the same person with the
-// same rights.
-func sameIdentity(a, b approval.Identity) bool {
-	return a.ID == b.ID && a.Email == b.Email && a.Source == b.Source && a.Automation == b.Automation &&
-		slices.Equal(a.Groups, b.Groups) && slices.Equal(a.Roles, b.Roles)
 }
 
 // applied reports whether the current Update's ID is already in the trail.

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -37,18 +38,23 @@ func mustKeys(list string) *signing.Keys {
 // people are the users of the tests' worker config.
 func people() []approval.Identity { return []approval.Identity{alice, bob, carol, victor, dave, erin} }
 
-// users looks a user up in the worker config, as worker.Runner.Users does.
-func users(id approval.UserID) (approval.Identity, bool) {
+// verifyPeople checks an actor against people(), the tests' worker config,
+// as config.Verify checks the users of a config without an oidc block.
+func verifyPeople(id approval.Identity) error {
 	for _, p := range people() {
-		if p.ID == id {
-			return p, true
+		if p.ID != id.ID {
+			continue
 		}
+		if !p.Same(id) {
+			return fmt.Errorf("%s holds other groups or roles in this worker's configuration", id.ID)
+		}
+		return nil
 	}
-	return approval.Identity{}, false
+	return fmt.Errorf("%s is not a user of this worker's configuration", id.ID)
 }
 
 // testRunner is the run workflow as the tests' worker registers it.
-func testRunner() workflows.Runner { return workflows.Runner{Keys: testKeys, Users: users} }
+func testRunner() workflows.Runner { return workflows.Runner{Keys: testKeys, Verify: verifyPeople} }
 
 // signedInput is what the gateway starts a run with: the rules evaluated
 // on the whole plan with the directory, the plan reduced to its summary,

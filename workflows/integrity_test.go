@@ -258,7 +258,7 @@ func TestForgedStartNeverApplies(t *testing.T) {
 		{"signed long before the start", testRunner(), func(t *testing.T, now time.Time) workflows.RunInput {
 			return d.input(t, testWorkflowID, now.Add(-time.Hour))
 		}, "too far from its start"},
-		{"worker without keys", workflows.Runner{Users: users}, func(t *testing.T, now time.Time) workflows.RunInput {
+		{"worker without keys", workflows.Runner{Verify: verifyPeople}, func(t *testing.T, now time.Time) workflows.RunInput {
 			return d.input(t, testWorkflowID, now)
 		}, "no signing keys"},
 		{"resume state without a continue-as-new", testRunner(), func(t *testing.T, now time.Time) workflows.RunInput {

@@ -63,18 +63,16 @@ const versionReviseSigned = "revise-signed"
 const versionIntegrity = "integrity"
 
 // Runner is the run workflow with what its Update validators need from the
-// worker: the keys that verify the gateway's signatures and the users the
-// worker's config knows. Neither reaches workflow history, and validators do
-// not run on replay, so keys can rotate and users change under open runs.
+// worker: the keys that verify the gateway's signatures and the check of
+// actors against the worker's config. Neither reaches workflow history, and
+// validators do not run on replay, so keys can rotate and users change
+// under open runs.
 type Runner struct {
 	Keys *signing.Keys
-	// Users resolves a user of the worker's config; an actor it does not
-	// know (or knows otherwise) decides nothing.
-	Users func(approval.UserID) (approval.Identity, bool)
-	// Verify, when set, decides instead of Users whether an actor is
-	// someone the worker's config could have signed in (config.Verify):
-	// config users as configured, and SSO identities the oidc mappings
-	// could give.
+	// Verify says whether an actor is someone the worker's config could
+	// have signed in (config.Verify): a config user exactly as configured,
+	// or an SSO identity the oidc mappings could give. An actor it refuses
+	// decides nothing; without it no one does.
 	Verify func(approval.Identity) error
 }
 
