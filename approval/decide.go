@@ -53,6 +53,11 @@ type Request struct {
 	// from the caller, the action, the idempotency key and the body, so
 	// a retry lands on the same decision and nothing else does.
 	ID string `json:"id"`
+	// Workspace is the workspace the gateway found the run in, or ""
+	// (requests from before it was sent): the workflow refuses the
+	// request as not found when its run is of another workspace, so a
+	// gateway may decide without reading the run first.
+	Workspace string `json:"workspace,omitempty"`
 	// Key is the digest of the caller's idempotency key ("" when none).
 	Key     string   `json:"key,omitempty"`
 	Actor   Identity `json:"actor"`

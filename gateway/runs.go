@@ -400,33 +400,53 @@ func requiresBody(kind approval.DecisionKind) bool {
 }
 
 // decide is a decision endpoint of the REST API: it reads the JSON body and
-// decides through decideOn, the path the web UI's forms take too.
+// decides through the starter, the path every channel takes. A caller who
+// may read the workspace decides in one Update, which the workflow checks;
+// one who may see the run only because it concerns them decides on the run
+// as readRun read it, the path the web UI's forms take too.
 func (s *server) decide(kind approval.DecisionKind) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		// A run that is not there (or not the caller's to see) is a 404
-		// whatever the body says.
-		run, err := s.readRun(c)
+		d, err := decisionOf(c, kind)
 		if err != nil {
+			// A run that is not there (or not the caller's to see) is a
+			// 404 whatever the body says.
+			if _, rerr := s.readRun(c); rerr != nil {
+				return rerr
+			}
 			return err
 		}
-		var body decisionBody
-		if err := decodeBody(c, &body, requiresBody(kind)); err != nil {
-			return err
+		var out approval.Run
+		if ws, user := workspaceOf(c), userOf(c); ws.CanRead(user) {
+			out, err = s.Runs.Decide(c.Request().Context(), s.decisionRequest(c, ws.Name, c.Param("id"), d))
+		} else {
+			var run approval.Run
+			if run, err = s.readRun(c); err != nil {
+				return err
+			}
+			out, err = s.decideOn(c, run, d)
 		}
-		text, err := body.text(kind)
-		if err != nil {
-			return err
-		}
-		key, err := idempotencyKey(c)
-		if err != nil {
-			return err
-		}
-		out, err := s.decideOn(c, run, decision{Kind: kind, Text: text, ReasonIDs: body.ReasonIDs, IdempotencyKey: key, Channel: approval.ChannelAPI})
 		if err != nil {
 			return err
 		}
 		return c.JSON(http.StatusOK, s.view(out))
 	}
+}
+
+// decisionOf reads a decision endpoint's body and idempotency key.
+func decisionOf(c echo.Context, kind approval.DecisionKind) (decision, error) {
+	var body decisionBody
+	if err := decodeBody(c, &body, requiresBody(kind)); err != nil {
+		return decision{}, err
+	}
+	text, err := body.text(kind)
+	if err != nil {
+		return decision{}, err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return decision{}, err
+	}
+	return decision{Kind: kind, Text: text, ReasonIDs: body.ReasonIDs, IdempotencyKey: key, Channel: approval.ChannelAPI}, nil
 }
 
 // decision is a person's decision as a gateway channel received it: its
@@ -440,16 +460,20 @@ type decision struct {
 	Channel        string
 }
 
-// decideOn is the one decision path of the REST API and the web UI: it
-// carries the decision to run, which the caller read with readRun (so a
-// run the user may not see is never decided on), as the authenticated
-// user, through the starter; the domain's checks and the workflow decide.
-// It returns the run as it stands afterwards.
+// decideOn carries the decision to run, which the caller read with readRun
+// (so a run the user may not see is never decided on), as the
+// authenticated user, through the starter; the domain's checks and the
+// workflow decide. It returns the run as it stands afterwards.
 func (s *server) decideOn(c echo.Context, run approval.Run, d decision) (approval.Run, error) {
-	return s.Runs.DecideOn(c.Request().Context(), run, starter.DecisionRequest{
-		Workspace: run.Workspace, RunID: run.ID, Kind: d.Kind,
+	return s.Runs.DecideOn(c.Request().Context(), run, s.decisionRequest(c, run.Workspace, run.ID, d))
+}
+
+// decisionRequest is d, by the authenticated user, on run id in ws.
+func (s *server) decisionRequest(c echo.Context, ws, id string, d decision) starter.DecisionRequest {
+	return starter.DecisionRequest{
+		Workspace: ws, RunID: id, Kind: d.Kind,
 		Actor: userOf(c), Comment: d.Text, ReasonIDs: d.ReasonIDs, IdempotencyKey: d.IdempotencyKey, Channel: d.Channel,
-	})
+	}
 }
 
 type revisePlanBody struct {

@@ -523,22 +523,68 @@ type DecisionRequest struct {
 	Channel        string // where the decision came from, e.g. "api"
 }
 
-// Decide carries a decision to the run: GetRun, then DecideOn.
+// Decide carries a decision to the run d names. Where the decision needs
+// nothing of the run but its id (every kind but revise_plan), it is one
+// Update: the workflow's validator makes every check the gateway would have
+// made on the run read first (the run is in d.Workspace, the decision is
+// allowed, the actor is who the worker's config says), and the run is read
+// once, afterwards, to answer. A failure the workflow did not put in words
+// (no such workflow, or one that is not a run) is answered by reading the
+// run, so it reads as it would have: not found, or finished.
+//
+// The caller must already know that d.Actor may read the workspace: a run
+// it may read only because it concerns the actor needs DecideOn on the run
+// as read.
 func (c *Client) Decide(ctx context.Context, d DecisionRequest) (approval.Run, error) {
-	run, err := c.GetRun(ctx, d.Workspace, d.RunID)
+	if d.Kind == approval.DecisionRevisePlan {
+		// The revised plan is evaluated against the run's requester.
+		run, err := c.GetRun(ctx, d.Workspace, d.RunID)
+		if err != nil {
+			return approval.Run{}, err
+		}
+		return c.DecideOn(ctx, run, d)
+	}
+	out, err := c.decide(ctx, d)
+	c.Metrics.Decision(d.Kind, d.Channel, outcome(err))
+	return out, err
+}
+
+func (c *Client) decide(ctx context.Context, d DecisionRequest) (approval.Run, error) {
+	if !ValidRunID(d.RunID) {
+		return approval.Run{}, approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", d.RunID, d.Workspace)
+	}
+	req := approval.Request{Workspace: d.Workspace, Actor: d.Actor, Comment: d.Comment, ReasonIDs: d.ReasonIDs, Channel: d.Channel}
+	_, update, arg, err := c.decisionUpdate(approval.Run{}, d, req)
 	if err != nil {
 		return approval.Run{}, err
 	}
-	return c.DecideOn(ctx, run, d)
+	req.ID, req.Key = updateID(update, d, arg)
+	res, err := c.send(ctx, d, update, arg, req)
+	if err == nil {
+		return c.readAfter(ctx, approval.Run{ID: d.RunID, Workspace: d.Workspace}, res), nil
+	}
+	if refused := updateError(d.RunID, err); approval.ErrorCode(refused) != "" && !isClosed(err) {
+		return approval.Run{}, refused // the workflow's own answer
+	}
+	// No run took the Update: read what is there, and answer as for a run
+	// read first. A finished run is checked as DecideOn checks it, which
+	// sends nothing.
+	run, rerr := c.GetRun(ctx, d.Workspace, d.RunID)
+	switch {
+	case rerr != nil:
+		return approval.Run{}, rerr
+	case run.Status.Final():
+		return c.decideOn(ctx, run, d)
+	}
+	return approval.Run{}, updateError(d.RunID, err)
 }
 
 // DecideOn carries a decision to a run the caller has just read. It first
 // checks the decision against that state with the same rules the workflow's
 // validator uses, so callers get "invalid" and "forbidden" answers before
-// anything is sent; then it signs the request and sends it as an Update
-// whose ID is derived from the caller, the action, the idempotency key and
-// the body; the workflow decides for real. It returns the run as it stands
-// afterwards. A finished run cannot take Updates: that is a conflict.
+// anything is sent; then it sends it as Decide does. It returns the run as
+// it stands afterwards. A finished run cannot take Updates: that is a
+// conflict.
 func (c *Client) DecideOn(ctx context.Context, run approval.Run, d DecisionRequest) (approval.Run, error) {
 	out, err := c.decideOn(ctx, run, d)
 	c.Metrics.Decision(d.Kind, d.Channel, outcome(err))
@@ -558,28 +604,39 @@ func outcome(err error) string {
 }
 
 func (c *Client) decideOn(ctx context.Context, run approval.Run, d DecisionRequest) (approval.Run, error) {
-	if c.keys == nil {
-		return approval.Run{}, errors.New("decide: this gateway has no signing keys")
-	}
-	req := approval.Request{Actor: d.Actor, Comment: d.Comment, ReasonIDs: d.ReasonIDs, Channel: d.Channel}
+	req := approval.Request{Workspace: run.Workspace, Actor: d.Actor, Comment: d.Comment, ReasonIDs: d.ReasonIDs, Channel: d.Channel}
 	check, update, arg, err := c.decisionUpdate(run, d, req)
 	if err != nil {
 		return approval.Run{}, err
 	}
-	req.ID, req.Key = updateID(update, d, arg)
 	// Conflicts are left to the workflow: a retry of an Update that already
 	// moved the run on must get that Update's original answer.
+	req.ID, req.Key = updateID(update, d, arg)
 	if err := check(req); err != nil && approval.ErrorCode(err) != approval.CodeConflict && approval.ErrorCode(err) != approval.CodeRateLimited {
 		return approval.Run{}, err
 	}
 	if run.Status.Final() {
 		return approval.Run{}, approval.Errorf(approval.CodeConflict, "run is %s: it takes no more decisions", run.Status)
 	}
+	res, err := c.send(ctx, d, update, arg, req)
+	if err != nil {
+		return approval.Run{}, updateError(d.RunID, err)
+	}
+	return c.readAfter(ctx, run, res), nil
+}
+
+// send signs a decision and sends it as an Update under the request's ID
+// (see updateID), and waits for the workflow's answer. Its error is
+// Temporal's, for updateError to put in words.
+func (c *Client) send(ctx context.Context, d DecisionRequest, update string, arg any, req approval.Request) (workflows.DecisionResult, error) {
+	if c.keys == nil {
+		return workflows.DecisionResult{}, errors.New("decide: this gateway has no signing keys")
+	}
 	req.IssuedAt = time.Now().UTC()
 	arg = withRequest(arg, req)
 	payload, err := workflows.DecisionPayload(update, d.RunID, req.ID, arg)
 	if err != nil {
-		return approval.Run{}, err
+		return workflows.DecisionResult{}, err
 	}
 	req.Signature = c.keys.Sign(payload)
 	opts := client.UpdateWorkflowOptions{
@@ -597,25 +654,30 @@ func (c *Client) decideOn(ctx context.Context, run approval.Run, d DecisionReque
 		if err != nil && isClosed(err) && attempt < 5 && c.stillRunning(ctx, d.RunID) {
 			continue
 		}
-		if err != nil {
-			return approval.Run{}, updateError(d.RunID, err)
-		}
-		return c.readAfter(ctx, run, res), nil
+		return res, err
 	}
 }
 
-// readAfter reads the run after a decision was recorded. The decision
-// stands whatever happens here, so a read that fails (a query caught by a
-// restarting worker) is tried again, and failing that the caller gets the
-// run as read before with the status the Update answered, not an error.
+// readAfter reads the run after a decision was recorded: by query while it
+// runs (the Update's answer says whether it still does), else from its
+// result. The decision stands whatever happens here, so a read that fails
+// (a query caught by a restarting worker) is tried again, and failing that
+// the caller gets the run as read before (or only its id, when it was not
+// read) with the status the Update answered, not an error.
 func (c *Client) readAfter(ctx context.Context, before approval.Run, res workflows.DecisionResult) approval.Run {
+	read := func() (approval.Run, error) {
+		if res.Status.Final() {
+			return c.GetRun(ctx, before.Workspace, before.ID)
+		}
+		return c.queryState(ctx, before.ID)
+	}
 	for _, wait := range []time.Duration{0, 100 * time.Millisecond, 400 * time.Millisecond, time.Second} {
 		select {
 		case <-ctx.Done():
 			return withStatus(before, res.Status)
 		case <-time.After(wait):
 		}
-		if run, err := c.GetRun(ctx, before.Workspace, before.ID); err == nil {
+		if run, err := read(); err == nil {
 			return run
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/gateway"
 )
 
 // TestErrorStatuses walks every error the API promises, in the order its
@@ -14,6 +15,8 @@ func TestErrorStatuses(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	run := s.createRun("prod-network", "t-alice", "prod-network.json")
 	other := s.createRun("other", "t-alice", "add-only.json")
+	// bob may approve this one, but not through another workspace's path.
+	elsewhere := s.createRun("long", "t-alice", "add-only.json")
 	finished := s.createRun("prod-network", "t-alice", "prod-network.json")
 	s.decide(finished, "reject", "t-bob", map[string]string{"comment": "no"}, http.StatusOK)
 	s.waitFor(finished, approval.StatusRejected)
@@ -39,6 +42,8 @@ func TestErrorStatuses(t *testing.T) {
 		{"run of another workspace", "GET", runs + "/" + other.ID, "t-alice", nil, 404, "not found"},
 		{"run of a workspace that does not name the caller", "GET", path, "t-dave", nil, 404, "not found"},
 		{"approve where the workspace does not name the caller", "POST", path + "/approve", "t-dave", `{}`, 404, "not found"},
+		{"approve, through a workspace the caller reads, a run of another they approve", "POST", runs + "/" + elsewhere.ID + "/approve", "t-bob", `{}`, 404, "not found"},
+		{"reject a run of another workspace", "POST", runs + "/" + other.ID + "/reject", "t-bob", `{"comment": "x"}`, 404, "not found"},
 		{"approve unknown run with a bad body", "POST", runs + "/run-missing/approve", "t-bob", "{", 404, "not found"},
 		{"unknown route", "GET", "/api/v1/nothing", "t-alice", nil, 404, "not found"},
 		{"unknown top-level route", "GET", "/nothing", "", nil, 404, "not found"},
@@ -109,6 +114,11 @@ func TestErrorStatuses(t *testing.T) {
 		got := s.get(run)
 		if got.Status != approval.StatusPendingApproval || len(got.Decisions) != 0 || got.Reasons[0].Progress != "0/2" {
 			t.Errorf("run after the errors: %s, %d decisions, %s; want untouched", got.Status, len(got.Decisions), got.Reasons[0].Progress)
+		}
+		for _, r := range []gateway.RunView{other, elsewhere} {
+			if got := s.get(r); got.Status != approval.StatusPendingApproval || len(got.Decisions) != 0 {
+				t.Errorf("run %s of workspace %s after the errors: %s, %d decisions; want untouched", r.ID, r.Workspace, got.Status, len(got.Decisions))
+			}
 		}
 		if lines := s.applied(); len(lines) != 0 {
 			t.Errorf("apply ran: %q", lines)

@@ -162,8 +162,8 @@ func (r *run) record(ctx workflow.Context, req approval.Request, decide func(wor
 
 // authentic checks, in an Update's validator, that the gateway signed the
 // request (arg is the Update's whole argument), recently, for this run and
-// this Update ID, and that its actor is a user of the worker's config with
-// the same groups and roles. Anyone who reaches Temporal can send an
+// this Update ID, in the workspace the gateway named, and that its actor is
+// a user of the worker's config with the same groups and roles. Anyone who reaches Temporal can send an
 // Update; only what the gateway authenticated counts. Validators do not run
 // on replay, so this may read the worker's keys and config.
 func (r *run) authentic(ctx workflow.Context, update string, req approval.Request, arg any) error {
@@ -187,6 +187,10 @@ func (r *run) authentic(ctx workflow.Context, update string, req approval.Reques
 	}
 	if age := workflow.Now(ctx).Sub(req.IssuedAt); age > signing.MaxAge || age < -signing.MaxAge {
 		return forged("signed at " + req.IssuedAt.UTC().Format("2006-01-02T15:04:05Z") + ", too long ago")
+	}
+	if req.Workspace != "" && req.Workspace != r.state.Workspace {
+		// Said as the gateway says it of a run it cannot find there.
+		return approval.Errorf(approval.CodeNotFound, "run %q not found in workspace %q", r.state.ID, req.Workspace)
 	}
 	if r.runner.Verify == nil {
 		return forged("this worker knows no users")
