@@ -21,7 +21,7 @@ import (
 // sendEmails sends the notice to each recipient's address, one email each,
 // skipping those an earlier attempt reached. A recipient without an address
 // is reported, not retried; a failing SMTP server is a retryable error.
-func (a *Activities) sendEmails(ctx context.Context, v view, p *progress) error {
+func (a *Activities) sendEmails(ctx context.Context, v view, p *NotifyProgress) error {
 	type letter struct {
 		user approval.UserID
 		msg  *mail.Msg

@@ -169,3 +169,40 @@ func TestNotifyRetryDoesNotRepeatWhatWentOut(t *testing.T) {
 		t.Errorf("%d emails over two attempts; want one each for bob and carol", n)
 	}
 }
+
+// A notice's local first attempt that fails at the webhook says how far it
+// got, and the activity that takes over starts there: still one Slack post
+// and one email each.
+func TestNotifyFromGoesOnWhereTheLocalAttemptStopped(t *testing.T) {
+	sink, port := smtptest.NewServer(t)
+	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: always }\n      webhook: { url: http://127.0.0.1:1/hook, secret: s }\n", port)
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(f.acts)
+	e := requestEvent(activities.EventApprovalRequested)
+	v, err := env.ExecuteActivity(f.acts.NotifyLocally, e)
+	if err != nil {
+		t.Fatalf("local attempt failed as an activity: %v; want its failure in the answer", err)
+	}
+	var out activities.NotifyOutcome
+	if err := v.Get(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Unfinished == nil || out.Final || !strings.Contains(out.Error, "webhook") {
+		t.Fatalf("outcome %+v; want unfinished at the webhook, retryable", out)
+	}
+	if p := out.Unfinished; !p.SlackDone || len(p.Posted) != 1 || len(p.Emailed) != 2 || p.Hooked || !p.Logged {
+		t.Fatalf("progress %+v; want Slack posted, both emailed and logged, the webhook not", p)
+	}
+	from := suite.NewTestActivityEnvironment()
+	from.RegisterActivity(f.acts)
+	if _, err := from.ExecuteActivity(f.acts.NotifyFrom, activities.NotifyInput{Event: e, From: *out.Unfinished}); err == nil {
+		t.Fatal("NotifyFrom succeeded; the webhook still fails")
+	}
+	if n := len(f.slack.called("chat.postMessage")); n != 1 {
+		t.Errorf("%d Slack posts over both attempts; want one", n)
+	}
+	if n := len(sink.Received()); n != 2 {
+		t.Errorf("%d emails over both attempts; want one each for bob and carol", n)
+	}
+}

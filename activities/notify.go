@@ -112,33 +112,88 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 	return nil
 }
 
-// Notify is the activity that delivers an event: to the log notifier on the
-// first attempt, to the people of the workspace's Slack and email channels
-// (notifyPeople's rules), and to its webhook, if it has one, until it succeeds
-// or Temporal gives up retrying. The result tells the run what to keep: the
-// messages posted, and channels that failed while the notice still went out
-// another way.
+// Notify is the activity that delivers an event: to the log notifier once,
+// to the people of the workspace's Slack and email channels (notifyPeople's
+// rules), and to its webhook, if it has one, until it succeeds or Temporal
+// gives up retrying. The result tells the run what to keep: the messages
+// posted, and channels that failed while the notice still went out another
+// way.
 //
 // What an attempt delivered is kept in its heartbeat details, which Temporal
 // hands to the next attempt: a retry after a failed webhook does not post the
 // Slack message again, nor email anyone twice.
 func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) {
 	p := loadProgress(ctx)
-	if err := a.audit(ctx, e, &p); err != nil {
+	return a.deliver(ctx, e, &p)
+}
+
+// NotifyInput is a notice and what an earlier attempt of it delivered.
+type NotifyInput struct {
+	Event Event          `json:"event"`
+	From  NotifyProgress `json:"from"`
+}
+
+// NotifyFrom is Notify for a notice whose first attempt ran as a local
+// activity (NotifyLocally) and did not finish: it starts where that attempt
+// stopped, then keeps its own progress in heartbeats as Notify does.
+func (a *Activities) NotifyFrom(ctx context.Context, in NotifyInput) (NotifyResult, error) {
+	p := in.From
+	if activity.HasHeartbeatDetails(ctx) {
+		p = loadProgress(ctx)
+	}
+	return a.deliver(ctx, in.Event, &p)
+}
+
+// NotifyOutcome is what a local first attempt of a notice did: its result
+// when it delivered the notice, else why not and how far it got.
+type NotifyOutcome struct {
+	Result NotifyResult `json:"result"`
+	// Unfinished is what the attempt delivered before it failed (nil when
+	// it delivered everything), for NotifyFrom to go on from.
+	Unfinished *NotifyProgress `json:"unfinished,omitempty"`
+	Error      string          `json:"error,omitempty"`
+	// Final: retrying cannot cure the failure (a webhook that refused the
+	// notice), so nothing takes over.
+	Final bool `json:"final,omitempty"`
+}
+
+// NotifyLocally is a notice's first attempt as a local activity, for a
+// workflow task nobody waits on: it costs the run no activity task and no
+// workflow task of its own. It answers rather than fails, with how far it
+// got, because a local activity cannot keep its progress in heartbeats:
+// the run hands what is left to NotifyFrom, which retries durably without
+// delivering anything twice.
+func (a *Activities) NotifyLocally(ctx context.Context, e Event) (NotifyOutcome, error) {
+	var p NotifyProgress
+	res, err := a.deliver(ctx, e, &p)
+	if err == nil {
+		return NotifyOutcome{Result: res}, nil
+	}
+	var appErr *temporal.ApplicationError
+	final := errors.As(err, &appErr) && appErr.NonRetryable()
+	return NotifyOutcome{Result: res, Unfinished: &p, Error: errorMessage(err), Final: final}, nil
+}
+
+// deliver sends the notice everywhere p says it has not gone yet.
+func (a *Activities) deliver(ctx context.Context, e Event, p *NotifyProgress) (NotifyResult, error) {
+	if err := a.audit(ctx, e, p); err != nil {
 		a.Metrics.NotifyFailure("audit")
 		return NotifyResult{}, withPrefix(fmt.Sprintf("audit %s for run %s", e.Kind, e.RunID), err)
 	}
-	if activity.GetInfo(ctx).Attempt <= 1 {
+	// Attempts before Logged was kept logged on the first attempt only.
+	if !p.Logged && activity.GetInfo(ctx).Attempt <= 1 {
 		if err := a.Notifier.Notify(ctx, e); err != nil {
 			return NotifyResult{}, withPrefix(fmt.Sprintf("notify %s for run %s", e.Kind, e.RunID), err)
 		}
+		p.Logged = true
+		p.save(ctx)
 	}
 	ws, ok := a.Config.Workspace(e.Workspace)
 	if !ok || ws.Notify == nil {
 		return NotifyResult{}, nil
 	}
-	peopleErr := a.notifyPeople(ctx, ws.Notify, e, &p)
-	hookErr := a.notifyWebhook(ctx, ws.Notify, e, &p)
+	peopleErr := a.notifyPeople(ctx, ws.Notify, e, p)
+	hookErr := a.notifyWebhook(ctx, ws.Notify, e, p)
 	res := NotifyResult{Posted: p.Posted, Failures: p.Failures}
 	if peopleErr != nil {
 		a.Metrics.NotifyFailure("slack/email")
@@ -167,7 +222,7 @@ type AuditSink interface {
 // audit writes the event's entries of the audit trail, once per notice: every
 // attempt tries until one succeeds, before any notifier, so the trail never
 // misses what people were told. A worker without a store keeps no trail.
-func (a *Activities) audit(ctx context.Context, e Event, p *progress) error {
+func (a *Activities) audit(ctx context.Context, e Event, p *NotifyProgress) error {
 	if len(e.Audit) == 0 || p.Audited || a.Audit == nil {
 		return nil
 	}
@@ -181,7 +236,7 @@ func (a *Activities) audit(ctx context.Context, e Event, p *progress) error {
 }
 
 // notifyWebhook posts the event to the workspace's webhook once per notice.
-func (a *Activities) notifyWebhook(ctx context.Context, n *config.Notify, e Event, p *progress) error {
+func (a *Activities) notifyWebhook(ctx context.Context, n *config.Notify, e Event, p *NotifyProgress) error {
 	if n.Webhook == nil || p.Hooked {
 		return nil
 	}
@@ -201,7 +256,7 @@ func (a *Activities) notifyWebhook(ctx context.Context, n *config.Notify, e Even
 // scheduled. Until then the Slack error is returned, so Temporal retries it.
 // A Slack failure that email covered is reported in the result, not as an
 // error: the notice went out.
-func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event, p *progress) error {
+func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event, p *NotifyProgress) error {
 	// Slack posts on an approval request and updates what it posted; an
 	// event that does neither needs no view of the run.
 	slackHasWork := e.Kind == EventApprovalRequested || len(slackRefs(e.Messages)) > 0
@@ -271,10 +326,11 @@ func (a *Activities) slackGaveUp(ctx context.Context, err error) bool {
 	return time.Since(activity.GetInfo(ctx).ScheduledTime) >= after
 }
 
-// progress is what the attempts of one notice have delivered so far. It
-// travels between attempts as heartbeat details, which Temporal keeps for
-// the next attempt (the SDK flushes the last one when an attempt fails).
-type progress struct {
+// NotifyProgress is what the attempts of one notice have delivered so far.
+// It travels between attempts as heartbeat details, which Temporal keeps
+// for the next attempt (the SDK flushes the last one when an attempt
+// fails), or from a local first attempt in NotifyInput.
+type NotifyProgress struct {
 	// Posted are the Slack messages this notice posted.
 	Posted []approval.MessageRef `json:"posted,omitempty"`
 	// Threads are the messages replied under ("channel/ts").
@@ -286,6 +342,8 @@ type progress struct {
 	Hooked  bool              `json:"hooked,omitempty"`
 	// Audited: the event's audit entries are stored.
 	Audited bool `json:"audited,omitempty"`
+	// Logged: the log notifier has the event.
+	Logged bool `json:"logged,omitempty"`
 	// Failures are channels that failed for good while the notice went
 	// on (a DM to someone without a Slack account, Slack covered by email).
 	Failures []string `json:"failures,omitempty"`
@@ -294,21 +352,21 @@ type progress struct {
 // maxFailures bounds the failures one notice reports.
 const maxFailures = 20
 
-func (p *progress) fail(msg string) {
+func (p *NotifyProgress) fail(msg string) {
 	if len(p.Failures) < maxFailures && !slices.Contains(p.Failures, msg) {
 		p.Failures = append(p.Failures, msg)
 	}
 }
 
 // save records the progress as the attempt's heartbeat.
-func (p *progress) save(ctx context.Context) { activity.RecordHeartbeat(ctx, *p) }
+func (p *NotifyProgress) save(ctx context.Context) { activity.RecordHeartbeat(ctx, *p) }
 
 // loadProgress returns what earlier attempts of the notice delivered.
-func loadProgress(ctx context.Context) progress {
-	var p progress
+func loadProgress(ctx context.Context) NotifyProgress {
+	var p NotifyProgress
 	if activity.HasHeartbeatDetails(ctx) {
 		if err := activity.GetHeartbeatDetails(ctx, &p); err != nil {
-			return progress{}
+			return NotifyProgress{}
 		}
 	}
 	return p

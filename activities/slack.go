@@ -63,7 +63,7 @@ func (a *Activities) slackClient() *slack.Client {
 // and otherwise keeps the messages up to date, replying in their threads to
 // reminders, escalations, renotifies and later rounds. It never posts a
 // second top-level message for a run.
-func (a *Activities) notifySlack(ctx context.Context, sn *config.SlackNotify, v view, p *progress) error {
+func (a *Activities) notifySlack(ctx context.Context, sn *config.SlackNotify, v view, p *NotifyProgress) error {
 	s := &slackNotice{api: a.slackClient(), cfg: a.Config, ids: map[approval.UserID]string{}}
 	existing := slackRefs(v.Event.Messages)
 	if len(existing) == 0 {
@@ -107,7 +107,7 @@ func slackRefs(refs []approval.MessageRef) []approval.MessageRef {
 
 // post posts the message to the channel and, with dm_approvers, to each
 // recipient, skipping what an earlier attempt posted.
-func (s *slackNotice) post(ctx context.Context, sn *config.SlackNotify, v view, p *progress) error {
+func (s *slackNotice) post(ctx context.Context, sn *config.SlackNotify, v view, p *NotifyProgress) error {
 	blocks, text := slackMessage(v)
 	posted := func(user approval.UserID) bool {
 		return slices.ContainsFunc(p.Posted, func(r approval.MessageRef) bool { return r.User == user })
@@ -137,7 +137,7 @@ func (s *slackNotice) post(ctx context.Context, sn *config.SlackNotify, v view, 
 // dm posts the message to one approver's direct messages. Someone Slack
 // does not know is reported and skipped: the channel and the others still
 // hear.
-func (s *slackNotice) dm(ctx context.Context, u approval.UserID, blocks []slack.Block, text string, p *progress) error {
+func (s *slackNotice) dm(ctx context.Context, u approval.UserID, blocks []slack.Block, text string, p *NotifyProgress) error {
 	id, err := s.userID(ctx, u)
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func (s *slackNotice) dm(ctx context.Context, u approval.UserID, blocks []slack.
 
 // update rewrites every message with the run as it stands. A message Slack
 // no longer has (deleted, its channel archived) is reported and skipped.
-func (s *slackNotice) update(ctx context.Context, refs []approval.MessageRef, v view, p *progress) error {
+func (s *slackNotice) update(ctx context.Context, refs []approval.MessageRef, v view, p *NotifyProgress) error {
 	blocks, text := slackMessage(v)
 	for _, ref := range refs {
 		_, _, _, err := s.api.UpdateMessageContext(ctx, ref.Channel, ref.TS, slack.MsgOptionBlocks(blocks...), slack.MsgOptionText(text, false))
@@ -179,7 +179,7 @@ func (s *slackNotice) update(ctx context.Context, refs []approval.MessageRef, v 
 
 // reply mentions the pending approvers in the thread of the channel's
 // message and of the DMs of those it is for.
-func (s *slackNotice) reply(ctx context.Context, refs []approval.MessageRef, v view, p *progress) error {
+func (s *slackNotice) reply(ctx context.Context, refs []approval.MessageRef, v view, p *NotifyProgress) error {
 	text, err := s.replyText(ctx, v)
 	if err != nil {
 		return err

@@ -183,7 +183,7 @@ func TestFiftyThousandResourcesThirtyDaysBoundedBytes(t *testing.T) {
 		// Notices are delivered beside the run: the mocks run at the same
 		// time.
 		var segReminders, applies atomic.Int64
-		env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyResult, error) {
+		onNotify(env, acts, func(e activities.Event) (activities.NotifyResult, error) {
 			if e.Kind == activities.EventReminder {
 				segReminders.Add(1)
 			}

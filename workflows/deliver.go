@@ -309,19 +309,35 @@ func (r *run) backToPeople(ctx workflow.Context) {
 	r.publish(ctx)
 }
 
-func (r *run) lockOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+// lockActivity runs a lock activity and waits for its result: in lean runs
+// a local activity (the lock is a file the worker writes in a few
+// milliseconds; a whole activity task would cost two more workflow tasks
+// and the matching round trips), else a regular one, as older runs did.
+// Both are safe to repeat.
+func (r *run) lockActivity(ctx workflow.Context, activity any, in activities.LockInput, out any) error {
+	retry := &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5}
+	if r.lean {
+		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+			RetryPolicy:         retry,
+		})
+		r.localBusy++ // the task goes on after it: see settle
+		defer func() { r.localBusy-- }()
+		return workflow.ExecuteLocalActivity(lctx, activity, in).Get(ctx, out)
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 5},
+		RetryPolicy:         retry,
 	})
+	return workflow.ExecuteActivity(actx, activity, in).Get(ctx, out)
 }
 
 // acquireLock asks for the workspace's apply lock.
 func (r *run) acquireLock(ctx workflow.Context) (activities.LockResult, error) {
 	var a *activities.Activities
 	var res activities.LockResult
-	err := workflow.ExecuteActivity(r.lockOptions(ctx), a.AcquireApplyLock,
-		activities.LockInput{Workspace: r.state.Workspace, RunID: r.state.ID}).Get(ctx, &res)
+	err := r.lockActivity(ctx, a.AcquireApplyLock,
+		activities.LockInput{Workspace: r.state.Workspace, RunID: r.state.ID}, &res)
 	return res, err
 }
 
@@ -333,8 +349,8 @@ func (r *run) releaseLock(ctx workflow.Context) {
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	var a *activities.Activities
-	err := workflow.ExecuteActivity(r.lockOptions(dctx), a.ReleaseApplyLock,
-		activities.LockInput{Workspace: r.state.Workspace, RunID: r.state.ID}).Get(dctx, nil)
+	err := r.lockActivity(dctx, a.ReleaseApplyLock,
+		activities.LockInput{Workspace: r.state.Workspace, RunID: r.state.ID}, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("apply lock not released: the next run takes it over once this one has closed", "error", err)
 	}

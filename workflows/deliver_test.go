@@ -35,7 +35,7 @@ func newDelivery(t *testing.T) *delivery {
 	d := &delivery{harness: h, applyRes: approval.ApplyResult{Executed: true}}
 	acts := &activities.Activities{}
 	worker.Register(h.env, testRunner(), acts)
-	h.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	onNotify(h.env, acts, notifyOK)
 	h.env.OnActivity(acts.Plan, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.PlanInput) (activities.PlanOutcome, error) {
 			d.mu.Lock()

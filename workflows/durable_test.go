@@ -137,7 +137,9 @@ func TestFailingNotifierNeverBlocksTheRun(t *testing.T) {
 	env := newEnv()
 	acts := &activities.Activities{}
 	worker.Register(env, testRunner(), acts)
-	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, temporal.NewNonRetryableApplicationError("webhook refused", "WebhookRefused", nil))
+	onNotify(env, acts, func(activities.Event) (activities.NotifyResult, error) {
+		return activities.NotifyResult{}, temporal.NewNonRetryableApplicationError("webhook refused", "WebhookRefused", nil)
+	})
 	env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(approval.ApplyResult{Executed: true}, nil)
 	env.ExecuteWorkflow(workflows.RunWorkflowName, input().input(t, testWorkflowID, env.Now()))
 	var got approval.Run

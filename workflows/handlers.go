@@ -144,6 +144,7 @@ func (r *run) record(ctx workflow.Context, req approval.Request, decide func(wor
 	// The Update ID, not whatever the caller put in the body, names the
 	// decision: it is what Temporal deduplicates retries on.
 	req.ID = workflow.GetCurrentUpdateInfo(ctx).ID
+	r.answeredIn = workflow.GetInfo(ctx).GetCurrentHistoryLength() // the caller waits for this task
 	if r.applied(ctx) {
 		return DecisionResult{DecisionID: req.ID, Status: r.state.Status}, nil
 	}

@@ -1,6 +1,8 @@
 package workflows_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,9 +10,13 @@ import (
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/stretchr/testify/mock"
+
+	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/signing"
 	"github.com/gatehouse-dev/gatehouse/workflows"
@@ -174,4 +180,32 @@ func payloadSize(t testing.TB, v any) int {
 		t.Fatal(err)
 	}
 	return proto.Size(p)
+}
+
+// onNotify answers every way a run delivers a notice with deliver: the
+// Notify activity, the local first attempt (NotifyLocally, which reports a
+// failure in its answer) and the activity that takes over from it
+// (NotifyFrom). Which of them a run uses depends on the task, so none is
+// required.
+func onNotify(env *testsuite.TestWorkflowEnvironment, acts *activities.Activities, deliver func(activities.Event) (activities.NotifyResult, error)) {
+	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyResult, error) {
+		return deliver(e)
+	}).Maybe()
+	env.OnActivity(acts.NotifyFrom, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyResult, error) {
+		return deliver(in.Event)
+	}).Maybe()
+	env.OnActivity(acts.NotifyLocally, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyOutcome, error) {
+		res, err := deliver(e)
+		if err == nil {
+			return activities.NotifyOutcome{Result: res}, nil
+		}
+		var appErr *temporal.ApplicationError
+		final := errors.As(err, &appErr) && appErr.NonRetryable()
+		return activities.NotifyOutcome{Result: res, Unfinished: &activities.NotifyProgress{}, Error: err.Error(), Final: final}, nil
+	}).Maybe()
+}
+
+// notifyOK delivers every notice.
+func notifyOK(activities.Event) (activities.NotifyResult, error) {
+	return activities.NotifyResult{}, nil
 }

@@ -273,7 +273,7 @@ func TestForgedStartNeverApplies(t *testing.T) {
 			env := newEnv()
 			acts := &activities.Activities{}
 			worker.Register(env, tc.runner, acts)
-			env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+			onNotify(env, acts, notifyOK)
 			var applies atomic.Int64
 			env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(func(context.Context, activities.ApplyInput) (approval.ApplyResult, error) {
 				applies.Add(1)
@@ -325,7 +325,7 @@ func TestApplyErrorMapping(t *testing.T) {
 			env := newEnv()
 			acts := &activities.Activities{}
 			worker.Register(env, testRunner(), acts)
-			env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+			onNotify(env, acts, notifyOK)
 			env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(approval.ApplyResult{}, tc.err).Once()
 			env.ExecuteWorkflow(workflows.RunWorkflowName, input().input(t, testWorkflowID, env.Now()))
 			var got approval.Run

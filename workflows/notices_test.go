@@ -18,8 +18,9 @@ import (
 
 // TestLiveViewsHearEveryDecisionInOrder: the first notice posts the run's
 // Slack message; every later one carries its reference (so it updates the
-// message or replies in its thread), decisions and status changes each get
-// a notice, and notices are delivered one at a time, in order.
+// message or replies in its thread), every workflow task that decides or
+// changes the run sends a notice (what one task records rides on its last
+// notice), and notices are delivered one at a time, in order.
 func TestLiveViewsHearEveryDecisionInOrder(t *testing.T) {
 	h := &harness{t: t, env: newEnv()}
 	acts := &activities.Activities{}
@@ -28,7 +29,7 @@ func TestLiveViewsHearEveryDecisionInOrder(t *testing.T) {
 	var seen []activities.Event
 	busy := 0
 	ref := approval.MessageRef{Kind: "slack", Channel: "C0PRODNET", TS: "1700000000.000100"}
-	h.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyResult, error) {
+	onNotify(h.env, acts, func(e activities.Event) (activities.NotifyResult, error) {
 		mu.Lock()
 		busy++
 		if busy > 1 {
@@ -59,12 +60,21 @@ func TestLiveViewsHearEveryDecisionInOrder(t *testing.T) {
 			t.Errorf("notice %d (%s) carries messages %v; want the posted one", i, e.Kind, e.Messages)
 		}
 	}
-	want := []activities.EventKind{activities.EventApprovalRequested, activities.EventDecided, activities.EventDecided,
+	// Carol's approval starts the apply in the same task: her decided
+	// notice rides on the apply's start; the applied on the finished one.
+	want := []activities.EventKind{activities.EventApprovalRequested, activities.EventDecided,
 		activities.EventUpdated, activities.EventFinished}
-	// Status changes between approved, applying and applied may fold into
-	// fewer updated notices; the decisions and the bookends may not.
-	if len(kinds) < len(want)-1 || kinds[0] != want[0] || kinds[1] != want[1] || kinds[2] != want[2] || kinds[len(kinds)-1] != activities.EventFinished {
-		t.Errorf("notices %v; want %v (updates may fold)", kinds, want)
+	if !slices.Equal(kinds, want) {
+		t.Errorf("notices %v; want %v", kinds, want)
+	}
+	if len(seen) == len(want) {
+		var carried []approval.AuditAction
+		for _, a := range seen[2].Audit {
+			carried = append(carried, a.Action)
+		}
+		if !slices.Equal(carried, []approval.AuditAction{approval.AuditApproved, approval.AuditApplyStarted}) || seen[2].Audit[0].Actor.ID != "carol" {
+			t.Errorf("the apply's start carries %v; want carol's approval, then the start", carried)
+		}
 	}
 	if seen[1].Actor != "bob" || seen[1].Comment != "fine" {
 		t.Errorf("first decided notice %+v; want bob's approval with his comment", seen[1])
@@ -95,8 +105,8 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 		}
 		for _, a := range e.Audit {
 			actions = append(actions, a.Action)
-			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "audit" {
-				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version audit", a, e.ID)
+			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "lean" {
+				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version lean", a, e.ID)
 			}
 			ids[a.ID] = true
 			if a.StatusBefore != status && a.Action != approval.AuditReasonOpened {
@@ -108,11 +118,12 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 			}
 		}
 	}
-	// The request rides on the approval request, the applied on the
-	// finished notice: six entries on five notices (asked, bob, carol, the
+	// The request rides on the approval request, carol's approval on the
+	// apply's start (one workflow task), the applied on the finished
+	// notice: six entries on four notices (asked, bob, carol and the
 	// apply's start, finished).
-	if len(h.events) != 5 {
-		t.Errorf("%d notices; want 5", len(h.events))
+	if len(h.events) != 4 {
+		t.Errorf("%d notices; want 4", len(h.events))
 	}
 	want := []approval.AuditAction{approval.AuditRequested, approval.AuditReasonOpened, approval.AuditApproved,
 		approval.AuditApproved, approval.AuditApplyStarted, approval.AuditApplied}
@@ -121,5 +132,99 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 	}
 	if status != approval.StatusApplied {
 		t.Errorf("the trail ends with the run %s; want applied", status)
+	}
+}
+
+// TestNoticesNobodyWaitsOnGoLocalFirst: the start's and the Updates'
+// notices are activities of their own, so nobody waits on Slack for an
+// answer; a reminder's (a timer's task) is first tried as a local
+// activity. What a local attempt could not deliver goes on in NotifyFrom
+// from where it stopped; a failure retrying cannot cure goes on nowhere and
+// is recorded on the run.
+func TestNoticesNobodyWaitsOnGoLocalFirst(t *testing.T) {
+	ref := approval.MessageRef{Kind: "slack", Channel: "C0PRODNET", TS: "1700000000.000100"}
+	for _, tc := range []struct {
+		name string
+		// local answers the reminders' local attempts.
+		local    activities.NotifyOutcome
+		wantFrom bool // NotifyFrom takes over, from the local progress
+		wantFail string
+	}{
+		{name: "delivered", local: activities.NotifyOutcome{}},
+		{name: "unfinished", local: activities.NotifyOutcome{Unfinished: &activities.NotifyProgress{SlackDone: true, Posted: []approval.MessageRef{ref}}, Error: "webhook: 503"}, wantFrom: true},
+		{name: "final", local: activities.NotifyOutcome{Unfinished: &activities.NotifyProgress{SlackDone: true}, Error: "webhook refused", Final: true}, wantFail: "webhook refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv()
+			acts := &activities.Activities{}
+			worker.Register(env, testRunner(), acts)
+			var mu sync.Mutex
+			kinds := map[string][]activities.EventKind{}
+			env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyResult, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				kinds["activity"] = append(kinds["activity"], e.Kind)
+				return activities.NotifyResult{}, nil
+			})
+			env.OnActivity(acts.NotifyLocally, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyOutcome, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				kinds["local"] = append(kinds["local"], e.Kind)
+				return tc.local, nil
+			})
+			var froms []activities.NotifyInput
+			env.OnActivity(acts.NotifyFrom, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyResult, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				froms = append(froms, in)
+				return activities.NotifyResult{Posted: in.From.Posted}, nil
+			}).Maybe()
+			in := timedInput()
+			in.Workspace.Timing.EscalateAfter, in.Workspace.Timing.EscalateTo = 0, approval.Approvers{}
+			// The test environment keeps no history, so the workflow task
+			// that tells the run it is not the start's is made here: the
+			// history has grown by the first reminder, as on a server.
+			env.RegisterDelayedCallback(func() { env.SetCurrentHistoryLength(40) }, time.Minute)
+			h := &harness{t: t, env: env}
+			setWorkflowID(env)
+			got := h.run(in)
+
+			if got.Status != approval.StatusTimedOut {
+				t.Fatalf("run %s; want timed_out", got.Status)
+			}
+			if a := kinds["activity"]; len(a) == 0 || a[0] != activities.EventApprovalRequested || slices.Contains(a, activities.EventReminder) {
+				t.Errorf("notices as activities %v; want the start's approval request and no reminder", a)
+			}
+			if l := kinds["local"]; len(l) < 4 || slices.ContainsFunc(l, func(k activities.EventKind) bool {
+				return k != activities.EventReminder && k != activities.EventFinished
+			}) {
+				t.Errorf("notices tried locally %v; want the reminders (and the timeout's)", l)
+			}
+			switch {
+			case tc.wantFrom:
+				if len(froms) != len(kinds["local"]) || !froms[0].From.SlackDone || froms[0].Event.Kind != activities.EventReminder || froms[0].Event.ID == "" {
+					t.Errorf("NotifyFrom took over %d of %d local attempts, first %+v; want each, from the local progress", len(froms), len(kinds["local"]), froms)
+				}
+				if !slices.Contains(got.Messages, ref) {
+					t.Errorf("messages %v; want the one the local attempt posted", got.Messages)
+				}
+			default:
+				if len(froms) != 0 {
+					t.Errorf("NotifyFrom ran %d times; want never", len(froms))
+				}
+			}
+			failed := 0
+			for _, f := range got.NotifyFailures {
+				if f.Error == tc.wantFail {
+					failed++
+				}
+			}
+			if tc.wantFail != "" && failed != len(kinds["local"]) {
+				t.Errorf("notify failures %+v; want one %q per local attempt", got.NotifyFailures, tc.wantFail)
+			}
+			if tc.wantFail == "" && len(got.NotifyFailures) != 0 {
+				t.Errorf("notify failures %+v; want none", got.NotifyFailures)
+			}
+		})
 	}
 }

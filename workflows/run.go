@@ -202,6 +202,8 @@ func (w Runner) Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 	if err := r.registerHandlers(ctx); err != nil {
 		return approval.Run{}, err
 	}
+	r.keepVisible(ctx)
+	r.startDeliverer(ctx)
 	r.publish(ctx)
 	r.startExternal(ctx)
 
@@ -259,6 +261,9 @@ func (w Runner) Run(ctx workflow.Context, in RunInput) (approval.Run, error) {
 	if err := workflow.Await(ctx, r.drained(ctx)); err != nil {
 		return r.state, err
 	}
+	if r.lean {
+		r.upsert(ctx) // what the last workflow task changed
+	}
 	return r.state, nil
 }
 
@@ -302,6 +307,18 @@ type run struct {
 	// of the audit trail; auditMark is how far the trail has been taken.
 	audited   bool
 	auditMark approval.AuditMark
+	// lean marks runs on versionLean (see lean.go); stale says the search
+	// attributes lag the run; pending holds the notices queued for the
+	// deliverer; changes counts publishes and queued notices, and
+	// localBusy the local activities running, for settle.
+	lean, stale bool
+	pending     []activities.Event
+	changes     int
+	localBusy   int
+	// answeredIn names the last workflow task someone waits on (the
+	// start, an Update) by the history's length when it started: its
+	// notices are not delivered locally.
+	answeredIn int
 }
 
 // versionSerialNotices guards delivering notices one at a time, in order,
@@ -313,18 +330,32 @@ const versionSerialNotices = "serial-notices"
 // decision or a status change no longer depend on a Slack message existing.
 const versionAudit = "audit"
 
+// versionLean guards the run's lighter use of Temporal: one version marker
+// standing for every version before it, the apply lock taken and given back
+// in local activities, and the search attributes upserted once per workflow
+// task (see keepVisible). Runs started before it replay as they ran.
+const versionLean = "lean"
+
 func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 	r := &run{
 		in:        in,
 		runner:    w,
-		legacy:    workflow.GetVersion(ctx, versionDurableTime, workflow.DefaultVersion, 1) == workflow.DefaultVersion,
 		announced: map[string]bool{},
 	}
-	r.preIntegrity = r.legacy || workflow.GetVersion(ctx, versionIntegrity, workflow.DefaultVersion, 1) == workflow.DefaultVersion
-	if !r.legacy && workflow.GetVersion(ctx, versionSerialNotices, workflow.DefaultVersion, 1) == 1 {
-		r.noticeMu = workflow.NewMutex(ctx)
+	if workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) == 1 {
+		// Every version before lean is implied, without a marker of its own.
+		// The deliverer (lean.go) serialises the notices. The starter
+		// waits for the first task.
+		r.lean, r.audited = true, true
+		r.answeredIn = workflow.GetInfo(ctx).GetCurrentHistoryLength()
+	} else {
+		r.legacy = workflow.GetVersion(ctx, versionDurableTime, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+		r.preIntegrity = r.legacy || workflow.GetVersion(ctx, versionIntegrity, workflow.DefaultVersion, 1) == workflow.DefaultVersion
+		if !r.legacy && workflow.GetVersion(ctx, versionSerialNotices, workflow.DefaultVersion, 1) == 1 {
+			r.noticeMu = workflow.NewMutex(ctx)
+		}
+		r.audited = r.noticeMu != nil && workflow.GetVersion(ctx, versionAudit, workflow.DefaultVersion, 1) == 1
 	}
-	r.audited = r.noticeMu != nil && workflow.GetVersion(ctx, versionAudit, workflow.DefaultVersion, 1) == 1
 	continued := workflow.GetInfo(ctx).ContinuedExecutionRunID != ""
 	if in.Resume != nil && (continued || r.preIntegrity) {
 		r.state = in.Resume.Run
@@ -662,24 +693,20 @@ func (r *run) sendNotices(ctx workflow.Context) {
 
 // send delivers one notice. Notification is best effort: delivery runs
 // beside the run, a failing notifier never blocks or fails it, and what could
-// not be delivered is recorded on the run.
+// not be delivered is recorded on the run. Lean runs queue it for their
+// deliverer (lean.go).
 func (r *run) send(ctx workflow.Context, e activities.Event) {
-	r.notices++
-	e.ID = fmt.Sprintf("%s/%d", r.state.ID, r.notices)
-	e.RunID, e.Workspace, e.Status = r.state.ID, r.state.Workspace, r.state.Status
-	e.RequestedBy, e.Deadline = r.state.RequestedBy.ID, r.state.Deadline
-	for k := range e.Audit {
-		e.Audit[k].ID, e.Audit[k].WorkflowVersion = auditID(r.state.ID, r.notices, k), r.version()
+	if r.lean {
+		r.delivering++
+		r.changes++
+		r.pending = append(r.pending, e)
+		return
 	}
+	e = r.stamp(e)
 	if r.legacy {
 		r.notifyV0(ctx, e)
 		return
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 8},
-	})
 	r.delivering++
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		defer func() { r.delivering-- }()
@@ -693,20 +720,61 @@ func (r *run) send(ctx workflow.Context, e activities.Event) {
 			defer r.noticeMu.Unlock()
 			e.Messages = slices.Clone(r.state.Messages)
 		}
-		var a *activities.Activities
-		var res activities.NotifyResult
-		if err := workflow.ExecuteActivity(actx, a.Notify, e).Get(ctx, &res); err != nil {
-			workflow.GetLogger(ctx).Warn("notice not delivered", "event", e.ID, "kind", e.Kind, "error", err)
-			r.state.AddNotifyFailure(approval.NotifyFailure{
-				EventID: e.ID, Kind: string(e.Kind), Error: rootMessage(err), At: workflow.Now(ctx),
-			})
-			return
-		}
-		r.state.AddMessages(res.Posted)
-		for _, f := range res.Failures {
-			r.state.AddNotifyFailure(approval.NotifyFailure{EventID: e.ID, Kind: string(e.Kind), Error: f, At: workflow.Now(ctx)})
-		}
+		r.notify(ctx, e)
 	})
+}
+
+// stamp numbers the notice and its audit entries and says which run, in
+// which state, it is about.
+func (r *run) stamp(e activities.Event) activities.Event {
+	r.notices++
+	e.ID = fmt.Sprintf("%s/%d", r.state.ID, r.notices)
+	e.RunID, e.Workspace, e.Status = r.state.ID, r.state.Workspace, r.state.Status
+	e.RequestedBy, e.Deadline = r.state.RequestedBy.ID, r.state.Deadline
+	for k := range e.Audit {
+		e.Audit[k].ID, e.Audit[k].WorkflowVersion = auditID(r.state.ID, r.notices, k), r.version()
+	}
+	return e
+}
+
+// notify runs the Notify activity for a stamped notice and records on the
+// run what it posted and what failed.
+func (r *run) notify(ctx workflow.Context, e activities.Event) {
+	var a *activities.Activities
+	r.notifyWith(ctx, e, a.Notify, e)
+}
+
+// notifyWith runs a notice's activity (Notify, or NotifyFrom after a local
+// first attempt) with arg, retrying for up to ten minutes, and records what
+// it did.
+func (r *run) notifyWith(ctx workflow.Context, e activities.Event, activity, arg any) {
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute, MaximumAttempts: 8},
+	})
+	var res activities.NotifyResult
+	if err := workflow.ExecuteActivity(actx, activity, arg).Get(ctx, &res); err != nil {
+		workflow.GetLogger(ctx).Warn("notice not delivered", "event", e.ID, "kind", e.Kind, "error", err)
+		r.notDelivered(ctx, e, res, rootMessage(err))
+		return
+	}
+	r.delivered(ctx, e, res)
+}
+
+// delivered keeps what a notice posted and what failed for good while it
+// went out.
+func (r *run) delivered(ctx workflow.Context, e activities.Event, res activities.NotifyResult) {
+	r.state.AddMessages(res.Posted)
+	for _, f := range res.Failures {
+		r.state.AddNotifyFailure(approval.NotifyFailure{EventID: e.ID, Kind: string(e.Kind), Error: f, At: workflow.Now(ctx)})
+	}
+}
+
+// notDelivered records a notice that did not go out.
+func (r *run) notDelivered(ctx workflow.Context, e activities.Event, res activities.NotifyResult, why string) {
+	r.state.AddMessages(res.Posted)
+	r.state.AddNotifyFailure(approval.NotifyFailure{EventID: e.ID, Kind: string(e.Kind), Error: why, At: workflow.Now(ctx)})
 }
 
 // rootMessage is the activity's own words rather than the wrapping the SDK

@@ -80,7 +80,7 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, env: newEnv()}
 	acts := &activities.Activities{}
 	worker.Register(h.env, testRunner(), acts)
-	h.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyResult, error) {
+	onNotify(h.env, acts, func(e activities.Event) (activities.NotifyResult, error) {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		h.events = append(h.events, e)
@@ -335,7 +335,7 @@ func TestFailedApplyIsRecorded(t *testing.T) {
 	env := newEnv()
 	acts := &activities.Activities{}
 	worker.Register(env, testRunner(), acts)
-	env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	onNotify(env, acts, notifyOK)
 	env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(approval.ApplyResult{}, temporal.NewNonRetryableApplicationError("load approved plan: plan not found", activities.ErrPlanUnavailable, nil)).Once()
 	env.ExecuteWorkflow(workflows.RunWorkflowName, input().input(t, testWorkflowID, env.Now()))
 	var got approval.Run

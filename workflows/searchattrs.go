@@ -79,8 +79,44 @@ func (r *run) publish(ctx workflow.Context) {
 		r.publishV0(ctx)
 		return
 	}
+	if r.lean {
+		// Upserted once the workflow task has done its work (keepVisible).
+		r.stale = true
+		r.changes++
+		return
+	}
+	r.upsert(ctx)
+}
+
+// keepVisible starts, in lean runs, the coroutine that upserts the search
+// attributes once a step of the run left them stale and the workflow task
+// has nothing more to do (settle): a task that changes the run several
+// times writes one upsert (one history event, one visibility write) rather
+// than one per change. It runs disconnected, so a cancellation in Temporal
+// is still made visible.
+func (r *run) keepVisible(ctx workflow.Context) {
+	if !r.lean {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(dctx, func(ctx workflow.Context) {
+		for {
+			if err := workflow.Await(ctx, func() bool { return r.stale }); err != nil {
+				return
+			}
+			if err := r.settle(ctx); err != nil {
+				return
+			}
+			r.upsert(ctx)
+		}
+	})
+}
+
+// upsert writes the search attributes that differ from what they show.
+func (r *run) upsert(ctx workflow.Context) {
+	r.stale = false
 	v := visibilityOf(r.state)
-	if v == r.published {
+	if v == r.published || r.legacy {
 		return
 	}
 	updates := []temporal.SearchAttributeUpdate{

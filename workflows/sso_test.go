@@ -82,7 +82,7 @@ func newHarnessWith(t *testing.T, runner workflows.Runner) *harness {
 	h := &harness{t: t, env: newEnv()}
 	acts := &activities.Activities{}
 	worker.Register(h.env, runner, acts)
-	h.env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(activities.NotifyResult{}, nil)
+	onNotify(h.env, acts, notifyOK)
 	h.env.OnActivity(acts.Apply, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ApplyInput) (approval.ApplyResult, error) {
 			h.mu.Lock()

@@ -1,0 +1,119 @@
+package workflows
+
+import (
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/gatehouse-dev/gatehouse/activities"
+)
+
+// This file is how runs on versionLean spend fewer workflow tasks, history
+// events and visibility writes on the same process. Every change a workflow
+// task makes is gathered until the task has nothing more to do, and then
+// leaves the task once: one search-attribute upsert (keepVisible), and one
+// notice for everything the task queued, its record-only notices riding on
+// the last (the deliverer). A notice of a task nobody waits on (a timer's, an
+// apply's end) is first tried as a local activity, within the task. A
+// notice still goes out in order, one at a
+// time, with the Slack messages the one before posted; an older run keeps
+// its one upsert per change and one notice per batch.
+
+// settle waits until the workflow task has nothing more to do: no local
+// activity is running (the task goes on once it returns) and a whole round
+// of the workflow's coroutines publishes and queues nothing more. The main
+// loop may take several rounds to reach the wait that ends the task.
+func (r *run) settle(ctx workflow.Context) error {
+	for {
+		if err := workflow.Await(ctx, func() bool { return r.localBusy == 0 }); err != nil {
+			return err
+		}
+		seen := r.changes
+		if err := yieldOnce(ctx); err != nil {
+			return err
+		}
+		if r.changes == seen && r.localBusy == 0 {
+			return nil
+		}
+	}
+}
+
+// yieldOnce lets every other coroutine of the workflow take a turn.
+func yieldOnce(ctx workflow.Context) error {
+	turned := false
+	return workflow.Await(ctx, func() bool {
+		done := turned
+		turned = true
+		return done
+	})
+}
+
+// startDeliverer starts, in lean runs, the coroutine that delivers the
+// notices send queued: once the task has settled, it folds what is queued
+// (foldRecords) and delivers it, notice after notice. It runs disconnected,
+// so the notices of a run cancelled in Temporal, and their audit entries,
+// still go out.
+func (r *run) startDeliverer(ctx workflow.Context) {
+	if !r.lean {
+		return
+	}
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(dctx, func(ctx workflow.Context) {
+		for {
+			if err := workflow.Await(ctx, func() bool { return len(r.pending) > 0 }); err != nil {
+				return
+			}
+			if err := r.settle(ctx); err != nil {
+				return
+			}
+			queued := len(r.pending)
+			batch := foldRecords(r.pending)
+			r.pending = nil
+			for _, e := range batch {
+				e = r.stamp(e)
+				e.Messages = slices.Clone(r.state.Messages)
+				r.deliverNotice(ctx, e)
+			}
+			r.delivering -= queued
+		}
+	})
+}
+
+// deliverNotice delivers one stamped notice. In a workflow task someone waits on
+// (the start's, an Update's) it runs as an activity of its own, so the
+// answer does not wait for Slack; in any other it is first tried as a local
+// activity, and what that attempt could not deliver goes on, durably, in a
+// regular activity that starts where it stopped.
+func (r *run) deliverNotice(ctx workflow.Context, e activities.Event) {
+	var a *activities.Activities
+	if workflow.GetInfo(ctx).GetCurrentHistoryLength() == r.answeredIn {
+		r.notify(ctx, e)
+		return
+	}
+	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		// One attempt: the retries are NotifyFrom's, which keep their
+		// progress in heartbeats.
+		RetryPolicy: &temporal.RetryPolicy{MaximumAttempts: 1},
+	})
+	var out activities.NotifyOutcome
+	r.localBusy++
+	err := workflow.ExecuteLocalActivity(lctx, a.NotifyLocally, e).Get(ctx, &out)
+	r.localBusy--
+	switch {
+	case err != nil:
+		// The attempt did not answer (timed out, say): what it delivered
+		// is not known, so the notice starts over.
+		workflow.GetLogger(ctx).Warn("local notice attempt failed; retrying as an activity", "event", e.ID, "error", err)
+		r.notify(ctx, e)
+	case out.Unfinished == nil:
+		r.delivered(ctx, e, out.Result)
+	case out.Final:
+		workflow.GetLogger(ctx).Warn("notice not delivered", "event", e.ID, "kind", e.Kind, "error", out.Error)
+		r.notDelivered(ctx, e, out.Result, out.Error)
+	default:
+		r.notifyWith(ctx, e, a.NotifyFrom, activities.NotifyInput{Event: e, From: *out.Unfinished})
+	}
+}
