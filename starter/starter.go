@@ -164,7 +164,13 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	if err != nil {
 		return approval.Run{}, fmt.Errorf("start run: %w", err)
 	}
-	run, err := c.GetRun(ctx, req.Workspace, wr.GetID())
+	// The run is ours and of this workspace: query it without describing
+	// it first. A retried start may find it finished (the query then needs
+	// a worker to replay it); GetRun reads such a run from its result.
+	run, err := c.queryState(ctx, wr.GetID())
+	if err != nil || run.Workspace != req.Workspace {
+		run, err = c.GetRun(ctx, req.Workspace, wr.GetID())
+	}
 	if err != nil {
 		return approval.Run{}, fmt.Errorf("read new run %s: %w", wr.GetID(), err)
 	}
@@ -252,7 +258,7 @@ func (c *Client) settlePolicy(ctx context.Context, run approval.Run) approval.Ru
 			return run
 		case <-time.After(50 * time.Millisecond):
 		}
-		next, err := c.GetRun(ctx, run.Workspace, run.ID)
+		next, err := c.queryState(ctx, run.ID) // our run, still running: no describe
 		if err != nil {
 			return run
 		}
