@@ -221,9 +221,18 @@ func TestServiceNowApprovesByCallback(t *testing.T) {
 			t.Errorf("reason %s is %s; want on_hold", r.ID, r.State)
 		}
 	}
-	// The operator finds the run from the ticket.
-	if id, _, err := s.runs.FindByTicket(t.Context(), "cab", "CHG0030001"); err != nil || id != run.ID {
-		t.Errorf("find by ticket: %q %v", id, err)
+	// The operator finds the run from the ticket, once visibility has it:
+	// Temporal writes search attributes after the workflow task, so a
+	// search may trail the run's state by a moment.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		id, _, err := s.runs.FindByTicket(t.Context(), "cab", "CHG0030001")
+		if err == nil && id == run.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("find by ticket: %q %v", id, err)
+			break
+		}
 	}
 
 	path := "/api/v1/external/servicenow/cab/callback"
