@@ -232,6 +232,9 @@ func (s *server) handleError(err error, c echo.Context) {
 		} else {
 			msg = http.StatusText(he.Code)
 		}
+	case errors.Is(err, starter.ErrNoWorker):
+		status, msg = http.StatusServiceUnavailable, "no Gatehouse worker is polling this run's task queue: start one, or try again in a moment"
+		c.Response().Header().Set("Retry-After", "5")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		status, msg = http.StatusServiceUnavailable, "temporal did not answer in time"
 	}

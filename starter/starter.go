@@ -377,10 +377,24 @@ func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error
 		defer cancel()
 	}
 	v, err := c.temporal.QueryWorkflow(ctx, id, "", workflows.QueryState)
-	for err != nil && ctx.Err() == nil && isDeadlineExceeded(err) {
-		// One attempt's 10 s ran out while the task waited for a worker:
-		// ask again within our own bound.
+	noWorker := false
+	for err != nil && ctx.Err() == nil && (isDeadlineExceeded(err) || isNoPoller(err)) {
+		// One attempt's 10 s ran out while the task waited for a worker,
+		// or no worker has polled the run's queue lately (one that is
+		// starting, or restarting, has not yet): ask again within our own
+		// bound.
+		if isNoPoller(err) {
+			noWorker = true
+			select {
+			case <-ctx.Done():
+				continue
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
 		v, err = c.temporal.QueryWorkflow(ctx, id, "", workflows.QueryState)
+	}
+	if err != nil && (noWorker || isNoPoller(err)) {
+		return approval.Run{}, fmt.Errorf("query run %s: %w: %w", id, ErrNoWorker, err)
 	}
 	if err != nil {
 		return approval.Run{}, fmt.Errorf("query run %s: %w", id, err)
@@ -390,6 +404,18 @@ func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error
 		return approval.Run{}, fmt.Errorf("decode run %s: %w", id, err)
 	}
 	return run, nil
+}
+
+// ErrNoWorker says that reading a run needed a worker and none polled its
+// task queue for as long as the read could wait: the workers are down or
+// still starting.
+var ErrNoWorker = errors.New("no worker is polling the run's task queue")
+
+// isNoPoller reports whether Temporal refused a query because no worker has
+// polled the task queue lately (matching's errNoRecentPoller).
+func isNoPoller(err error) bool {
+	var fp *serviceerror.FailedPrecondition
+	return errors.As(err, &fp) && strings.Contains(fp.Message, "no poller seen")
 }
 
 // isDeadlineExceeded reports whether a Temporal call ran out of time.

@@ -212,3 +212,26 @@ func TestHealthzAndReadyz(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// TestNoWorkerIsServiceUnavailable: reading a running run needs a worker
+// (the state query). With none polling, the gateway waits for one within
+// its bound and then answers 503 with Retry-After, saying so, rather than
+// 500 "internal error"; once a worker polls again the run reads as before.
+func TestNoWorkerIsServiceUnavailable(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	run := s.createRun("prod-network", "t-alice", "prod-network.json")
+	s.decide(run, "approve", "t-bob", nil, http.StatusOK)
+	s.worker.Stop()
+
+	began := time.Now()
+	r := s.call("GET", s.runPath(run), "t-alice", nil)
+	t.Logf("GET with no worker: %d %s after %v", r.status, r.body, time.Since(began).Round(time.Millisecond))
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.errorMessage(t), "no Gatehouse worker is polling") || r.header.Get("Retry-After") == "" {
+		t.Errorf("GET with no worker: %d %s (Retry-After %q); want 503 saying no worker polls, with Retry-After", r.status, r.body, r.header.Get("Retry-After"))
+	}
+
+	s.startWorker()
+	if got := s.get(run); got.Status != approval.StatusPendingApproval || len(got.Decisions) != 1 {
+		t.Errorf("with a worker again: %s with %d decisions; want pending with bob's", got.Status, len(got.Decisions))
+	}
+}
