@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 )
@@ -30,6 +31,43 @@ func timerWorkspace(name, script string, remindEvery, timeout time.Duration) str
     rules:
       - {name: two-of-platform, approvers: {groups: [platform]}, min_approvals: 2}
 `, name, timeout, remindEvery, script)
+}
+
+// timerDev writes, in a fresh directory, renderConfig's config followed by
+// the workspaces workspaces renders (given the apply script's path), points
+// APPLY_LOG at a log there, and returns a starter of gatehouse dev on that
+// config and data dir, and the log's path.
+func timerDev(t *testing.T, workspaces func(script string) string) (func() *app.Dev, string) {
+	t.Helper()
+	dir := t.TempDir()
+	script, err := filepath.Abs("../examples/apply.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := renderConfig(t, script, "1h", "http://127.0.0.1:9/unused") + workspaces(script)
+	cfgPath := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	applyLog := filepath.Join(dir, "applied.log")
+	t.Setenv("APPLY_LOG", applyLog)
+	return devStarter(t, cfgPath, filepath.Join(dir, "data"), ""), applyLog
+}
+
+// eightAtATime runs f for i from from to to-1, eight at a time, and waits
+// for all of them.
+func eightAtATime(from, to int, f func(i int)) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := from; i < to; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
 }
 
 // trailUntil reads the run's audit trail, oldest first, until its last
@@ -93,44 +131,21 @@ func TestDevRestartWithTwoHundredRunsOnTimers(t *testing.T) {
 		remindSoon  = 4 * time.Second // deadlineWS's
 		deadline    = 30 * time.Second
 	)
-	dir := t.TempDir()
-	script, err := filepath.Abs("../examples/apply.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Runs to apply are spread over workspaces because a queued run asks for
 	// its workspace's apply lock again only every 10 s in gatehouse dev: the
 	// test would wait on the queue, not on the timers it is about.
 	applyWS := func(i int) string { return fmt.Sprintf("timers-%02d", i%workspaces) }
 	var names []string
-	yaml := renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")
-	for k := range workspaces {
-		names = append(names, applyWS(k))
-		yaml += timerWorkspace(applyWS(k), script, remindEvery, longTimeout)
-	}
-	names = append(names, deadlineWS)
-	yaml += timerWorkspace(deadlineWS, script, remindSoon, deadline)
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("APPLY_LOG", applyLog)
-	start := devStarter(t, cfgPath, filepath.Join(dir, "data"), "")
-	// each runs f for runs from to to-1, eight at a time.
-	each := func(from, to int, f func(i int)) {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
-		for i := from; i < to; i++ {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				f(i)
-			}()
+	start, applyLog := timerDev(t, func(script string) string {
+		yaml := ""
+		for k := range workspaces {
+			names = append(names, applyWS(k))
+			yaml += timerWorkspace(applyWS(k), script, remindEvery, longTimeout)
 		}
-		wg.Wait()
-	}
+		names = append(names, deadlineWS)
+		return yaml + timerWorkspace(deadlineWS, script, remindSoon, deadline)
+	})
+	each := eightAtATime
 	timesOut := func(i int) bool { return i >= runs-timeouts }
 	interval := func(i int) time.Duration {
 		if timesOut(i) {
@@ -239,12 +254,7 @@ func TestDevRestartWithTwoHundredRunsOnTimers(t *testing.T) {
 
 	// Each approved run applied once; no timed-out run applied.
 	lines := s.applied()
-	perRun := map[string]int{}
-	for _, line := range lines {
-		if f := strings.Fields(line); len(f) >= 2 {
-			perRun[f[1]]++
-		}
-	}
+	perRun := appliesPerRun(lines)
 	if len(lines) != runs-timeouts {
 		t.Errorf("%d applies; want %d, one per approved run", len(lines), runs-timeouts)
 	}
@@ -260,30 +270,7 @@ func TestDevRestartWithTwoHundredRunsOnTimers(t *testing.T) {
 
 	// Nothing lost: every run is final, and the audit trail's run list
 	// agrees with the run on its status and its last entry.
-	type listed struct {
-		Status     approval.Status      `json:"status"`
-		LastAction approval.AuditAction `json:"last_action"`
-	}
-	trailed := map[string]listed{}
-	for _, ws := range names {
-		cursor := ""
-		for {
-			var page struct {
-				Runs []struct {
-					ID string `json:"id"`
-					listed
-				} `json:"runs"`
-				NextCursor string `json:"next_cursor"`
-			}
-			s.call("GET", "/api/v1/workspaces/"+ws+"/runs?source=audit&limit=1000&cursor="+url.QueryEscape(cursor), "t-victor", nil).decode(t, &page)
-			for _, r := range page.Runs {
-				trailed[r.ID] = r.listed
-			}
-			if cursor = page.NextCursor; cursor == "" {
-				break
-			}
-		}
-	}
+	trailed := trailListings(t, s, names)
 	if len(trailed) != runs {
 		t.Errorf("the trail lists %d runs; want %d", len(trailed), runs)
 	}
@@ -365,4 +352,49 @@ func approveAndApply(s *stack, run gateway.RunView) error {
 		return fmt.Errorf("trail %v; want reminders, then carol's approval and the apply", got)
 	}
 	return nil
+}
+
+// appliesPerRun counts the apply log's lines per run (examples/apply.sh
+// writes the run's id second).
+func appliesPerRun(lines []string) map[string]int {
+	perRun := map[string]int{}
+	for _, line := range lines {
+		if f := strings.Fields(line); len(f) >= 2 {
+			perRun[f[1]]++
+		}
+	}
+	return perRun
+}
+
+// listed is a run as the audit trail's run list shows it.
+type listed struct {
+	Status     approval.Status      `json:"status"`
+	LastAction approval.AuditAction `json:"last_action"`
+}
+
+// trailListings reads the audit trail's run list of each workspace named,
+// every page of it, by run id.
+func trailListings(t *testing.T, s *stack, workspaces []string) map[string]listed {
+	t.Helper()
+	trailed := map[string]listed{}
+	for _, ws := range workspaces {
+		cursor := ""
+		for {
+			var page struct {
+				Runs []struct {
+					ID string `json:"id"`
+					listed
+				} `json:"runs"`
+				NextCursor string `json:"next_cursor"`
+			}
+			s.call("GET", "/api/v1/workspaces/"+ws+"/runs?source=audit&limit=1000&cursor="+url.QueryEscape(cursor), "t-victor", nil).decode(t, &page)
+			for _, r := range page.Runs {
+				trailed[r.ID] = r.listed
+			}
+			if cursor = page.NextCursor; cursor == "" {
+				break
+			}
+		}
+	}
+	return trailed
 }

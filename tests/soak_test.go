@@ -3,9 +3,7 @@ package tests
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -86,41 +84,21 @@ func TestSoakRunsWaitingOnReminders(t *testing.T) {
 	t.Logf("soak: %d runs over %d workspaces, reminded every %v, %d rounds (%v of waiting)",
 		runs, workspaces, interval, rounds, time.Duration(rounds)*interval)
 
-	dir := t.TempDir()
-	script, err := filepath.Abs("../examples/apply.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
 	wsOf := func(i int) string { return fmt.Sprintf("soak-%02d", i%workspaces) }
 	var names []string
-	yaml := renderConfig(t, script, "1h", "http://127.0.0.1:9/unused")
-	for k := range workspaces {
-		names = append(names, wsOf(k))
-		yaml += timerWorkspace(wsOf(k), script, interval, timeout)
-	}
-	cfgPath := filepath.Join(dir, "gatehouse.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	applyLog := filepath.Join(dir, "applied.log")
-	t.Setenv("APPLY_LOG", applyLog)
-	dev := devStarter(t, cfgPath, filepath.Join(dir, "data"), "")()
+	start, applyLog := timerDev(t, func(script string) string {
+		yaml := ""
+		for k := range workspaces {
+			names = append(names, wsOf(k))
+			yaml += timerWorkspace(wsOf(k), script, interval, timeout)
+		}
+		return yaml
+	})
+	dev := start()
 	defer dev.Close()
 	s := &stack{t: t, url: dev.HTTPURL(), applyLog: applyLog}
 	// each runs f for every run, eight at a time.
-	each := func(f func(i int)) {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 8)
-		for i := range runs {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				f(i)
-			}()
-		}
-		wg.Wait()
-	}
+	each := func(f func(i int)) { eightAtATime(0, runs, f) }
 	half := func(i int) bool { return i%2 == 0 } // bob approved it at creation
 
 	// (1) The runs, each pending on its one reason.
@@ -209,41 +187,13 @@ func TestSoakRunsWaitingOnReminders(t *testing.T) {
 
 	// (5) None lost: each run applied exactly once, ...
 	lines := s.applied()
-	perRun := map[string]int{}
-	for _, line := range lines {
-		if f := strings.Fields(line); len(f) >= 2 {
-			perRun[f[1]]++
-		}
-	}
+	perRun := appliesPerRun(lines)
 	if len(lines) != runs {
 		t.Errorf("%d applies; want %d, one per run", len(lines), runs)
 	}
 	// ... is applied with its two approvals, and the trail's run list says
 	// so too.
-	type listed struct {
-		Status     approval.Status      `json:"status"`
-		LastAction approval.AuditAction `json:"last_action"`
-	}
-	trailed := map[string]listed{}
-	for _, ws := range names {
-		cursor := ""
-		for {
-			var page struct {
-				Runs []struct {
-					ID string `json:"id"`
-					listed
-				} `json:"runs"`
-				NextCursor string `json:"next_cursor"`
-			}
-			s.call("GET", "/api/v1/workspaces/"+ws+"/runs?source=audit&limit=1000&cursor="+url.QueryEscape(cursor), "t-victor", nil).decode(t, &page)
-			for _, r := range page.Runs {
-				trailed[r.ID] = r.listed
-			}
-			if cursor = page.NextCursor; cursor == "" {
-				break
-			}
-		}
-	}
+	trailed := trailListings(t, s, names)
 	if len(trailed) != runs {
 		t.Errorf("the trail lists %d runs; want %d", len(trailed), runs)
 	}
