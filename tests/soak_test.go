@@ -45,9 +45,10 @@ func soakEnv(t *testing.T, name string, def int) int {
 // reminders (12) would have unless GATEHOUSE_SOAK_ROUNDS asks for them.
 //
 // Its size comes from the environment:
-//   - GATEHOUSE_SOAK_RUNS, the runs (default 300: about 2.5 minutes on two
-//     shared cores, 1.5 of them waiting). 1000 took 8 minutes (45 s to
-//     create, 5 waiting, 2 to apply). The 5000 waits ROUNDS × 250 s
+//   - GATEHOUSE_SOAK_RUNS, the runs (default 300: about 2 minutes on two
+//     shared cores, 1.5 of them waiting). 1000 took 8 minutes before
+//     versionLean (45 s to create, 5 waiting, 2 to apply). The issue's
+//     5000 waits ROUNDS × 250 s
 //     and, extrapolated, takes some 40 minutes in all: run it with
 //     -timeout 60m;
 //   - GATEHOUSE_SOAK_ROUNDS, the reminder rounds waited through (default 6);

@@ -15,11 +15,11 @@ import (
 // task makes is gathered until the task has nothing more to do, and then
 // leaves the task once: one search-attribute upsert (keepVisible), and one
 // notice for everything the task queued, its record-only notices riding on
-// the last (the deliverer). A notice of a task nobody waits on (a timer's, an
-// apply's end) is first tried as a local activity, within the task. A
-// notice still goes out in order, one at a
-// time, with the Slack messages the one before posted; an older run keeps
-// its one upsert per change and one notice per batch.
+// the last (the deliverer). A notice of a task nobody waits on (a timer's,
+// an apply's end) is first tried as a local activity, within the task.
+// Notices still go out in order, one at a time, each with the Slack
+// messages the one before posted; an older run keeps its one upsert per
+// change and one notice per batch.
 
 // settle waits until the workflow task has nothing more to do: no local
 // activity is running (the task goes on once it returns) and a whole round
