@@ -45,13 +45,13 @@ func soakEnv(t *testing.T, name string, def int) int {
 // reminders (12) would have unless GATEHOUSE_SOAK_ROUNDS asks for them.
 //
 // Its size comes from the environment:
-//   - GATEHOUSE_SOAK_RUNS, the runs (default 300: about 2 minutes on two
+//   - GATEHOUSE_SOAK_RUNS, the runs (default 100, under a minute; 300 took about 2 minutes on two
 //     shared cores, 1.5 of them waiting). 1000 took 8 minutes before
 //     versionLean (45 s to create, 5 waiting, 2 to apply). The issue's
 //     5000 waits ROUNDS × 250 s: with GATEHOUSE_SOAK_ROUNDS=4 it took
 //     25m42s (3m23s to create, 17m11s waiting, 4m47s to apply; heap
 //     305.9 → 315.8 MiB): run it with -timeout 60m;
-//   - GATEHOUSE_SOAK_ROUNDS, the reminder rounds waited through (default 6);
+//   - GATEHOUSE_SOAK_ROUNDS, the reminder rounds waited through (default 4);
 //   - GATEHOUSE_SOAK_INTERVAL, the reminder interval in seconds (default
 //     from the runs, see soakInterval).
 //
@@ -67,8 +67,8 @@ func TestSoakRunsWaitingOnReminders(t *testing.T) {
 	if testing.Short() {
 		t.Skip("soak test: minutes of reminder rounds")
 	}
-	runs := soakEnv(t, "GATEHOUSE_SOAK_RUNS", 300)
-	rounds := soakEnv(t, "GATEHOUSE_SOAK_ROUNDS", 6)
+	runs := soakEnv(t, "GATEHOUSE_SOAK_RUNS", 100)
+	rounds := soakEnv(t, "GATEHOUSE_SOAK_ROUNDS", 4)
 	if rounds < 2 {
 		t.Fatalf("GATEHOUSE_SOAK_ROUNDS=%d: want at least 2, a first sample and one to compare", rounds)
 	}
