@@ -56,27 +56,36 @@ func yieldOnce(ctx workflow.Context) error {
 // so the notices of a run cancelled in Temporal, and their audit entries,
 // still go out.
 func (r *run) startDeliverer(ctx workflow.Context) {
+	r.whenSettled(ctx, func() bool { return len(r.pending) > 0 }, func(ctx workflow.Context) {
+		queued := len(r.pending)
+		batch := foldRecords(r.pending)
+		r.pending = nil
+		for _, e := range batch {
+			e = r.stamp(e)
+			e.Messages = slices.Clone(r.state.Messages)
+			r.deliverNotice(ctx, e)
+		}
+		r.delivering -= queued
+	})
+}
+
+// whenSettled starts, in lean runs, a disconnected coroutine that runs do
+// each time ready holds and the task has settled: how both the upsert and
+// the deliverer leave a task once.
+func (r *run) whenSettled(ctx workflow.Context, ready func() bool, do func(workflow.Context)) {
 	if !r.lean {
 		return
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	workflow.Go(dctx, func(ctx workflow.Context) {
 		for {
-			if err := workflow.Await(ctx, func() bool { return len(r.pending) > 0 }); err != nil {
+			if err := workflow.Await(ctx, ready); err != nil {
 				return
 			}
 			if err := r.settle(ctx); err != nil {
 				return
 			}
-			queued := len(r.pending)
-			batch := foldRecords(r.pending)
-			r.pending = nil
-			for _, e := range batch {
-				e = r.stamp(e)
-				e.Messages = slices.Clone(r.state.Messages)
-				r.deliverNotice(ctx, e)
-			}
-			r.delivering -= queued
+			do(ctx)
 		}
 	})
 }

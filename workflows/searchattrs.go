@@ -95,28 +95,14 @@ func (r *run) publish(ctx workflow.Context) {
 // than one per change. It runs disconnected, so a cancellation in Temporal
 // is still made visible.
 func (r *run) keepVisible(ctx workflow.Context) {
-	if !r.lean {
-		return
-	}
-	dctx, _ := workflow.NewDisconnectedContext(ctx)
-	workflow.Go(dctx, func(ctx workflow.Context) {
-		for {
-			if err := workflow.Await(ctx, func() bool { return r.stale }); err != nil {
-				return
-			}
-			if err := r.settle(ctx); err != nil {
-				return
-			}
-			r.upsert(ctx)
-		}
-	})
+	r.whenSettled(ctx, func() bool { return r.stale }, r.upsert)
 }
 
 // upsert writes the search attributes that differ from what they show.
 func (r *run) upsert(ctx workflow.Context) {
 	r.stale = false
 	v := visibilityOf(r.state)
-	if v == r.published || r.legacy {
+	if v == r.published {
 		return
 	}
 	updates := []temporal.SearchAttributeUpdate{
