@@ -1,11 +1,14 @@
 package activities_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"html"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,15 +175,22 @@ func TestNotifyRetryDoesNotRepeatWhatWentOut(t *testing.T) {
 
 // A notice's local first attempt that fails at the webhook says how far it
 // got, and the activity that takes over starts there: still one Slack post
-// and one email each.
+// and one email each. The attempt renders its messages from the run it was
+// given; only NotifyFrom, outside the run's workflow task, reads the run.
 func TestNotifyFromGoesOnWhereTheLocalAttemptStopped(t *testing.T) {
 	sink, port := smtptest.NewServer(t)
 	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: always }\n      webhook: { url: http://127.0.0.1:1/hook, secret: s }\n", port)
+	reads := &countingRuns{run: f.run}
+	f.acts.Runs = reads
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(f.acts)
 	e := requestEvent(activities.EventApprovalRequested)
-	v, err := env.ExecuteActivity(f.acts.NotifyLocally, e)
+	run, err := json.Marshal(f.run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := env.ExecuteActivity(f.acts.NotifyLocally, activities.LocalNotice{Event: e, Run: run})
 	if err != nil {
 		t.Fatalf("local attempt failed as an activity: %v; want its failure in the answer", err)
 	}
@@ -194,6 +204,9 @@ func TestNotifyFromGoesOnWhereTheLocalAttemptStopped(t *testing.T) {
 	if p := out.Unfinished; !p.SlackDone || len(p.Posted) != 1 || len(p.Emailed) != 2 || p.Hooked || !p.Logged {
 		t.Fatalf("progress %+v; want Slack posted, both emailed and logged, the webhook not", p)
 	}
+	if n := reads.count(); n != 0 {
+		t.Errorf("the local attempt read the run %d times; want none (it was given the run)", n)
+	}
 	from := suite.NewTestActivityEnvironment()
 	from.RegisterActivity(f.acts)
 	if _, err := from.ExecuteActivity(f.acts.NotifyFrom, activities.NotifyInput{Event: e, From: *out.Unfinished}); err == nil {
@@ -205,4 +218,24 @@ func TestNotifyFromGoesOnWhereTheLocalAttemptStopped(t *testing.T) {
 	if n := len(sink.Received()); n != 2 {
 		t.Errorf("%d emails over both attempts; want one each for bob and carol", n)
 	}
+}
+
+// countingRuns is fixedRuns that counts its reads.
+type countingRuns struct {
+	run   approval.Run
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingRuns) ReadRun(ctx context.Context, id string) (approval.Run, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return fixedRuns{run: c.run}.ReadRun(ctx, id)
+}
+
+func (c *countingRuns) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
 }

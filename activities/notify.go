@@ -2,6 +2,7 @@ package activities
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -124,7 +125,7 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 // Slack message again, nor email anyone twice.
 func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) {
 	p := loadProgress(ctx)
-	return a.deliver(ctx, e, &p)
+	return a.deliver(ctx, attempt{e: e, p: &p})
 }
 
 // NotifyInput is a notice and what an earlier attempt of it delivered.
@@ -141,7 +142,7 @@ func (a *Activities) NotifyFrom(ctx context.Context, in NotifyInput) (NotifyResu
 	if activity.HasHeartbeatDetails(ctx) {
 		p = loadProgress(ctx)
 	}
-	return a.deliver(ctx, in.Event, &p)
+	return a.deliver(ctx, attempt{e: in.Event, p: &p})
 }
 
 // NotifyOutcome is what a local first attempt of a notice did: its result
@@ -157,15 +158,36 @@ type NotifyOutcome struct {
 	Final bool `json:"final,omitempty"`
 }
 
+// LocalNotice is a notice's local first attempt (NotifyLocally): the notice
+// and the run as its workflow holds it as the notice goes out. The attempt
+// runs inside a workflow task of that run, so it cannot read the run by
+// query: the query would wait for the very task that waits on the attempt.
+// A local activity's input is not kept in the history, so carrying the run
+// costs the history nothing.
+type LocalNotice struct {
+	Event Event `json:"event"`
+	// Run is the run, JSON-encoded by the workflow (a copy: the workflow
+	// goes on changing its own while the attempt runs).
+	Run json.RawMessage `json:"run,omitempty"`
+}
+
 // NotifyLocally is a notice's first attempt as a local activity, for a
 // workflow task nobody waits on: it costs the run no activity task and no
-// workflow task of its own. It answers rather than fails, with how far it
-// got, because a local activity cannot keep its progress in heartbeats:
-// the run hands what is left to NotifyFrom, which retries durably without
-// delivering anything twice.
-func (a *Activities) NotifyLocally(ctx context.Context, e Event) (NotifyOutcome, error) {
+// workflow task of its own. It answers
+// rather than fails, with how far it got, because a local activity cannot
+// keep its progress in heartbeats: the run hands what is left to
+// NotifyFrom, which retries durably without delivering anything twice.
+func (a *Activities) NotifyLocally(ctx context.Context, n LocalNotice) (NotifyOutcome, error) {
 	var p NotifyProgress
-	res, err := a.deliver(ctx, e, &p)
+	at := attempt{e: n.Event, p: &p}
+	if len(n.Run) > 0 {
+		var run approval.Run
+		if err := json.Unmarshal(n.Run, &run); err != nil {
+			return NotifyOutcome{Unfinished: &p, Error: "decode the run: " + err.Error()}, nil
+		}
+		at.run = &run
+	}
+	res, err := a.deliver(ctx, at)
 	if err == nil {
 		return NotifyOutcome{Result: res}, nil
 	}
@@ -174,8 +196,19 @@ func (a *Activities) NotifyLocally(ctx context.Context, e Event) (NotifyOutcome,
 	return NotifyOutcome{Result: res, Unfinished: &p, Error: errorMessage(err), Final: final}, nil
 }
 
-// deliver sends the notice everywhere p says it has not gone yet.
-func (a *Activities) deliver(ctx context.Context, e Event, p *NotifyProgress) (NotifyResult, error) {
+// attempt is one try at delivering a notice.
+type attempt struct {
+	e Event
+	// p is how far the notice's attempts have got; this one adds to it.
+	p *NotifyProgress
+	// run is the run as its workflow held it (a local attempt's), or nil:
+	// the messages then read it by query.
+	run *approval.Run
+}
+
+// deliver sends the notice everywhere at.p says it has not gone yet.
+func (a *Activities) deliver(ctx context.Context, at attempt) (NotifyResult, error) {
+	e, p := at.e, at.p
 	if err := a.audit(ctx, e, p); err != nil {
 		a.Metrics.NotifyFailure("audit")
 		return NotifyResult{}, withPrefix(fmt.Sprintf("audit %s for run %s", e.Kind, e.RunID), err)
@@ -192,7 +225,7 @@ func (a *Activities) deliver(ctx context.Context, e Event, p *NotifyProgress) (N
 	if !ok || ws.Notify == nil {
 		return NotifyResult{}, nil
 	}
-	peopleErr := a.notifyPeople(ctx, ws.Notify, e, p)
+	peopleErr := a.notifyPeople(ctx, ws.Notify, e, p, at.run)
 	hookErr := a.notifyWebhook(ctx, ws.Notify, e, p)
 	res := NotifyResult{Posted: p.Posted, Failures: p.Failures}
 	if peopleErr != nil {
@@ -256,16 +289,12 @@ func (a *Activities) notifyWebhook(ctx context.Context, n *config.Notify, e Even
 // scheduled. Until then the Slack error is returned, so Temporal retries it.
 // A Slack failure that email covered is reported in the result, not as an
 // error: the notice went out.
-func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event, p *NotifyProgress) error {
-	// Slack posts on an approval request and updates what it posted; an
-	// event that does neither needs no view of the run.
-	slackHasWork := e.Kind == EventApprovalRequested || len(slackRefs(e.Messages)) > 0
-	useSlack := n.Slack != nil && a.Config.Slack != nil && !p.SlackDone && slackHasWork
-	useEmail := n.Email != nil && a.Config.Email != nil && emailed(e.Kind)
+func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event, p *NotifyProgress, run *approval.Run) error {
+	useSlack, useEmail := a.peopleWork(n, e, p)
 	if !useSlack && !useEmail {
 		return nil
 	}
-	v, err := a.view(ctx, e)
+	v, err := a.viewOf(ctx, e, run)
 	if err != nil {
 		return err
 	}
@@ -293,6 +322,16 @@ func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event
 		p.save(ctx)
 	}
 	return nil
+}
+
+// peopleWork says whether the notice has anything left to do by Slack and
+// by email. Slack posts on an approval request and updates what it posted;
+// an event that does neither needs no view of the run.
+func (a *Activities) peopleWork(n *config.Notify, e Event, p *NotifyProgress) (useSlack, useEmail bool) {
+	slackHasWork := e.Kind == EventApprovalRequested || len(slackRefs(e.Messages)) > 0
+	useSlack = n.Slack != nil && a.Config.Slack != nil && !p.SlackDone && slackHasWork
+	useEmail = n.Email != nil && a.Config.Email != nil && emailed(e.Kind)
+	return useSlack, useEmail
 }
 
 // emailed reports whether notices of kind k go by email: the requests for
@@ -474,9 +513,19 @@ type view struct {
 
 // view reads the run and its plan for the messages of a notice.
 func (a *Activities) view(ctx context.Context, e Event) (view, error) {
-	run, err := a.runs().ReadRun(ctx, e.RunID)
-	if err != nil {
-		return view{}, err
+	return a.viewOf(ctx, e, nil)
+}
+
+// viewOf is view of the run as known, or as read by query when nil.
+func (a *Activities) viewOf(ctx context.Context, e Event, known *approval.Run) (view, error) {
+	var run approval.Run
+	if known != nil {
+		run = *known
+	} else {
+		var err error
+		if run, err = a.runs().ReadRun(ctx, e.RunID); err != nil {
+			return view{}, err
+		}
 	}
 	v := view{Event: e, Run: run}
 	v.Removed, v.RemovedMore = a.removed(run.Plan.SHA256)

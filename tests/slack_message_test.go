@@ -1,14 +1,18 @@
 package tests
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/config"
+	enumspb "go.temporal.io/api/enums/v1"
 )
 
 // blocksOf returns the blocks a chat.postMessage or chat.update carried,
@@ -73,5 +77,69 @@ func TestSlackMessageIsALiveViewOfTheRun(t *testing.T) {
 	}
 	if n := len(api.since(start, "chat.postMessage")); n != 1 {
 		t.Errorf("%d top-level messages; want one per run, updated in place", n)
+	}
+}
+
+// TestSlackReminderInATimersTask: a reminder is a notice of a workflow task
+// nobody waits on, which lean runs first try as a local activity within
+// that task. Its Slack reply is rendered from the run; the run must not be
+// read by querying the workflow whose task is the one running it: the
+// query would wait for the very task that waits on it.
+func TestSlackReminderInATimersTask(t *testing.T) {
+	api := newFakeSlack(t, map[string]string{"UCAROL": "carol@example.com"})
+	text := strings.Replace(slackConfig, "API", strconv.Quote(api.url), 1) + `  - name: reminded
+    environment: production
+    supersede: false
+    remind_every: 2s
+    notify: {slack: {channel: C0REMIND}}
+    rules:
+      - {name: two-of-platform, approvers: {groups: [platform]}, min_approvals: 2}
+`
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	s := stackFor(t, cfg, stackOptions{})
+	start := api.count()
+	run := s.createRun("reminded", "t-alice", "prod-network.json")
+	created := time.Now()
+	posted := waitForCall(t, api, start, "chat.postMessage", func(c fakeSlackCall) bool {
+		return c.form.Get("thread_ts") == "" && strings.Contains(blocksOf(c), run.ID)
+	})
+	reply := waitForCall(t, api, start, "chat.postMessage", func(c fakeSlackCall) bool {
+		return c.form.Get("thread_ts") != "" && strings.Contains(c.form.Get("text"), "Reminder")
+	})
+	took := time.Since(created)
+	if ch := reply.form.Get("channel"); ch != posted.form.Get("channel") {
+		t.Errorf("reminder in channel %q; the request was posted in %q", ch, posted.form.Get("channel"))
+	}
+	// The first reminder is due 2 s after the request. A local attempt
+	// waiting on a query of its own run holds the task until the SDK
+	// heartbeats it (8 s) and its read gives up (10 s); NotifyFrom then
+	// posts the reply.
+	if took > 7*time.Second {
+		t.Errorf("first reminder (due after 2 s) was posted %s after the run started", took.Round(100*time.Millisecond))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	it := s.client.GetWorkflowHistory(ctx, run.ID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The start's notice goes on in NotifyFrom by design: the start's
+		// answer waits on nothing remote. A reminder's must not.
+		a := ev.GetActivityTaskScheduledEventAttributes()
+		if a == nil || a.GetActivityType().GetName() != "NotifyFrom" {
+			continue
+		}
+		var in activities.NotifyInput
+		if err := json.Unmarshal(a.GetInput().GetPayloads()[0].GetData(), &in); err != nil {
+			t.Fatal(err)
+		}
+		if in.Event.Kind == activities.EventReminder {
+			t.Errorf("event %d: reminder %s went on in NotifyFrom; the local attempt should have delivered it", ev.GetEventId(), in.Event.ID)
+		}
 	}
 }

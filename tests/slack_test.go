@@ -53,8 +53,8 @@ workspaces:
 const slackSecret = "slack-e2e-secret"
 
 // fakeSlack is the Slack Web API as far as the interactivity endpoint uses
-// it: users.info (from a member id → email table), chat.postEphemeral and
-// views.open, each call recorded with its form or JSON body.
+// it: users.info and users.lookupByEmail (from a member id → email table),
+// chat.postEphemeral and views.open, each call recorded with its form or JSON body.
 type fakeSlack struct {
 	url    string
 	emails map[string]string
@@ -107,6 +107,15 @@ func (f *fakeSlack) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "user": map[string]any{"id": id, "profile": map[string]any{"email": email}}})
+	case "users.lookupByEmail":
+		email := call.form.Get("email")
+		for id, e := range f.emails {
+			if e == email {
+				_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "user": map[string]any{"id": id, "profile": map[string]any{"email": email}}})
+				return
+			}
+		}
+		_, _ = w.Write([]byte(`{"ok": false, "error": "users_not_found"}`))
 	case "chat.postEphemeral":
 		_, _ = w.Write([]byte(`{"ok": true, "message_ts": "1700000999.000100"}`))
 	case "views.open":

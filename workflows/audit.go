@@ -118,6 +118,8 @@ func (r *run) version() string {
 	switch {
 	case r.legacy:
 		return "v0"
+	case r.lean2:
+		return versionLean2
 	case r.lean:
 		return versionLean
 	case r.audited:

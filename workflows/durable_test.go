@@ -285,3 +285,53 @@ func TestThirtyDayRunStaysBounded(t *testing.T) {
 		t.Errorf("run id %q created %v; want the original run's identity kept", final.ID, final.CreatedAt)
 	}
 }
+
+// TestWaitKeepsOneTimerWhileItsInstantStays: decisions that wake the run
+// without moving its deadline start no timer of their own (on the old
+// AwaitWithTimeout each wake started one, and none was cancelled), and a
+// timer whose instant moved is cancelled, not left to fire for nothing.
+func TestWaitKeepsOneTimerWhileItsInstantStays(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// decide sends the decisions, given the run's draft.
+		decide        func(h *harness, in draft)
+		status        approval.Status
+		wantStarted   []time.Duration
+		wantCancelled int
+	}{
+		{
+			name: "same deadline",
+			decide: func(h *harness, _ draft) {
+				h.update(10*time.Minute, workflows.UpdateApprove, "b", approval.Request{Actor: bob})
+				h.update(20*time.Minute, workflows.UpdateRenotify, "n", approval.Request{Actor: alice})
+			},
+			status: approval.StatusTimedOut, wantStarted: []time.Duration{4 * time.Hour},
+		},
+		{
+			name: "deadline moved by a new round",
+			decide: func(h *harness, in draft) {
+				h.update(10*time.Minute, workflows.UpdateRequestChanges, "rc", approval.Request{Actor: carol, Comment: "tag it"})
+				h.update(30*time.Minute, workflows.UpdateRevisePlan, "rp", in.revise(alice, in.Plan))
+			},
+			status: approval.StatusTimedOut, wantStarted: []time.Duration{4 * time.Hour, 4 * time.Hour}, wantCancelled: 1,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			var started []time.Duration
+			cancelled := 0
+			h.env.SetOnTimerScheduledListener(func(_ string, d time.Duration) { started = append(started, d.Round(time.Minute)) })
+			h.env.SetOnTimerCanceledListener(func(string) { cancelled++ })
+			in := input(destroysNeedTwo)
+			in.Workspace.Timing = approval.Timing{Timeout: 4 * time.Hour}
+			tc.decide(h, in)
+			got := h.run(in)
+			if got.Status != tc.status {
+				t.Fatalf("status %s; want %s", got.Status, tc.status)
+			}
+			if !slices.Equal(started, tc.wantStarted) || cancelled != tc.wantCancelled {
+				t.Errorf("timers started %v, %d cancelled; want %v, %d cancelled", started, cancelled, tc.wantStarted, tc.wantCancelled)
+			}
+		})
+	}
+}

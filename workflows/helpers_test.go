@@ -194,14 +194,19 @@ func onNotify(env *testsuite.TestWorkflowEnvironment, acts *activities.Activitie
 	env.OnActivity(acts.NotifyFrom, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.NotifyInput) (activities.NotifyResult, error) {
 		return deliver(in.Event)
 	}).Maybe()
-	env.OnActivity(acts.NotifyLocally, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyOutcome, error) {
-		res, err := deliver(e)
+	env.OnActivity(acts.NotifyLocally, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.LocalNotice) (activities.NotifyOutcome, error) {
+		res, err := deliver(n.Event)
 		if err == nil {
 			return activities.NotifyOutcome{Result: res}, nil
 		}
+		// As NotifyLocally words it: an application error's own message.
+		msg := err.Error()
 		var appErr *temporal.ApplicationError
-		final := errors.As(err, &appErr) && appErr.NonRetryable()
-		return activities.NotifyOutcome{Result: res, Unfinished: &activities.NotifyProgress{}, Error: err.Error(), Final: final}, nil
+		if errors.As(err, &appErr) {
+			msg = appErr.Message()
+		}
+		final := appErr != nil && appErr.NonRetryable()
+		return activities.NotifyOutcome{Result: res, Unfinished: &activities.NotifyProgress{}, Error: msg, Final: final}, nil
 	}).Maybe()
 }
 

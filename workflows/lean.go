@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -90,17 +91,28 @@ func (r *run) whenSettled(ctx workflow.Context, ready func() bool, do func(workf
 	})
 }
 
-// deliverNotice delivers one stamped notice. In a workflow task someone waits on
-// (the start's, an Update's) it runs as an activity of its own, so the
-// answer does not wait for Slack; in any other it is first tried as a local
-// activity, and what that attempt could not deliver goes on, durably, in a
-// regular activity that starts where it stopped.
+// deliverNotice delivers one stamped notice. In a workflow task someone
+// waits on (the start's, an Update's) it runs as an activity of its own: the
+// answer does not wait for Slack, and the notice (with its audit entries) is
+// scheduled only once the task that decided it is in the history; a local
+// activity there would write the trail for an Update the task may yet lose.
+// In any other task it is first tried as a local activity, and what that
+// attempt could not deliver goes on, durably, in a regular activity that
+// starts where it stopped.
 func (r *run) deliverNotice(ctx workflow.Context, e activities.Event) {
 	var a *activities.Activities
 	if workflow.GetInfo(ctx).GetCurrentHistoryLength() == r.answeredIn {
 		r.notify(ctx, e)
 		return
 	}
+	// The messages are rendered from the run, which the attempt cannot
+	// query: the query would wait for this very task.
+	run, err := json.Marshal(r.state)
+	if err != nil {
+		r.notify(ctx, e)
+		return
+	}
+	n := activities.LocalNotice{Event: e, Run: run}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		// One attempt: the retries are NotifyFrom's, which keep their
@@ -109,7 +121,7 @@ func (r *run) deliverNotice(ctx workflow.Context, e activities.Event) {
 	})
 	var out activities.NotifyOutcome
 	r.localBusy++
-	err := workflow.ExecuteLocalActivity(lctx, a.NotifyLocally, e).Get(ctx, &out)
+	err = workflow.ExecuteLocalActivity(lctx, a.NotifyLocally, n).Get(ctx, &out)
 	r.localBusy--
 	switch {
 	case err != nil:

@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"strings"
 	"sync"
@@ -105,8 +106,8 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 		}
 		for _, a := range e.Audit {
 			actions = append(actions, a.Action)
-			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "lean" {
-				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version lean", a, e.ID)
+			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "lean-2" {
+				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version lean-2", a, e.ID)
 			}
 			ids[a.ID] = true
 			if a.StatusBefore != status && a.Action != approval.AuditReasonOpened {
@@ -137,10 +138,12 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 
 // TestNoticesNobodyWaitsOnGoLocalFirst: the start's and the Updates'
 // notices are activities of their own, so nobody waits on Slack for an
-// answer; a reminder's (a timer's task) is first tried as a local
-// activity. What a local attempt could not deliver goes on in NotifyFrom
-// from where it stopped; a failure retrying cannot cure goes on nowhere and
-// is recorded on the run.
+// answer and no entry is written for an Update its task may yet lose; a
+// reminder's (a timer's task) is first tried as a local activity, carrying
+// the run as the workflow holds it for the messages: the attempt cannot
+// query its own run. What a local attempt could not deliver goes on in
+// NotifyFrom from where it stopped; a failure retrying cannot cure goes on
+// nowhere and is recorded on the run.
 func TestNoticesNobodyWaitsOnGoLocalFirst(t *testing.T) {
 	ref := approval.MessageRef{Kind: "slack", Channel: "C0PRODNET", TS: "1700000000.000100"}
 	for _, tc := range []struct {
@@ -160,16 +163,24 @@ func TestNoticesNobodyWaitsOnGoLocalFirst(t *testing.T) {
 			worker.Register(env, testRunner(), acts)
 			var mu sync.Mutex
 			kinds := map[string][]activities.EventKind{}
+			var reminded []approval.Run // the runs the reminders carried
 			env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyResult, error) {
 				mu.Lock()
 				defer mu.Unlock()
 				kinds["activity"] = append(kinds["activity"], e.Kind)
 				return activities.NotifyResult{}, nil
 			})
-			env.OnActivity(acts.NotifyLocally, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyOutcome, error) {
+			env.OnActivity(acts.NotifyLocally, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.LocalNotice) (activities.NotifyOutcome, error) {
 				mu.Lock()
 				defer mu.Unlock()
-				kinds["local"] = append(kinds["local"], e.Kind)
+				kinds["local"] = append(kinds["local"], n.Event.Kind)
+				var run approval.Run
+				if err := json.Unmarshal(n.Run, &run); err != nil {
+					t.Errorf("notice %s: run %q: %v", n.Event.Kind, n.Run, err)
+				}
+				if n.Event.Kind == activities.EventReminder {
+					reminded = append(reminded, run)
+				}
 				return tc.local, nil
 			})
 			var froms []activities.NotifyInput
@@ -194,6 +205,9 @@ func TestNoticesNobodyWaitsOnGoLocalFirst(t *testing.T) {
 			}
 			if a := kinds["activity"]; len(a) == 0 || a[0] != activities.EventApprovalRequested || slices.Contains(a, activities.EventReminder) {
 				t.Errorf("notices as activities %v; want the start's approval request and no reminder", a)
+			}
+			if len(reminded) == 0 || reminded[0].ID == "" || reminded[0].Status != approval.StatusPendingApproval || len(reminded[0].Reasons) == 0 {
+				t.Errorf("reminders carried %+v; want the waiting run", reminded)
 			}
 			if l := kinds["local"]; len(l) < 4 || slices.ContainsFunc(l, func(k activities.EventKind) bool {
 				return k != activities.EventReminder && k != activities.EventFinished

@@ -18,7 +18,9 @@ import (
 // stages and a sign-off with a revoke, a request-changes round trip, a
 // bypass, a timeout, a rejection and a run no rule matched; of versionLean,
 // a two-approval run that applied (recorded by gatehouse bench: the lock in
-// local activities, one notice per task, the last one local). A change to the
+// local activities, one notice per task, the last one local); of leanV2, a
+// two-approval run with a webhook and a reminder in between that applied
+// (one wait timer across the first approval). A change to the
 // workflow that is not guarded by workflow.GetVersion fails here with a
 // non-determinism error, before it can break runs in flight.
 func TestReplayRecordedHistories(t *testing.T) {
@@ -26,8 +28,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 7 {
-		t.Fatalf("found %d recorded histories; want the 7 checked in", len(files))
+	if len(files) < 8 {
+		t.Fatalf("found %d recorded histories; want the 8 checked in", len(files))
 	}
 	logger := log.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	for _, file := range files {

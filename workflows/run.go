@@ -319,6 +319,13 @@ type run struct {
 	// start, an Update) by the history's length when it started: its
 	// notices are not delivered locally.
 	answeredIn int
+	// lean2 marks runs on leanV2.
+	lean2 bool
+	// wakeTimer is the timer waitForPeople waits on, for wakeAt; cancelWake
+	// cancels it (see awaitWake).
+	wakeTimer  workflow.Future
+	wakeAt     time.Time
+	cancelWake workflow.CancelFunc
 }
 
 // versionSerialNotices guards delivering notices one at a time, in order,
@@ -336,17 +343,26 @@ const versionAudit = "audit"
 // task (see keepVisible). Runs started before it replay as they ran.
 const versionLean = "lean"
 
+// leanV2 is versionLean's second version, named versionLean2 in the trail:
+// the wait for people keeps one timer while its instant stays put
+// (awaitWake).
+const (
+	leanV2       workflow.Version = 2
+	versionLean2                  = "lean-2"
+)
+
 func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 	r := &run{
 		in:        in,
 		runner:    w,
 		announced: map[string]bool{},
 	}
-	if workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, 1) == 1 {
+	if lean := workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, leanV2); lean != workflow.DefaultVersion {
 		// Every version before lean is implied, without a marker of its own.
 		// The deliverer (lean.go) serialises the notices. The starter
 		// waits for the first task.
 		r.lean, r.audited = true, true
+		r.lean2 = lean == leanV2
 		r.answeredIn = workflow.GetInfo(ctx).GetCurrentHistoryLength()
 	} else {
 		r.legacy = workflow.GetVersion(ctx, versionDurableTime, workflow.DefaultVersion, 1) == workflow.DefaultVersion
@@ -484,7 +500,7 @@ func (r *run) waitForPeople(ctx workflow.Context) error {
 	}
 	fired := true
 	if wait := wake.Sub(workflow.Now(ctx)); wait > 0 {
-		ok, err := workflow.AwaitWithTimeout(ctx, wait, changed)
+		ok, err := r.awaitWake(ctx, wake, changed)
 		switch {
 		case temporal.IsCanceledError(err):
 			r.cancelledInTemporal(ctx)
@@ -499,6 +515,38 @@ func (r *run) waitForPeople(ctx workflow.Context) error {
 		r.fireDue(ctx)
 	}
 	return nil
+}
+
+// awaitWake waits until changed holds or wake comes, and reports whether
+// changed held first. Runs on leanV2 keep one timer for as long as
+// the instant they wait for stays the same: a decision that wakes the run
+// and leaves its next reminder or deadline where it was starts no timer
+// (workflow.AwaitWithTimeout starts one each time and, in this SDK, never
+// cancels the last). A timer for an instant that moved is cancelled.
+func (r *run) awaitWake(ctx workflow.Context, wake time.Time, changed func() bool) (bool, error) {
+	if !r.lean2 {
+		return workflow.AwaitWithTimeout(ctx, wake.Sub(workflow.Now(ctx)), changed)
+	}
+	if r.wakeTimer != nil && !r.wakeAt.Equal(wake) {
+		r.cancelWake()
+		r.wakeTimer = nil
+	}
+	if r.wakeTimer == nil {
+		tctx, cancel := workflow.WithCancel(ctx)
+		r.wakeTimer, r.wakeAt, r.cancelWake = workflow.NewTimer(tctx, wake.Sub(workflow.Now(ctx))), wake, cancel
+	}
+	timer := r.wakeTimer
+	if err := workflow.Await(ctx, func() bool { return timer.IsReady() || changed() }); err != nil {
+		return false, err
+	}
+	if !timer.IsReady() {
+		return true, nil
+	}
+	r.wakeTimer = nil
+	if err := timer.Get(ctx, nil); err != nil {
+		return false, err // cancelled with the run
+	}
+	return false, nil
 }
 
 // fireDue acts on what the clock brought: the deadline ends the run;
