@@ -42,7 +42,7 @@ func (a *Activities) OpenTicket(ctx context.Context, in TicketInput) (approval.E
 	if err != nil {
 		return approval.External{}, err
 	}
-	v, err := a.view(ctx, Event{RunID: in.RunID, Workspace: in.Workspace})
+	v, err := a.view(ctx, Event{RunID: in.RunID, Workspace: in.Workspace}, nil)
 	if err != nil {
 		return approval.External{}, fmt.Errorf("read run %s: %w", in.RunID, err)
 	}

@@ -125,7 +125,7 @@ func (n LogNotifier) Notify(_ context.Context, e Event) error {
 // Slack message again, nor email anyone twice.
 func (a *Activities) Notify(ctx context.Context, e Event) (NotifyResult, error) {
 	p := loadProgress(ctx)
-	return a.deliver(ctx, attempt{e: e, p: &p})
+	return a.deliver(ctx, e, &p, nil)
 }
 
 // NotifyInput is a notice and what an earlier attempt of it delivered.
@@ -142,7 +142,7 @@ func (a *Activities) NotifyFrom(ctx context.Context, in NotifyInput) (NotifyResu
 	if activity.HasHeartbeatDetails(ctx) {
 		p = loadProgress(ctx)
 	}
-	return a.deliver(ctx, attempt{e: in.Event, p: &p})
+	return a.deliver(ctx, in.Event, &p, nil)
 }
 
 // NotifyOutcome is what a local first attempt of a notice did: its result
@@ -173,21 +173,20 @@ type LocalNotice struct {
 
 // NotifyLocally is a notice's first attempt as a local activity, for a
 // workflow task nobody waits on: it costs the run no activity task and no
-// workflow task of its own. It answers
-// rather than fails, with how far it got, because a local activity cannot
-// keep its progress in heartbeats: the run hands what is left to
-// NotifyFrom, which retries durably without delivering anything twice.
+// workflow task of its own. It answers rather than fails, with how far it
+// got, because a local activity cannot keep its progress in heartbeats:
+// the run hands what is left to NotifyFrom, which retries durably without
+// delivering anything twice.
 func (a *Activities) NotifyLocally(ctx context.Context, n LocalNotice) (NotifyOutcome, error) {
 	var p NotifyProgress
-	at := attempt{e: n.Event, p: &p}
+	var run *approval.Run
 	if len(n.Run) > 0 {
-		var run approval.Run
-		if err := json.Unmarshal(n.Run, &run); err != nil {
+		run = new(approval.Run)
+		if err := json.Unmarshal(n.Run, run); err != nil {
 			return NotifyOutcome{Unfinished: &p, Error: "decode the run: " + err.Error()}, nil
 		}
-		at.run = &run
 	}
-	res, err := a.deliver(ctx, at)
+	res, err := a.deliver(ctx, n.Event, &p, run)
 	if err == nil {
 		return NotifyOutcome{Result: res}, nil
 	}
@@ -196,19 +195,10 @@ func (a *Activities) NotifyLocally(ctx context.Context, n LocalNotice) (NotifyOu
 	return NotifyOutcome{Result: res, Unfinished: &p, Error: errorMessage(err), Final: final}, nil
 }
 
-// attempt is one try at delivering a notice.
-type attempt struct {
-	e Event
-	// p is how far the notice's attempts have got; this one adds to it.
-	p *NotifyProgress
-	// run is the run as its workflow held it (a local attempt's), or nil:
-	// the messages then read it by query.
-	run *approval.Run
-}
-
-// deliver sends the notice everywhere at.p says it has not gone yet.
-func (a *Activities) deliver(ctx context.Context, at attempt) (NotifyResult, error) {
-	e, p := at.e, at.p
+// deliver sends the notice everywhere p says it has not gone yet. run is
+// the run as its workflow held it (a local attempt's), or nil: the messages
+// then read it by query.
+func (a *Activities) deliver(ctx context.Context, e Event, p *NotifyProgress, run *approval.Run) (NotifyResult, error) {
 	if err := a.audit(ctx, e, p); err != nil {
 		a.Metrics.NotifyFailure("audit")
 		return NotifyResult{}, withPrefix(fmt.Sprintf("audit %s for run %s", e.Kind, e.RunID), err)
@@ -225,7 +215,7 @@ func (a *Activities) deliver(ctx context.Context, at attempt) (NotifyResult, err
 	if !ok || ws.Notify == nil {
 		return NotifyResult{}, nil
 	}
-	peopleErr := a.notifyPeople(ctx, ws.Notify, e, p, at.run)
+	peopleErr := a.notifyPeople(ctx, ws.Notify, e, p, run)
 	hookErr := a.notifyWebhook(ctx, ws.Notify, e, p)
 	res := NotifyResult{Posted: p.Posted, Failures: p.Failures}
 	if peopleErr != nil {
@@ -290,11 +280,15 @@ func (a *Activities) notifyWebhook(ctx context.Context, n *config.Notify, e Even
 // A Slack failure that email covered is reported in the result, not as an
 // error: the notice went out.
 func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event, p *NotifyProgress, run *approval.Run) error {
-	useSlack, useEmail := a.peopleWork(n, e, p)
+	// Slack posts on an approval request and updates what it posted; an
+	// event that does neither needs no view of the run.
+	slackHasWork := e.Kind == EventApprovalRequested || len(slackRefs(e.Messages)) > 0
+	useSlack := n.Slack != nil && a.Config.Slack != nil && !p.SlackDone && slackHasWork
+	useEmail := n.Email != nil && a.Config.Email != nil && emailed(e.Kind)
 	if !useSlack && !useEmail {
 		return nil
 	}
-	v, err := a.viewOf(ctx, e, run)
+	v, err := a.view(ctx, e, run)
 	if err != nil {
 		return err
 	}
@@ -322,16 +316,6 @@ func (a *Activities) notifyPeople(ctx context.Context, n *config.Notify, e Event
 		p.save(ctx)
 	}
 	return nil
-}
-
-// peopleWork says whether the notice has anything left to do by Slack and
-// by email. Slack posts on an approval request and updates what it posted;
-// an event that does neither needs no view of the run.
-func (a *Activities) peopleWork(n *config.Notify, e Event, p *NotifyProgress) (useSlack, useEmail bool) {
-	slackHasWork := e.Kind == EventApprovalRequested || len(slackRefs(e.Messages)) > 0
-	useSlack = n.Slack != nil && a.Config.Slack != nil && !p.SlackDone && slackHasWork
-	useEmail = n.Email != nil && a.Config.Email != nil && emailed(e.Kind)
-	return useSlack, useEmail
 }
 
 // emailed reports whether notices of kind k go by email: the requests for
@@ -511,13 +495,9 @@ type view struct {
 	TemporalURL string
 }
 
-// view reads the run and its plan for the messages of a notice.
-func (a *Activities) view(ctx context.Context, e Event) (view, error) {
-	return a.viewOf(ctx, e, nil)
-}
-
-// viewOf is view of the run as known, or as read by query when nil.
-func (a *Activities) viewOf(ctx context.Context, e Event, known *approval.Run) (view, error) {
+// view is what the messages of a notice say: the run as known, or as read
+// by query when known is nil, and its plan.
+func (a *Activities) view(ctx context.Context, e Event, known *approval.Run) (view, error) {
 	var run approval.Run
 	if known != nil {
 		run = *known

@@ -128,8 +128,8 @@ func TestSlackReminderInATimersTask(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The start's notice goes on in NotifyFrom by design: the start's
-		// answer waits on nothing remote. A reminder's must not.
+		// NotifyFrom takes over only from a local attempt that could not
+		// finish; a reminder's attempt must have finished.
 		a := ev.GetActivityTaskScheduledEventAttributes()
 		if a == nil || a.GetActivityType().GetName() != "NotifyFrom" {
 			continue
