@@ -71,6 +71,9 @@ type Report struct {
 	// EventsPerRun is, per side, the mean count of each history event
 	// type per run in the last repeat.
 	EventsPerRun map[string]map[string]float64 `json:"events_per_run,omitempty"`
+	// BytesPerRun is, per side, the mean encoded size of each history
+	// event type per run in the last repeat.
+	BytesPerRun map[string]map[string]float64 `json:"bytes_per_run,omitempty"`
 }
 
 func (o *Options) validate() error {
@@ -173,12 +176,12 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		repeats = 0 // only --waiting
 	}
 	for r := range repeats {
-		figs, types, err := repeat(ctx, []side{bare, gh}, c, o)
+		figs, types, bytes, err := repeat(ctx, []side{bare, gh}, c, o)
 		if err != nil {
 			stopProfile()
 			return fmt.Errorf("repeat %d: %w", r+1, err)
 		}
-		rep.Repeats, rep.EventsPerRun = append(rep.Repeats, figs), types
+		rep.Repeats, rep.EventsPerRun, rep.BytesPerRun = append(rep.Repeats, figs), types, bytes
 		fmt.Fprintf(out, "repeat %d/%d done\n", r+1, repeats)
 	}
 	stopProfile()
@@ -208,26 +211,31 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 
 // repeat runs both sides' runs in batches, alternating which goes first,
 // so that drift in the machine's load falls on both alike.
-func repeat(ctx context.Context, sides []side, c client.Client, o Options) ([]Figure, map[string]map[string]float64, error) {
+func repeat(ctx context.Context, sides []side, c client.Client, o Options) (figs []Figure, types, bytes map[string]map[string]float64, err error) {
 	samples := make([]sample, len(sides))
 	for k, done := 0, 0; done < o.Runs; k++ {
 		n := min(o.Batch, o.Runs-done)
 		for j := range sides {
 			i := (j + k) % len(sides) // batch k starts with side k mod 2
 			if err := batch(ctx, sides[i], c, n, o.Concurrency, &samples[i]); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 		done += n
 	}
-	types := map[string]map[string]float64{}
-	for i, s := range sides {
-		types[s.name()] = map[string]float64{}
-		for t, n := range samples[i].EventTypes {
-			types[s.name()][t] = perRun(float64(n), samples[i].Runs)
+	means := func(counts map[string]int, runs int) map[string]float64 {
+		m := make(map[string]float64, len(counts))
+		for t, n := range counts {
+			m[t] = perRun(float64(n), runs)
 		}
+		return m
 	}
-	return figures(&samples[0], &samples[1]), types, nil
+	types, bytes = map[string]map[string]float64{}, map[string]map[string]float64{}
+	for i, s := range sides {
+		types[s.name()] = means(samples[i].EventTypes, samples[i].Runs)
+		bytes[s.name()] = means(samples[i].TypeBytes, samples[i].Runs)
+	}
+	return figures(&samples[0], &samples[1]), types, bytes, nil
 }
 
 // warmUp runs one batch of n runs of each side and forgets it.

@@ -19,6 +19,9 @@ type historyStats struct {
 	// ("activity Apply"): where a run's history, and so much of the
 	// server's work, comes from.
 	Types map[string]int
+	// TypeBytes sums the events' encoded sizes by type: which events
+	// carry the bytes.
+	TypeBytes map[string]int
 	// AppliedAt is when the workflow took in its apply activity's result:
 	// the workflow task that completed after the activity did. From then
 	// on a query says applied. Zero when the activity never completed.
@@ -41,13 +44,15 @@ func readHistory(ctx context.Context, c client.Client, id, applyActivity string)
 
 // summarise counts and sizes the events and finds when the apply landed.
 func summarise(events []*historypb.HistoryEvent, applyActivity string) historyStats {
-	st := historyStats{Types: map[string]int{}}
+	st := historyStats{Types: map[string]int{}, TypeBytes: map[string]int{}}
 	scheduled := map[int64]bool{} // event IDs of the apply's schedules
 	applied := false
 	for _, e := range events {
 		st.Events++
-		st.Bytes += proto.Size(e)
+		size := proto.Size(e)
+		st.Bytes += size
 		st.Types[e.GetEventType().String()]++
+		st.TypeBytes[e.GetEventType().String()] += size
 		switch e.GetEventType() {
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 			name := e.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName()

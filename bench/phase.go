@@ -38,7 +38,7 @@ type sample struct {
 	ApproveLatency        []time.Duration
 	ToApplied, ToClosed   []time.Duration
 	Events, Bytes         int
-	EventTypes            map[string]int
+	EventTypes, TypeBytes map[string]int
 }
 
 // batch runs n runs of s through its life with conc requests at a time:
@@ -126,10 +126,13 @@ func batch(ctx context.Context, s side, c client.Client, n, conc int, into *samp
 		into.Events += h.Events
 		into.Bytes += h.Bytes
 		if into.EventTypes == nil {
-			into.EventTypes = map[string]int{}
+			into.EventTypes, into.TypeBytes = map[string]int{}, map[string]int{}
 		}
 		for t, n := range h.Types {
 			into.EventTypes[t] += n
+		}
+		for t, n := range h.TypeBytes {
+			into.TypeBytes[t] += n
 		}
 	}
 	return nil
