@@ -13,6 +13,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/internal/smtptest"
 )
 
 // auditedEvent is a notice that carries an entry of the audit trail.
@@ -86,5 +87,70 @@ func TestNotifyFailsWhenTheTrailCannotBeWritten(t *testing.T) {
 	f.acts.Audit = store
 	if _, err := notify(t, f.acts, auditedEvent()); err == nil {
 		t.Fatal("notice delivered without its audit entry")
+	}
+}
+
+// TestRecordOnlyLeavesTheChannelsToNotifyFrom: the start's local attempt
+// (RecordOnly) stores the trail and logs, posts to no channel, and hands
+// the channels to NotifyFrom, which delivers them without a second entry.
+// Run twice, as when its workflow task is retried, it still stores one.
+// In a workspace without channels nothing is left over.
+func TestRecordOnlyLeavesTheChannelsToNotifyFrom(t *testing.T) {
+	sink, port := smtptest.NewServer(t)
+	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: always }\n", port)
+	store, err := audit.Open(context.Background(), audit.DriverSQLite, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	f.acts.Audit = store
+	var suite testsuite.WorkflowTestSuite
+	e := auditedEvent()
+	e.Kind = activities.EventApprovalRequested
+	var out activities.NotifyOutcome
+	for range 2 {
+		env := suite.NewTestActivityEnvironment()
+		env.RegisterActivity(f.acts)
+		v, err := env.ExecuteActivity(f.acts.NotifyLocally, activities.LocalNotice{Event: e, RecordOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := v.Get(&out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := out.Unfinished; p == nil || out.Error != "" || !p.Audited || !p.Logged || p.SlackDone || len(p.Emailed) != 0 {
+		t.Fatalf("outcome %+v; want recorded, the channels left over", out)
+	}
+	if n := len(f.slack.called("chat.postMessage")); n != 0 || len(sink.Received()) != 0 {
+		t.Fatalf("the record posted %d Slack messages and %d emails; want none", n, len(sink.Received()))
+	}
+	from := suite.NewTestActivityEnvironment()
+	from.RegisterActivity(f.acts)
+	if _, err := from.ExecuteActivity(f.acts.NotifyFrom, activities.NotifyInput{Event: e, From: *out.Unfinished}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.slack.called("chat.postMessage")); n != 1 || len(sink.Received()) != 2 {
+		t.Errorf("NotifyFrom posted %d Slack messages and %d emails; want the request, and bob and carol emailed", n, len(sink.Received()))
+	}
+	page, err := store.Query(context.Background(), audit.Filter{Workspaces: []string{"prod-network"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Events) != 1 {
+		t.Errorf("trail %+v; want the one entry", page.Events)
+	}
+
+	bare := newNotifyFixture(t, "", 0)
+	bare.acts.Config.Workspaces[0].Notify = nil
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(bare.acts)
+	v, err := env.ExecuteActivity(bare.acts.NotifyLocally, activities.LocalNotice{Event: e, RecordOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var done activities.NotifyOutcome
+	if err := v.Get(&done); err != nil || done.Unfinished != nil {
+		t.Errorf("outcome %+v, %v in a workspace without channels; want finished", done, err)
 	}
 }

@@ -169,6 +169,10 @@ type LocalNotice struct {
 	// Run is the run, JSON-encoded by the workflow (a copy: the workflow
 	// goes on changing its own while the attempt runs).
 	Run json.RawMessage `json:"run,omitempty"`
+	// RecordOnly: the attempt writes the audit entries and the log line
+	// and leaves the workspace's channels (Slack, email, webhook) to
+	// NotifyFrom, for a task someone waits on that should not wait on them.
+	RecordOnly bool `json:"record_only,omitempty"`
 }
 
 // NotifyLocally is a notice's first attempt as a local activity, for a
@@ -179,6 +183,15 @@ type LocalNotice struct {
 // delivering anything twice.
 func (a *Activities) NotifyLocally(ctx context.Context, n LocalNotice) (NotifyOutcome, error) {
 	var p NotifyProgress
+	if n.RecordOnly {
+		if err := a.record(ctx, n.Event, &p); err != nil {
+			return NotifyOutcome{Unfinished: &p, Error: errorMessage(err)}, nil
+		}
+		if ws, ok := a.Config.Workspace(n.Event.Workspace); ok && ws.Notify != nil {
+			return NotifyOutcome{Unfinished: &p}, nil // the channels are NotifyFrom's
+		}
+		return NotifyOutcome{}, nil
+	}
 	var run *approval.Run
 	if len(n.Run) > 0 {
 		run = new(approval.Run)
@@ -199,17 +212,8 @@ func (a *Activities) NotifyLocally(ctx context.Context, n LocalNotice) (NotifyOu
 // the run as its workflow held it (a local attempt's), or nil: the messages
 // then read it by query.
 func (a *Activities) deliver(ctx context.Context, e Event, p *NotifyProgress, run *approval.Run) (NotifyResult, error) {
-	if err := a.audit(ctx, e, p); err != nil {
-		a.Metrics.NotifyFailure("audit")
-		return NotifyResult{}, withPrefix(fmt.Sprintf("audit %s for run %s", e.Kind, e.RunID), err)
-	}
-	// Attempts before Logged was kept logged on the first attempt only.
-	if !p.Logged && activity.GetInfo(ctx).Attempt <= 1 {
-		if err := a.Notifier.Notify(ctx, e); err != nil {
-			return NotifyResult{}, withPrefix(fmt.Sprintf("notify %s for run %s", e.Kind, e.RunID), err)
-		}
-		p.Logged = true
-		p.save(ctx)
+	if err := a.record(ctx, e, p); err != nil {
+		return NotifyResult{}, err
 	}
 	ws, ok := a.Config.Workspace(e.Workspace)
 	if !ok || ws.Notify == nil {
@@ -234,6 +238,25 @@ func (a *Activities) deliver(ctx context.Context, e Event, p *NotifyProgress, ru
 		a.Metrics.NotifyFailure(channel)
 	}
 	return res, nil
+}
+
+// record writes the notice to the audit trail and then to the log, each
+// once per notice: the trail first, so it never misses what people were
+// told.
+func (a *Activities) record(ctx context.Context, e Event, p *NotifyProgress) error {
+	if err := a.audit(ctx, e, p); err != nil {
+		a.Metrics.NotifyFailure("audit")
+		return withPrefix(fmt.Sprintf("audit %s for run %s", e.Kind, e.RunID), err)
+	}
+	// Attempts before Logged was kept logged on the first attempt only.
+	if !p.Logged && activity.GetInfo(ctx).Attempt <= 1 {
+		if err := a.Notifier.Notify(ctx, e); err != nil {
+			return withPrefix(fmt.Sprintf("notify %s for run %s", e.Kind, e.RunID), err)
+		}
+		p.Logged = true
+		p.save(ctx)
+	}
+	return nil
 }
 
 // AuditSink is where the audit trail is kept (package activities/audit's

@@ -118,7 +118,9 @@ func (r *run) version() string {
 	switch {
 	case r.legacy:
 		return "v0"
-	case r.lean2:
+	case r.leanAt >= leanV3:
+		return versionLean3
+	case r.leanAt == leanV2:
 		return versionLean2
 	case r.lean:
 		return versionLean

@@ -91,17 +91,21 @@ func (r *run) whenSettled(ctx workflow.Context, ready func() bool, do func(workf
 	})
 }
 
-// deliverNotice delivers one stamped notice. In a workflow task someone
-// waits on (the start's, an Update's) it runs as an activity of its own: the
-// answer does not wait for Slack, and the notice (with its audit entries) is
-// scheduled only once the task that decided it is in the history; a local
-// activity there would write the trail for an Update the task may yet lose.
-// In any other task it is first tried as a local activity, and what that
-// attempt could not deliver goes on, durably, in a regular activity that
-// starts where it stopped.
+// deliverNotice delivers one stamped notice. In a workflow task that
+// answers an Update it runs as an activity of its own: the answer does not
+// wait for Slack, and the notice (with its audit entries) is scheduled only
+// once the task that decided it is in the history; a local activity there
+// would write the trail for an Update the task may yet lose. In the start's
+// task (leanV3) a local activity records it (the trail, the log) and the
+// workspace's channels, if any, go to an activity: the run's start is in
+// the history before its first task runs, and the trail ignores an entry it
+// already has when the task runs again. In any other task it is first tried
+// as a local activity, and what that attempt could not deliver goes on,
+// durably, in a regular activity that starts where it stopped.
 func (r *run) deliverNotice(ctx workflow.Context, e activities.Event) {
 	var a *activities.Activities
-	if workflow.GetInfo(ctx).GetCurrentHistoryLength() == r.answeredIn {
+	task := workflow.GetInfo(ctx).GetCurrentHistoryLength()
+	if task == r.answeredIn {
 		r.notify(ctx, e)
 		return
 	}
@@ -113,7 +117,7 @@ func (r *run) deliverNotice(ctx workflow.Context, e activities.Event) {
 		r.notify(ctx, e)
 		return
 	}
-	n := activities.LocalNotice{Event: e, Run: run}
+	n := activities.LocalNotice{Event: e, Run: run, RecordOnly: task == r.startedIn}
 	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		// One attempt: the retries are NotifyFrom's, which keep their

@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -106,8 +107,8 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 		}
 		for _, a := range e.Audit {
 			actions = append(actions, a.Action)
-			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "lean-2" {
-				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version lean-2", a, e.ID)
+			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "lean-3" {
+				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version lean-3", a, e.ID)
 			}
 			ids[a.ID] = true
 			if a.StatusBefore != status && a.Action != approval.AuditReasonOpened {
@@ -136,21 +137,24 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 	}
 }
 
-// TestNoticesNobodyWaitsOnGoLocalFirst: the start's and the Updates'
-// notices are activities of their own, so nobody waits on Slack for an
-// answer and no entry is written for an Update its task may yet lose; a
-// reminder's (a timer's task) is first tried as a local activity, carrying
-// the run as the workflow holds it for the messages: the attempt cannot
-// query its own run. What a local attempt could not deliver goes on in
-// NotifyFrom from where it stopped; a failure retrying cannot cure goes on
-// nowhere and is recorded on the run.
+// TestNoticesNobodyWaitsOnGoLocalFirst: an Update's notices are activities
+// of their own, so nobody waits on Slack for an answer and no entry is
+// written for an Update its task may yet lose. The start's (lean-3) is
+// recorded by a local activity of the start's task, which leaves the
+// workspace's channels to NotifyFrom: the starter waits on that task, not
+// on Slack. A reminder's (a timer's task) is first tried as a local
+// activity, carrying the run as the workflow holds it for the messages: the
+// attempt cannot query its own run. What a local attempt could not deliver
+// goes on in NotifyFrom from where it stopped; a failure retrying cannot
+// cure goes on nowhere and is recorded on the run.
 func TestNoticesNobodyWaitsOnGoLocalFirst(t *testing.T) {
 	ref := approval.MessageRef{Kind: "slack", Channel: "C0PRODNET", TS: "1700000000.000100"}
+	recorded := activities.NotifyProgress{Audited: true, Logged: true}
 	for _, tc := range []struct {
 		name string
 		// local answers the reminders' local attempts.
 		local    activities.NotifyOutcome
-		wantFrom bool // NotifyFrom takes over, from the local progress
+		wantFrom bool // NotifyFrom takes over the reminders, from the local progress
 		wantFail string
 	}{
 		{name: "delivered", local: activities.NotifyOutcome{}},
@@ -163,16 +167,23 @@ func TestNoticesNobodyWaitsOnGoLocalFirst(t *testing.T) {
 			worker.Register(env, testRunner(), acts)
 			var mu sync.Mutex
 			kinds := map[string][]activities.EventKind{}
+			var asActivities []activities.Event
 			var reminded []approval.Run // the runs the reminders carried
 			env.OnActivity(acts.Notify, mock.Anything, mock.Anything).Return(func(_ context.Context, e activities.Event) (activities.NotifyResult, error) {
 				mu.Lock()
 				defer mu.Unlock()
-				kinds["activity"] = append(kinds["activity"], e.Kind)
+				asActivities = append(asActivities, e)
 				return activities.NotifyResult{}, nil
 			})
 			env.OnActivity(acts.NotifyLocally, mock.Anything, mock.Anything).Return(func(_ context.Context, n activities.LocalNotice) (activities.NotifyOutcome, error) {
 				mu.Lock()
 				defer mu.Unlock()
+				if n.RecordOnly {
+					// As NotifyLocally answers in a workspace with channels.
+					kinds["recorded"] = append(kinds["recorded"], n.Event.Kind)
+					p := recorded
+					return activities.NotifyOutcome{Unfinished: &p}, nil
+				}
 				kinds["local"] = append(kinds["local"], n.Event.Kind)
 				var run approval.Run
 				if err := json.Unmarshal(n.Run, &run); err != nil {
@@ -192,19 +203,31 @@ func TestNoticesNobodyWaitsOnGoLocalFirst(t *testing.T) {
 			}).Maybe()
 			in := timedInput()
 			in.Workspace.Timing.EscalateAfter, in.Workspace.Timing.EscalateTo = 0, approval.Approvers{}
-			// The test environment keeps no history, so the workflow task
-			// that tells the run it is not the start's is made here: the
-			// history has grown by the first reminder, as on a server.
-			env.RegisterDelayedCallback(func() { env.SetCurrentHistoryLength(40) }, time.Minute)
+			// The test environment keeps no history, so the workflow
+			// tasks that tell the start's, bob's Update's and the timers'
+			// apart are made here: the history grows between them, as on
+			// a server.
 			h := &harness{t: t, env: env}
+			env.RegisterDelayedCallback(func() { env.SetCurrentHistoryLength(40) }, time.Minute)
+			approved := h.update(30*time.Minute, workflows.UpdateApprove, "u-bob", approval.Request{Actor: bob})
+			env.RegisterDelayedCallback(func() { env.SetCurrentHistoryLength(60) }, 31*time.Minute)
 			setWorkflowID(env)
 			got := h.run(in)
 
+			if got.Status != approval.StatusTimedOut || !approved.ok || approved.err != nil {
+				t.Fatalf("run %s, bob's approval %+v; want timed_out after it", got.Status, approved)
+			}
+			if r := kinds["recorded"]; !slices.Equal(r, []activities.EventKind{activities.EventApprovalRequested}) {
+				t.Errorf("notices recorded in their task %v; want the start's approval request", r)
+			}
+			if len(froms) == 0 || froms[0].Event.Kind != activities.EventApprovalRequested || !reflect.DeepEqual(froms[0].From, recorded) {
+				t.Errorf("NotifyFrom took over %+v; want first the approval request's channels, after its record", froms)
+			}
+			if len(asActivities) != 1 || !slices.ContainsFunc(asActivities[0].Audit, func(a approval.AuditEvent) bool { return a.Action == approval.AuditApproved }) {
+				t.Errorf("notices as activities %+v; want one: bob's approval", asActivities)
+			}
 			if got.Status != approval.StatusTimedOut {
 				t.Fatalf("run %s; want timed_out", got.Status)
-			}
-			if a := kinds["activity"]; len(a) == 0 || a[0] != activities.EventApprovalRequested || slices.Contains(a, activities.EventReminder) {
-				t.Errorf("notices as activities %v; want the start's approval request and no reminder", a)
 			}
 			if len(reminded) == 0 || reminded[0].ID == "" || reminded[0].Status != approval.StatusPendingApproval || len(reminded[0].Reasons) == 0 {
 				t.Errorf("reminders carried %+v; want the waiting run", reminded)
@@ -216,15 +239,15 @@ func TestNoticesNobodyWaitsOnGoLocalFirst(t *testing.T) {
 			}
 			switch {
 			case tc.wantFrom:
-				if len(froms) != len(kinds["local"]) || !froms[0].From.SlackDone || froms[0].Event.Kind != activities.EventReminder || froms[0].Event.ID == "" {
+				if froms := froms[1:]; len(froms) != len(kinds["local"]) || !froms[0].From.SlackDone || froms[0].Event.Kind != activities.EventReminder || froms[0].Event.ID == "" {
 					t.Errorf("NotifyFrom took over %d of %d local attempts, first %+v; want each, from the local progress", len(froms), len(kinds["local"]), froms)
 				}
 				if !slices.Contains(got.Messages, ref) {
 					t.Errorf("messages %v; want the one the local attempt posted", got.Messages)
 				}
 			default:
-				if len(froms) != 0 {
-					t.Errorf("NotifyFrom ran %d times; want never", len(froms))
+				if len(froms) != 1 {
+					t.Errorf("NotifyFrom ran %d times; want once, for the start's channels", len(froms))
 				}
 			}
 			failed := 0

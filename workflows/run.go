@@ -277,8 +277,10 @@ type run struct {
 	legacy bool
 	// preIntegrity marks runs started before versionIntegrity.
 	preIntegrity bool
-	// published is what the search attributes say now.
+	// published is what the search attributes say now; upserted, that
+	// this run (this execution) has upserted them once.
 	published visibility
+	upserted  bool
 	// announced holds "reason@round" for every reason whose approvers were
 	// asked, so each opening is announced once.
 	announced map[string]bool
@@ -315,12 +317,13 @@ type run struct {
 	pending     []activities.Event
 	changes     int
 	localBusy   int
-	// answeredIn names the last workflow task someone waits on (the
-	// start, an Update) by the history's length when it started: its
-	// notices are not delivered locally.
-	answeredIn int
-	// lean2 marks runs on leanV2.
-	lean2 bool
+	// answeredIn names the last workflow task that answered an Update (on
+	// versions before leanV3 also the start's) by the history's length
+	// when it started: its notices are activities. startedIn names the
+	// start's task on leanV3, whose notices are recorded locally.
+	answeredIn, startedIn int
+	// leanAt is the run's version of versionLean (0 before it).
+	leanAt workflow.Version
 	// wakeTimer is the timer waitForPeople waits on, for wakeAt; cancelWake
 	// cancels it (see awaitWake).
 	wakeTimer  workflow.Future
@@ -345,10 +348,14 @@ const versionLean = "lean"
 
 // leanV2 is versionLean's second version, named versionLean2 in the trail:
 // the wait for people keeps one timer while its instant stays put
-// (awaitWake).
+// (awaitWake). leanV3, versionLean3, records the start's notice (its audit
+// entries and log line) in a local activity of the start's own task, and
+// leaves only the workspace's channels, if it has any, to an activity.
 const (
 	leanV2       workflow.Version = 2
 	versionLean2                  = "lean-2"
+	leanV3       workflow.Version = 3
+	versionLean3                  = "lean-3"
 )
 
 func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
@@ -356,14 +363,21 @@ func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 		in:        in,
 		runner:    w,
 		announced: map[string]bool{},
+		// No task is either until one is: a history's length is never
+		// negative.
+		answeredIn: -1,
+		startedIn:  -1,
 	}
-	if lean := workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, leanV2); lean != workflow.DefaultVersion {
+	if lean := workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, leanV3); lean != workflow.DefaultVersion {
 		// Every version before lean is implied, without a marker of its own.
 		// The deliverer (lean.go) serialises the notices. The starter
 		// waits for the first task.
-		r.lean, r.audited = true, true
-		r.lean2 = lean == leanV2
-		r.answeredIn = workflow.GetInfo(ctx).GetCurrentHistoryLength()
+		r.lean, r.audited, r.leanAt = true, true, lean
+		if lean >= leanV3 {
+			r.startedIn = workflow.GetInfo(ctx).GetCurrentHistoryLength()
+		} else {
+			r.answeredIn = workflow.GetInfo(ctx).GetCurrentHistoryLength()
+		}
 	} else {
 		r.legacy = workflow.GetVersion(ctx, versionDurableTime, workflow.DefaultVersion, 1) == workflow.DefaultVersion
 		r.preIntegrity = r.legacy || workflow.GetVersion(ctx, versionIntegrity, workflow.DefaultVersion, 1) == workflow.DefaultVersion
@@ -524,7 +538,7 @@ func (r *run) waitForPeople(ctx workflow.Context) error {
 // (workflow.AwaitWithTimeout starts one each time and, in this SDK, never
 // cancels the last). A timer for an instant that moved is cancelled.
 func (r *run) awaitWake(ctx workflow.Context, wake time.Time, changed func() bool) (bool, error) {
-	if !r.lean2 {
+	if r.leanAt < leanV2 {
 		return workflow.AwaitWithTimeout(ctx, wake.Sub(workflow.Now(ctx)), changed)
 	}
 	if r.wakeTimer != nil && !r.wakeAt.Equal(wake) {

@@ -99,28 +99,40 @@ func (r *run) keepVisible(ctx workflow.Context) {
 }
 
 // upsert writes the search attributes that differ from what they show.
+// Runs on leanV3 write, after their first upsert, only the attributes that
+// changed: an upsert merges, and the workspace, requester and environment
+// never change.
 func (r *run) upsert(ctx workflow.Context) {
 	r.stale = false
 	v := visibilityOf(r.state)
 	if v == r.published {
 		return
 	}
-	updates := []temporal.SearchAttributeUpdate{
-		StatusKey.ValueSet(string(v.status)),
-		WorkspaceKey.ValueSet(r.state.Workspace),
-		RequestedByKey.ValueSet(string(r.state.RequestedBy.ID)),
+	delta := r.leanAt >= leanV3 && r.upserted
+	var updates []temporal.SearchAttributeUpdate
+	if !delta || v.status != r.published.status {
+		updates = append(updates, StatusKey.ValueSet(string(v.status)))
 	}
-	if r.state.Environment != "" {
-		updates = append(updates, EnvironmentKey.ValueSet(r.state.Environment))
+	if !delta {
+		updates = append(updates,
+			WorkspaceKey.ValueSet(r.state.Workspace),
+			RequestedByKey.ValueSet(string(r.state.RequestedBy.ID)))
+		if r.state.Environment != "" {
+			updates = append(updates, EnvironmentKey.ValueSet(r.state.Environment))
+		}
 	}
-	if v.pending != "" {
+	switch {
+	case delta && v.pending == r.published.pending:
+	case v.pending != "":
 		updates = append(updates, PendingApproversKey.ValueSet(strings.Split(v.pending, ",")))
-	} else {
+	default:
 		updates = append(updates, PendingApproversKey.ValueUnset())
 	}
-	if v.pendingSince.IsZero() {
+	switch {
+	case delta && v.pendingSince.Equal(r.published.pendingSince) && v.deadline.Equal(r.published.deadline):
+	case v.pendingSince.IsZero():
 		updates = append(updates, PendingSinceKey.ValueUnset(), DeadlineKey.ValueUnset())
-	} else {
+	default:
 		updates = append(updates, PendingSinceKey.ValueSet(v.pendingSince), DeadlineKey.ValueSet(v.deadline))
 	}
 	if v.ticket != r.published.ticket {
@@ -136,7 +148,7 @@ func (r *run) upsert(ctx workflow.Context) {
 		workflow.GetLogger(ctx).Warn("upsert search attributes failed", "error", err)
 		return
 	}
-	r.published = v
+	r.published, r.upserted = v, true
 }
 
 // currentDetails says in words what the run waits for, for the Temporal Web
