@@ -393,7 +393,7 @@ func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error
 		}
 		v, err = c.temporal.QueryWorkflow(ctx, id, "", workflows.QueryState)
 	}
-	if err != nil && (noWorker || isNoPoller(err)) {
+	if err != nil && (noWorker || isNoPoller(err) || (isDeadlineExceeded(err) && c.taskWaits(ctx, id))) {
 		return approval.Run{}, fmt.Errorf("query run %s: %w: %w", id, ErrNoWorker, err)
 	}
 	if err != nil {
@@ -405,6 +405,30 @@ func (c *Client) queryState(ctx context.Context, id string) (approval.Run, error
 	}
 	return run, nil
 }
+
+// taskWaits reports whether the run's workflow task has waited for a
+// worker longer than any live one would leave it: the query that ran out
+// of time was held for that task (Temporal answers a query once the task
+// pending for the run has completed), and matching, having seen the
+// stopped worker poll lately, did not say that none polls. A task still
+// started on a worker that died is given to another only after its
+// timeout, so only a scheduled one counts.
+func (c *Client) taskWaits(ctx context.Context, id string) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	desc, err := c.temporal.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		return false
+	}
+	wft := desc.GetPendingWorkflowTask()
+	return wft.GetState() == enumspb.PENDING_WORKFLOW_TASK_STATE_SCHEDULED &&
+		time.Since(wft.GetScheduledTime().AsTime()) > unpickedTask
+}
+
+// unpickedTask is how long a scheduled workflow task may wait before the
+// run is said to have no worker: a polling worker takes it within
+// milliseconds.
+const unpickedTask = 5 * time.Second
 
 // ErrNoWorker says that reading a run needed a worker and none polled its
 // task queue for as long as the read could wait: the workers are down or
