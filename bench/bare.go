@@ -69,6 +69,7 @@ type bareSide struct {
 	approvals int
 	prefix    string       // makes workflow IDs unique per bench process
 	seq       atomic.Int64 // and this, unique within it
+	queue     string       // the bare worker's task queue, this process's own
 }
 
 func (b *bareSide) name() string          { return "bare" }
@@ -80,7 +81,7 @@ func (b *bareSide) decisionsPerRun() int  { return b.approvals }
 // read the new run's state with a query.
 func (b *bareSide) start(ctx context.Context, _ int) (runRef, error) {
 	id := fmt.Sprintf("%s-%d", b.prefix, b.seq.Add(1))
-	wr, err := b.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: bareTaskQueue},
+	wr, err := b.c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: b.queue},
 		bareWorkflowName, bareInput{Approvals: b.approvals})
 	if err != nil {
 		return runRef{}, fmt.Errorf("start bare run %s: %w", id, err)

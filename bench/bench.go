@@ -26,6 +26,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"go.uber.org/zap"
 
+	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/encryption"
 )
 
@@ -46,7 +47,15 @@ type Options struct {
 	OutPath     string // JSON report; "" writes none
 	CPUProfile  string // covers the measured repeats only
 	MemProfile  string // heap at the end
-	Logger      *zap.Logger
+	// TemporalAddr, when set, is an external cluster to measure instead
+	// of the embedded server: the bench then runs Gatehouse's worker and
+	// gateway in this process against it (app.StartStack), on task
+	// queues of its own. Namespace and Temporal (TLS, API key) are how it
+	// connects.
+	TemporalAddr string
+	Namespace    string
+	Temporal     app.TemporalConn
+	Logger       *zap.Logger
 }
 
 // Report is the JSON the bench writes.
@@ -63,8 +72,13 @@ type Report struct {
 	// PayloadEncryption says Gatehouse encrypted its payloads
 	// (GATEHOUSE_PAYLOAD_KEYS was set); the bare side never does.
 	PayloadEncryption bool `json:"payload_encryption"`
-	// DevReadySeconds is how long app.StartDev took on a fresh data dir.
+	// DevReadySeconds is how long app.StartDev took on a fresh data dir,
+	// or app.StartStack against a cluster.
 	DevReadySeconds float64 `json:"dev_ready_seconds"`
+	// TemporalAddr is the external cluster measured; empty for the
+	// embedded server. Against a cluster, CPU and memory are this
+	// process's alone (clients, workers, gateway), not the server's.
+	TemporalAddr string `json:"temporal_addr,omitempty"`
 	// Figures are the medians of Repeats.
 	Figures []Figure   `json:"figures"`
 	Repeats [][]Figure `json:"repeats"`
@@ -123,26 +137,31 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		return fmt.Errorf("bench data dir: %w", err)
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(out, "starting gatehouse dev in %s …\n", dir)
-	dev, ready, err := startDev(ctx, dir, o.Batch, o.Logger)
+	st, ready, err := startStack(ctx, dir, o, out)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, dev.Close()) }()
-	rep.DevReadySeconds = ready.Seconds()
+	defer func() { err = errors.Join(err, st.Close()) }()
+	rep.DevReadySeconds, rep.TemporalAddr = ready.Seconds(), o.TemporalAddr
 
-	// Uncompressed, as app dials the embedded server on loopback: the bare
-	// side's client must do the same work per call as Gatehouse's.
-	c, err := client.DialContext(ctx, client.Options{
-		HostPort: dev.TemporalAddr(), Namespace: dev.Namespace(),
-		Logger:            sdkLogger{o.Logger.Named("bench-sdk").Sugar()},
-		ConnectionOptions: client.ConnectionOptions{GrpcCompression: &client.GrpcCompressionNone{}},
+	// Uncompressed on loopback, as app dials: the bare side's client must
+	// do the same work per call as Gatehouse's. The embedded server speaks
+	// plain gRPC whatever TLS the environment asks for.
+	conn := o.Temporal
+	if o.TemporalAddr == "" {
+		conn = app.TemporalConn{}
+	}
+	c, err := app.Dial(ctx, app.Options{
+		TemporalAddr: st.TemporalAddr(), Namespace: st.Namespace(), Temporal: conn,
+		Logger: o.Logger.Named("bench-sdk"),
 	})
 	if err != nil {
-		return fmt.Errorf("connect to the dev server: %w", err)
+		return fmt.Errorf("bench client: %w", err)
 	}
 	defer c.Close()
-	w := sdkworker.New(c, bareTaskQueue, sdkworker.Options{})
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
+	bareQueue := bareTaskQueue + "-" + id // a cluster may have other benches on it
+	w := sdkworker.New(c, bareQueue, sdkworker.Options{})
 	w.RegisterWorkflowWithOptions(bareWorkflow, workflow.RegisterOptions{Name: bareWorkflowName})
 	w.RegisterActivityWithOptions(bareApply, activity.RegisterOptions{Name: bareApplyName})
 	if err := w.Start(); err != nil {
@@ -150,14 +169,14 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	}
 	defer w.Stop()
 
-	bare := &bareSide{c: c, approvals: approvalsPerRun, prefix: "bench-bare-" + strconv.FormatInt(time.Now().UnixNano(), 36)}
+	bare := &bareSide{c: c, approvals: approvalsPerRun, prefix: "bench-bare-" + id, queue: bareQueue}
 	gh := &gatehouseSide{
-		base: dev.HTTPURL(), temporal: c, plan: plan, workspaces: o.Batch,
+		base: st.HTTPURL(), temporal: c, plan: plan, workspaces: o.Batch,
 		// Every request in flight keeps its connection: a pool of two would
 		// measure TCP handshakes.
 		httpClient: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4 * o.Concurrency}, Timeout: time.Minute},
 	}
-	fmt.Fprintf(out, "dev ready in %.1fs; %d runs per side × %d repeats, batches of %d, concurrency %d\n",
+	fmt.Fprintf(out, "ready in %.1fs; %d runs per side × %d repeats, batches of %d, concurrency %d\n",
 		ready.Seconds(), o.Runs, o.Repeats, o.Batch, o.Concurrency)
 
 	// Unmeasured: the first runs of each side pay for connections, caches
@@ -201,8 +220,12 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		return err
 	}
 
-	fmt.Fprintf(out, "\n%d runs per side, median of %d repeat(s); dev ready in %.1fs; load average %.2f → %.2f on %d cores\n",
-		o.Runs, o.Repeats, rep.DevReadySeconds, rep.Machine.LoadAvgStart, rep.Machine.LoadAvgEnd, rep.Machine.Cores)
+	against := "the embedded server"
+	if o.TemporalAddr != "" {
+		against = o.TemporalAddr + " (CPU and memory: this process only, not the server)"
+	}
+	fmt.Fprintf(out, "\n%d runs per side, median of %d repeat(s), against %s; ready in %.1fs; load average %.2f → %.2f on %d cores\n",
+		o.Runs, o.Repeats, against, rep.DevReadySeconds, rep.Machine.LoadAvgStart, rep.Machine.LoadAvgEnd, rep.Machine.Cores)
 	if err := writeTable(out, rep.Figures); err != nil {
 		return err
 	}

@@ -9,6 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/gatehouse-dev/gatehouse/devserver"
 )
 
 // TestRunSmoke runs the whole bench, small: a real dev stack, both sides,
@@ -55,5 +60,45 @@ func TestRunSmoke(t *testing.T) {
 	}
 	if !strings.Contains(table.String(), "cost ×bare") {
 		t.Errorf("no table in the output:\n%s", table.String())
+	}
+}
+
+// TestRunAgainstACluster runs the bench against a Temporal server it did
+// not start (--temporal-addr): Gatehouse's worker and gateway run in the
+// bench's process on queues of their own, the bare worker beside them.
+func TestRunAgainstACluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Temporal server")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := devserver.Start(ctx, devserver.Options{
+		DataDir: t.TempDir(), FrontendAddr: "127.0.0.1:0", Namespace: "bench", Logger: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop() //nolint:errcheck // the test is over
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var table strings.Builder
+	err = Run(ctx, Options{Runs: 2, Batch: 2, Concurrency: 2, Repeats: 1, OutPath: out,
+		TemporalAddr: srv.FrontendAddr(), Namespace: "bench"}, &table)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, table.String())
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	if rep.TemporalAddr != srv.FrontendAddr() || len(rep.Figures) == 0 || rep.EventsPerRun["gatehouse"]["activity Apply"] != 1 {
+		t.Fatalf("report against %q with %d figures, gatehouse events %v; want the cluster's, measured, each run applied once",
+			rep.TemporalAddr, len(rep.Figures), rep.EventsPerRun["gatehouse"])
+	}
+	if !strings.Contains(table.String(), "against "+srv.FrontendAddr()) {
+		t.Errorf("the table does not say what it measured:\n%s", table.String())
 	}
 }
