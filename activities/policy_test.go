@@ -38,7 +38,7 @@ const (
 
 // policyFile is a policy of testdata/policies, named as a config would name
 // it.
-func policyFile(t *testing.T, name string) config.Policy {
+func policyFile(t testing.TB, name string) config.Policy {
 	t.Helper()
 	path := filepath.Join("testdata", "policies", name+".rego")
 	src, err := os.ReadFile(path)
@@ -52,7 +52,7 @@ func policyFile(t *testing.T, name string) config.Policy {
 	return config.Policy{Name: path, Path: abs, Source: string(src)}
 }
 
-func policyFiles(t *testing.T, names ...string) []config.Policy {
+func policyFiles(t testing.TB, names ...string) []config.Policy {
 	var out []config.Policy
 	for _, n := range names {
 		out = append(out, policyFile(t, n))
@@ -64,7 +64,7 @@ func policyName(name string) string { return filepath.Join("testdata", "policies
 
 // policyActivities returns activities whose config has one workspace "ws"
 // with the policies, and a store holding the documents, by file name.
-func policyActivities(t *testing.T, ws approval.Workspace, policies []config.Policy, docs ...string) (*activities.Activities, map[string]string) {
+func policyActivities(t testing.TB, ws approval.Workspace, policies []config.Policy, docs ...string) (*activities.Activities, map[string]string) {
 	t.Helper()
 	ws.Name = "ws"
 	cfg := &config.Config{Workspaces: []config.Workspace{{Workspace: ws, Policies: policies}}}
@@ -85,7 +85,7 @@ func policyActivities(t *testing.T, ws approval.Workspace, policies []config.Pol
 	return &activities.Activities{Config: cfg, Plans: store, Logger: zap.NewNop()}, shas
 }
 
-func runPolicy(t *testing.T, a *activities.Activities, in activities.PolicyInput) (approval.PolicyResult, error) {
+func runPolicy(t testing.TB, a *activities.Activities, in activities.PolicyInput) (approval.PolicyResult, error) {
 	t.Helper()
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
