@@ -33,11 +33,7 @@ func auditedEvent() activities.Event {
 // heartbeat, or without it, as after a worker crash) stores no second row.
 func TestNotifyWritesTheAuditEntryOnceAcrossRetries(t *testing.T) {
 	f := newNotifyFixture(t, "      webhook: { url: http://127.0.0.1:1/hook, secret: s }\n", 0)
-	store, err := audit.Open(context.Background(), audit.DriverSQLite, filepath.Join(t.TempDir(), "audit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openTrail(t)
 	f.acts.Audit = store
 	var suite testsuite.WorkflowTestSuite
 	var last any
@@ -98,11 +94,7 @@ func TestNotifyFailsWhenTheTrailCannotBeWritten(t *testing.T) {
 func TestRecordOnlyLeavesTheChannelsToNotifyFrom(t *testing.T) {
 	sink, port := smtptest.NewServer(t)
 	f := newNotifyFixture(t, "      slack: { channel: C0PRODNET }\n      email: { mode: always }\n", port)
-	store, err := audit.Open(context.Background(), audit.DriverSQLite, filepath.Join(t.TempDir(), "audit.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	store := openTrail(t)
 	f.acts.Audit = store
 	var suite testsuite.WorkflowTestSuite
 	e := auditedEvent()
@@ -153,4 +145,16 @@ func TestRecordOnlyLeavesTheChannelsToNotifyFrom(t *testing.T) {
 	if err := v.Get(&done); err != nil || done.Unfinished != nil {
 		t.Errorf("outcome %+v, %v in a workspace without channels; want finished", done, err)
 	}
+}
+
+// openTrail is an audit trail in a SQLite file of the test's, closed when
+// the test ends.
+func openTrail(t *testing.T) *audit.Store {
+	t.Helper()
+	store, err := audit.Open(context.Background(), audit.DriverSQLite, filepath.Join(t.TempDir(), "audit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return store
 }

@@ -23,14 +23,12 @@ type DevOptions struct {
 // Dev is Gatehouse in one process: an embedded Temporal server on a SQLite
 // file with its Web UI, the worker and the gateway.
 type Dev struct {
-	server   *devserver.Server
-	parts    *parts
-	worker   *applyingWorker
-	http     *http.Server
-	httpAddr string
-	pprof    *http.Server // nil unless PprofAddr is set
-	metrics  *http.Server // nil unless MetricsAddr is set
-	lock     *dataDirLock // held from the first touch of the data dir to the end of Close
+	server *devserver.Server
+	parts  *parts
+	serving
+	pprof   *http.Server // nil unless PprofAddr is set
+	metrics *http.Server // nil unless MetricsAddr is set
+	lock    *dataDirLock // held from the first touch of the data dir to the end of Close
 }
 
 // StartDev starts every part and returns once all of them serve. On error
@@ -99,19 +97,36 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 	if p.config.TemporalUIURL == "" {
 		p.config.TemporalUIURL = d.server.UIURL()
 	}
-	if d.worker, err = p.newWorker(); err != nil {
+	if err := p.serve(&d.serving); err != nil {
 		return nil, err
 	}
-	if err := d.worker.Start(); err != nil {
-		d.worker = nil
-		return nil, fmt.Errorf("start worker: %w", err)
+	return d, nil
+}
+
+// serving is the worker and the gateway of a process that runs both.
+type serving struct {
+	worker   *applyingWorker
+	http     *http.Server
+	httpAddr string
+}
+
+// serve starts the worker, then the gateway, into s: what started is in s
+// even when a later part fails, for the caller to stop.
+func (p *parts) serve(s *serving) error {
+	w, err := p.newWorker()
+	if err != nil {
+		return err
 	}
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	s.worker = w
 	srv, addr, err := p.listenGateway()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	d.http, d.httpAddr = srv, addr.String()
-	return d, nil
+	s.http, s.httpAddr = srv, addr.String()
+	return nil
 }
 
 // HTTPURL is the gateway's base URL.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 
 	"go.temporal.io/sdk/client"
 
@@ -16,10 +15,8 @@ import (
 // apart, together, for gatehouse bench --temporal-addr to measure a
 // cluster as it measures the embedded server.
 type Stack struct {
-	parts    *parts
-	worker   *applyingWorker
-	http     *http.Server
-	httpAddr string
+	parts *parts
+	serving
 }
 
 // StartStack dials the cluster at opts.TemporalAddr, registers Gatehouse's
@@ -45,18 +42,9 @@ func StartStack(ctx context.Context, opts Options) (_ *Stack, err error) {
 	if err := starter.RegisterSearchAttributes(ctx, p.client, opts.Namespace); err != nil {
 		return nil, fmt.Errorf("search attributes (run gatehouse setup with an admin's credentials first): %w", err)
 	}
-	if s.worker, err = p.newWorker(); err != nil {
+	if err := p.serve(&s.serving); err != nil {
 		return nil, err
 	}
-	if err := s.worker.Start(); err != nil {
-		s.worker = nil
-		return nil, fmt.Errorf("start worker: %w", err)
-	}
-	srv, addr, err := p.listenGateway()
-	if err != nil {
-		return nil, err
-	}
-	s.http, s.httpAddr = srv, addr.String()
 	return s, nil
 }
 

@@ -28,17 +28,7 @@ func TestRunSmoke(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "bench.json")
 	var table strings.Builder
 	err := Run(ctx, Options{Runs: 4, Batch: 2, Concurrency: 2, Repeats: 1, Waiting: 3, OutPath: out}, &table)
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, table.String())
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatalf("report: %v", err)
-	}
+	rep := readReport(t, out, err, table.String())
 	if len(rep.Repeats) != 1 || len(rep.Figures) != len(rep.Repeats[0])+1 {
 		t.Fatalf("%d repeats, %d figures; want 1 repeat and its figures plus RSS", len(rep.Repeats), len(rep.Figures))
 	}
@@ -83,17 +73,7 @@ func TestRunAgainstACluster(t *testing.T) {
 	var table strings.Builder
 	err = Run(ctx, Options{Runs: 2, Batch: 2, Concurrency: 2, Repeats: 1, OutPath: out,
 		TemporalAddr: srv.FrontendAddr(), Namespace: "bench"}, &table)
-	if err != nil {
-		t.Fatalf("bench: %v\n%s", err, table.String())
-	}
-	data, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep Report
-	if err := json.Unmarshal(data, &rep); err != nil {
-		t.Fatalf("report: %v", err)
-	}
+	rep := readReport(t, out, err, table.String())
 	if rep.TemporalAddr != srv.FrontendAddr() || len(rep.Figures) == 0 || rep.EventsPerRun["gatehouse"]["activity Apply"] != 1 {
 		t.Fatalf("report against %q with %d figures, gatehouse events %v; want the cluster's, measured, each run applied once",
 			rep.TemporalAddr, len(rep.Figures), rep.EventsPerRun["gatehouse"])
@@ -101,4 +81,22 @@ func TestRunAgainstACluster(t *testing.T) {
 	if !strings.Contains(table.String(), "against "+srv.FrontendAddr()) {
 		t.Errorf("the table does not say what it measured:\n%s", table.String())
 	}
+}
+
+// readReport fails the test when the bench failed (err, with what it
+// printed), else reads the JSON report it wrote to path.
+func readReport(t *testing.T, path string, err error, printed string) Report {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, printed)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep Report
+	if err := json.Unmarshal(data, &rep); err != nil {
+		t.Fatalf("report: %v", err)
+	}
+	return rep
 }
