@@ -24,6 +24,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/activities/audit"
+	"github.com/gatehouse-dev/gatehouse/compression"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/encryption"
 	"github.com/gatehouse-dev/gatehouse/gateway"
@@ -119,9 +120,10 @@ type parts struct {
 	audit *audit.Store
 	// dev marks the parts of gatehouse dev.
 	dev bool
-	// codec encrypts the payloads this process hands Temporal; nil when
-	// GATEHOUSE_PAYLOAD_KEYS is not set.
-	codec *encryption.Codec
+	// codec is what the payloads this process hands Temporal go through:
+	// encryption when GATEHOUSE_PAYLOAD_KEYS is set, then compression.
+	// Empty only in parts that never loaded a config (app.Dial's).
+	codec compression.Chain
 	// metrics counts what this process does; nil when it serves none.
 	metrics *metrics.Metrics
 	// tracing exports this process's spans (app/tracing.go); nil or off
@@ -155,12 +157,35 @@ func loadParts(opts Options) (*parts, error) {
 	p := &parts{opts: opts, config: cfg, plans: plans}
 	if list := os.Getenv(encryption.EnvKeys); list != "" {
 		// Every worker and gateway of a deployment needs the same keys.
-		if p.codec, err = encryption.Parse(list); err != nil {
+		enc, err := encryption.Parse(list)
+		if err != nil {
 			return nil, err
 		}
+		p.codec = append(p.codec, enc)
 		opts.Logger.Info("payloads encrypted", zap.String("codec", "AES-256-GCM"))
 	}
+	zip, err := payloadCompression(os.Getenv(EnvPayloadCompression))
+	if err != nil {
+		return nil, err
+	}
+	p.codec = append(p.codec, zip)
 	return p, nil
+}
+
+// EnvPayloadCompression turns compressing payloads off ("off": they are
+// written plain and still read compressed) for the step of an upgrade in
+// which older processes, which cannot read them, still run. Unset or "on"
+// compresses.
+const EnvPayloadCompression = "GATEHOUSE_PAYLOAD_COMPRESSION"
+
+func payloadCompression(v string) (*compression.Codec, error) {
+	switch v {
+	case "", "on":
+		return &compression.Codec{}, nil
+	case "off":
+		return &compression.Codec{DecodeOnly: true}, nil
+	}
+	return nil, fmt.Errorf("%s=%q: want on or off", EnvPayloadCompression, v)
 }
 
 // loadKeys parses the shared signing keys; with none given and a dev data
@@ -230,7 +255,7 @@ func (p *parts) dial(ctx context.Context, addr string) error {
 		Namespace: p.opts.Namespace,
 		Logger:    sdkLogger{p.opts.Logger.Named("temporal-sdk").Sugar()},
 	}
-	if p.codec != nil {
+	if len(p.codec) > 0 {
 		opts.DataConverter = p.codec.DataConverter()
 	}
 	if p.metrics != nil {
@@ -307,10 +332,10 @@ func (p *parts) newWorker() (*applyingWorker, error) {
 	return aw, nil
 }
 
-// payloadCodec is the codec as the gateway serves it: a nil codec must
-// stay a nil interface.
+// payloadCodec is the codec as the gateway serves it: no codec must be a
+// nil interface.
 func (p *parts) payloadCodec() converter.PayloadCodec {
-	if p.codec == nil {
+	if len(p.codec) == 0 {
 		return nil
 	}
 	return p.codec

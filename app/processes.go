@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -71,9 +72,12 @@ func StartDev(ctx context.Context, opts DevOptions) (_ *Dev, err error) {
 		DataDir:      opts.DataDir,
 		FrontendAddr: opts.TemporalAddr,
 		UIAddr:       opts.UIAddr,
-		Namespace:    opts.Namespace,
-		Retention:    opts.Retention,
-		Logger:       opts.Logger.Named("temporal-server"),
+		// Payloads are compressed (and maybe encrypted): the UI reads them
+		// through the gateway's codec.
+		CodecEndpoint: codecEndpoint(opts.HTTPAddr),
+		Namespace:     opts.Namespace,
+		Retention:     opts.Retention,
+		Logger:        opts.Logger.Named("temporal-server"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start temporal: %w", err)
@@ -289,4 +293,17 @@ func (o Options) checkWorker() error {
 		}
 	}
 	return nil
+}
+
+// codecEndpoint is the gateway's /codec as the embedded Web UI reaches it,
+// or "" when the gateway's port is only picked once it listens (tests).
+func codecEndpoint(httpAddr string) string {
+	host, port, err := net.SplitHostPort(httpAddr)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/codec"
 }

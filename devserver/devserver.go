@@ -71,6 +71,11 @@ type Options struct {
 	// UIAddr is the Web UI ip:port, e.g. "127.0.0.1:8233"; "" disables the UI;
 	// port "0" picks a free port.
 	UIAddr string
+	// CodecEndpoint, when set, is the codec server the Web UI decodes
+	// payloads with (Gatehouse's gateway /codec), sending the browser's
+	// cookies along: without one the UI shows compressed or encrypted
+	// payloads as bytes.
+	CodecEndpoint string
 	// Namespace is created on first start. Default "default".
 	Namespace string
 	// Retention of closed workflows in Namespace, applied only when the
@@ -140,6 +145,7 @@ type startConfig struct {
 	dbPath    string
 	frontend  endpoint
 	ui        *endpoint // nil: UI disabled
+	codec     string
 	namespace string
 	retention time.Duration
 	logger    *zap.Logger
@@ -208,6 +214,7 @@ func (o Options) validate() (startConfig, error) {
 		}
 		c.ui = &ui
 	}
+	c.codec = o.CodecEndpoint
 
 	c.namespace = o.Namespace
 	if c.namespace == "" {
@@ -720,6 +727,10 @@ func newUIServer(c startConfig) (ui *uiserver.Server, err error) {
 		BatchActionsDisabled:     true,
 		// A workflow started here would be a run the gateway never saw.
 		StartWorkflowDisabled: true,
+
+		// The gateway's /codec answers admins by the session cookie of
+		// Gatehouse's web UI, which shares this UI's site.
+		Codec: uiconfig.Codec{Endpoint: c.codec, IncludeCredentials: c.codec != ""},
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("devserver: UI config: %w", err)

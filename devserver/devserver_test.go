@@ -361,9 +361,13 @@ func TestUIServesQueriesRightAfterStart(t *testing.T) {
 
 // TestUIActionsLimited checks what the embedded UI lets anyone who reaches
 // it do: its settings hide every action but cancel and terminate, and its
-// API refuses the hidden ones instead of only hiding their buttons.
+// API refuses the hidden ones instead of only hiding their buttons. It
+// also reads payloads through the codec server it was given.
 func TestUIActionsLimited(t *testing.T) {
-	srv := startWithUI(t, "")
+	srv := startServer(t, devserver.Options{
+		DataDir: t.TempDir(), FrontendAddr: "127.0.0.1:0", UIAddr: "127.0.0.1:0", Logger: testLogger(),
+		CodecEndpoint: "http://127.0.0.1:8080/codec",
+	})
 	code, body := uiCall(t, http.MethodGet, srv.UIURL()+"/api/v1/settings")
 	if code != http.StatusOK {
 		t.Fatalf("GET settings: status %d: %s", code, body)
@@ -387,6 +391,12 @@ func TestUIActionsLimited(t *testing.T) {
 		if got, ok := settings[field].(bool); !ok || got != want {
 			t.Errorf("settings %s = %v; want %v", field, settings[field], want)
 		}
+	}
+	// The UI decodes payloads with the gateway's codec, with the cookies
+	// that sign an admin in.
+	codec, _ := settings["Codec"].(map[string]any)
+	if codec["Endpoint"] != "http://127.0.0.1:8080/codec" || codec["IncludeCredentials"] != true {
+		t.Errorf("settings Codec = %v; want the gateway's /codec, with credentials", settings["Codec"])
 	}
 
 	ns := srv.UIURL() + "/api/v1/namespaces/" + srv.Namespace()

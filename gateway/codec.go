@@ -74,11 +74,12 @@ func (s *server) requireAdmin(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// codec encodes or decodes the posted payloads with the deployment's keys.
+// codec encodes or decodes the posted payloads with the deployment's codec:
+// its keys, if payloads are encrypted, and compression.
 func (s *server) codec(op string) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if s.Codec == nil {
-			return approval.Errorf(approval.CodeNotFound, "codec: payloads are not encrypted here (%s is not set)", "GATEHOUSE_PAYLOAD_KEYS")
+			return approval.Errorf(approval.CodeNotFound, "codec: this gateway has no payload codec")
 		}
 		body, err := io.ReadAll(c.Request().Body)
 		if err != nil {

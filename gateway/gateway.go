@@ -48,9 +48,9 @@ type Options struct {
 	// Metrics records HTTP latency by route; nil records nothing. The
 	// decisions are counted by Runs (starter), the one path they all take.
 	Metrics *metrics.Metrics
-	// Codec encrypts and decrypts Temporal payloads (package encryption),
-	// served at /codec for the Temporal Web UI; nil when payloads are not
-	// encrypted.
+	// Codec is the processes' payload codec (compression, under
+	// encryption when keys are set), served at /codec for the Temporal Web
+	// UI; nil serves none.
 	Codec converter.PayloadCodec
 	// Audit is the audit trail (the worker writes it): the audit API, the
 	// run list past Temporal's visibility and the run page read it. Nil when

@@ -10,11 +10,14 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/gatehouse-dev/gatehouse/app"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/compression"
 	"github.com/gatehouse-dev/gatehouse/gateway"
 )
 
@@ -52,6 +55,11 @@ func TestDevRestartKeepsRuns(t *testing.T) {
 	var apiErr *gateway.APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
 		t.Errorf("CreateRun on an unknown workspace: %v; want a 404 APIError", err)
+	}
+
+	// The process compresses what it hands Temporal (read raw here).
+	if enc := startInputEncoding(t, dev.TemporalAddr(), dev.Namespace(), run.ID); enc != compression.Encoding {
+		t.Errorf("the run's start input is encoded %q in the history; want %q", enc, compression.Encoding)
 	}
 
 	s := &stack{t: t, url: dev.HTTPURL(), applyLog: applyLog}
@@ -109,4 +117,28 @@ func devStarter(t *testing.T, cfgPath, dataDir, uiAddr string) func() *app.Dev {
 		}
 		return d
 	}
+}
+
+// startInputEncoding reads a run's history through a client without any
+// codec and says how its start input is encoded.
+func startInputEncoding(t *testing.T, addr, namespace, id string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{HostPort: addr, Namespace: namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	iter := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for iter.HasNext() {
+		e, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := e.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+			return string(a.GetInput().GetPayloads()[0].GetMetadata()["encoding"])
+		}
+	}
+	return ""
 }

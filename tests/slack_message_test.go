@@ -135,7 +135,7 @@ func TestSlackReminderInATimersTask(t *testing.T) {
 			continue
 		}
 		var in activities.NotifyInput
-		if err := json.Unmarshal(a.GetInput().GetPayloads()[0].GetData(), &in); err != nil {
+		if err := s.payloads.FromPayloads(a.GetInput(), &in); err != nil {
 			t.Fatal(err)
 		}
 		if in.Event.Kind == activities.EventReminder {

@@ -28,6 +28,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/activities/audit"
 	"github.com/gatehouse-dev/gatehouse/approval"
+	"github.com/gatehouse-dev/gatehouse/compression"
 	"github.com/gatehouse-dev/gatehouse/config"
 	"github.com/gatehouse-dev/gatehouse/encryption"
 	"github.com/gatehouse-dev/gatehouse/gateway"
@@ -123,6 +124,8 @@ type stack struct {
 	temporal *temporaltest.TestServer
 	hooks    *hookReceiver
 	client   client.Client
+	// payloads reads the payloads of the stack's histories.
+	payloads converter.DataConverter
 	acts     *activities.Activities
 	worker   sdkworker.Worker
 	url      string
@@ -160,7 +163,8 @@ type stackOptions struct {
 	// where there is none), not in a SQLite file.
 	postgres bool
 	// codec, when set, encrypts every payload the stack's client and
-	// worker hand Temporal, and the gateway serves it at /codec.
+	// worker hand Temporal (after compressing it), and the gateway serves
+	// both at /codec.
 	codec *encryption.Codec
 }
 
@@ -197,10 +201,13 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 	dir := t.TempDir()
 	logger := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	ts := temporaltest.NewServer(temporaltest.WithT(t))
-	c := ts.GetDefaultClient()
+	// Payloads go through what a Gatehouse process's go through: the
+	// stack's keys, if any, then compression.
+	codec := compression.Chain{&compression.Codec{}}
 	if opts.codec != nil {
-		c = ts.NewClientWithOptions(client.Options{Namespace: ts.GetDefaultNamespace(), DataConverter: opts.codec.DataConverter()})
+		codec = compression.Chain{opts.codec, &compression.Codec{}}
 	}
+	c := ts.NewClientWithOptions(client.Options{Namespace: ts.GetDefaultNamespace(), DataConverter: codec.DataConverter()})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := starter.RegisterSearchAttributes(ctx, c, ts.GetDefaultNamespace()); err != nil {
@@ -228,7 +235,7 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 	}
 	t.Cleanup(func() { trail.Close() })
 	s := &stack{
-		t: t, temporal: ts, client: c, audit: trail,
+		t: t, temporal: ts, client: c, audit: trail, payloads: codec.DataConverter(),
 		acts: &activities.Activities{Config: cfg, Plans: store, Claims: claims, Locks: locks, Temporal: c,
 			Work: filepath.Join(dir, "work"), Notifier: activities.LogNotifier{Logger: logger}, Logger: logger, Audit: trail},
 	}
@@ -244,7 +251,7 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 		Plans:  store,
 		Logger: logger,
 		Audit:  trail,
-		Codec:  codecOf(opts),
+		Codec:  codec,
 		Health: func(ctx context.Context) error {
 			_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
 			return err
@@ -257,14 +264,6 @@ func stackFor(t *testing.T, cfg *config.Config, opts stackOptions) *stack {
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s
-}
-
-// codecOf is the stack's codec as the gateway takes it (nil stays nil).
-func codecOf(opts stackOptions) converter.PayloadCodec {
-	if opts.codec == nil {
-		return nil
-	}
-	return opts.codec
 }
 
 func (s *stack) startWorker() {

@@ -1,0 +1,260 @@
+package compression
+
+import (
+	"bytes"
+	"compress/zlib"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
+)
+
+// realPayload is a plan written by OpenTofu (plan/testdata, from a public
+// repository) as the default converter encodes it.
+func realPayload(t testing.TB) *commonpb.Payload {
+	t.Helper()
+	raw, err := os.ReadFile("../plan/testdata/opentofu-requires-replace.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := converter.GetDefaultDataConverter().ToPayload(string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRoundTripShrinksAndRestoresExactly(t *testing.T) {
+	var c Codec
+	in := realPayload(t)
+	enc, err := c.Encode([]*commonpb.Payload{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(enc[0].GetMetadata()[converter.MetadataEncoding]); got != Encoding {
+		t.Fatalf("encoding %q; want %q", got, Encoding)
+	}
+	if plain, packed := proto.Size(in), proto.Size(enc[0]); packed*2 > plain {
+		t.Errorf("compressed to %d of %d bytes; want at most half", packed, plain)
+	}
+	dec, err := c.Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(dec[0], in) {
+		t.Error("decoded payload differs from the original")
+	}
+}
+
+// The SDK's zlib codec and ours read each other's payloads: a script or a
+// codec server built on the SDK reads what Gatehouse wrote.
+func TestInteroperatesWithTheSDKsZlibCodec(t *testing.T) {
+	var ours Codec
+	sdk := converter.NewZlibCodec(converter.ZlibCodecOptions{})
+	in := realPayload(t)
+
+	mine, err := ours.Encode([]*commonpb.Payload{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := sdk.Decode(mine)
+	if err != nil || !proto.Equal(back[0], in) {
+		t.Errorf("the SDK's codec decoded ours to a different payload (err %v)", err)
+	}
+	theirs, err := sdk.Encode([]*commonpb.Payload{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err = ours.Decode(theirs)
+	if err != nil || !proto.Equal(back[0], in) {
+		t.Errorf("ours decoded the SDK's to a different payload (err %v)", err)
+	}
+}
+
+func TestSmallAndIncompressiblePayloadsPassThrough(t *testing.T) {
+	var c Codec
+	small, _ := converter.GetDefaultDataConverter().ToPayload("approve")
+	random := &commonpb.Payload{
+		Metadata: map[string][]byte{converter.MetadataEncoding: []byte("binary/plain")},
+		Data:     bytes.Repeat([]byte{0}, 0),
+	}
+	noise := make([]byte, 4096)
+	for i := range noise {
+		noise[i] = byte(i*7919 + i*i*104729>>3)
+	}
+	random.Data = noise
+	out, err := c.Encode([]*commonpb.Payload{small, random})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0] != small {
+		t.Error("a payload below MinSize was compressed")
+	}
+	if string(out[1].GetMetadata()[converter.MetadataEncoding]) == Encoding && proto.Size(out[1]) >= proto.Size(random) {
+		t.Error("a payload that did not shrink was replaced by a larger one")
+	}
+	// Payloads of other encodings (older, uncompressed history) decode as
+	// they are.
+	dec, err := c.Decode([]*commonpb.Payload{small})
+	if err != nil || dec[0] != small {
+		t.Errorf("an uncompressed payload did not pass through Decode: %v", err)
+	}
+}
+
+func TestDecodeOnlyWritesPlainButReadsCompressed(t *testing.T) {
+	writer, reader := Codec{}, Codec{DecodeOnly: true}
+	in := realPayload(t)
+	out, err := reader.Encode([]*commonpb.Payload{in})
+	if err != nil || out[0] != in {
+		t.Fatalf("DecodeOnly compressed a payload (err %v)", err)
+	}
+	enc, _ := writer.Encode([]*commonpb.Payload{in})
+	dec, err := reader.Decode(enc)
+	if err != nil || !proto.Equal(dec[0], in) {
+		t.Errorf("DecodeOnly could not read a compressed payload: %v", err)
+	}
+}
+
+// A payload crafted to inflate without bound (posted to /codec/decode,
+// say) is refused once it passes MaxSize, not read into memory whole.
+func TestRefusesWhatInflatesPastMaxSize(t *testing.T) {
+	var buf bytes.Buffer
+	w, _ := zlib.NewWriterLevel(&buf, zlib.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for range MaxSize>>20 + 1 {
+		w.Write(zeros)
+	}
+	w.Close()
+	bomb := &commonpb.Payload{Metadata: map[string][]byte{converter.MetadataEncoding: []byte(Encoding)}, Data: buf.Bytes()}
+	var c Codec
+	if _, err := c.Decode([]*commonpb.Payload{bomb}); err == nil || !strings.Contains(err.Error(), "more than") {
+		t.Errorf("Decode of a %d-byte stream inflating past %d MiB: %v; want refused", buf.Len(), MaxSize>>20, err)
+	}
+	garbage := &commonpb.Payload{Metadata: bomb.Metadata, Data: []byte("not zlib")}
+	if _, err := c.Decode([]*commonpb.Payload{garbage}); err == nil {
+		t.Error("Decode of a payload that is not zlib succeeded")
+	}
+	// The pool is still good after the failures.
+	in := realPayload(t)
+	enc, _ := c.Encode([]*commonpb.Payload{in})
+	if dec, err := c.Decode(enc); err != nil || !proto.Equal(dec[0], in) {
+		t.Errorf("round trip after refusals: %v", err)
+	}
+}
+
+// Pooled writers and readers are shared by every goroutine of a worker.
+func TestConcurrentUse(t *testing.T) {
+	var c Codec
+	in := realPayload(t)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 50 {
+				enc, err := c.Encode([]*commonpb.Payload{in})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				dec, err := c.Decode(enc)
+				if err != nil || !proto.Equal(dec[0], in) {
+					t.Errorf("round trip: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestChainEncryptsWhatItCompressed(t *testing.T) {
+	outer := markCodec("binary/outer")
+	chain := Chain{outer, &Codec{}}
+	in := realPayload(t)
+	enc, err := chain.Encode([]*commonpb.Payload{in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(enc[0].GetMetadata()[converter.MetadataEncoding]); got != "binary/outer" {
+		t.Fatalf("outermost encoding %q; want the first codec's", got)
+	}
+	dec, err := chain.Decode(enc)
+	if err != nil || !proto.Equal(dec[0], in) {
+		t.Errorf("chain round trip: %v", err)
+	}
+	// The same order as the SDK's data converter applies them.
+	dc := chain.DataConverter()
+	p, err := dc.ToPayload(map[string]string{"comment": strings.Repeat("checked the NAT swap; ", 20)})
+	if err != nil || string(p.GetMetadata()[converter.MetadataEncoding]) != "binary/outer" {
+		t.Fatalf("data converter: %v %v", p.GetMetadata(), err)
+	}
+	inner, err := outer.Decode([]*commonpb.Payload{p})
+	if err != nil || string(inner[0].GetMetadata()[converter.MetadataEncoding]) != Encoding {
+		t.Errorf("under the outer codec: %v; want a compressed payload", err)
+	}
+}
+
+// markCodec wraps payloads whole in one marked with encoding, as an
+// encryption codec does.
+type markCodec string
+
+func (m markCodec) Encode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(ps))
+	for i, p := range ps {
+		b, err := proto.Marshal(p)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = &commonpb.Payload{Metadata: map[string][]byte{converter.MetadataEncoding: []byte(m)}, Data: b}
+	}
+	return out, nil
+}
+
+func (m markCodec) Decode(ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	out := make([]*commonpb.Payload, len(ps))
+	for i, p := range ps {
+		if string(p.GetMetadata()[converter.MetadataEncoding]) != string(m) {
+			out[i] = p
+			continue
+		}
+		var inner commonpb.Payload
+		if err := proto.Unmarshal(p.GetData(), &inner); err != nil {
+			return nil, err
+		}
+		out[i] = &inner
+	}
+	return out, nil
+}
+
+func BenchmarkEncodeDecode(b *testing.B) {
+	var c Codec
+	in := realPayload(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		enc, err := c.Encode([]*commonpb.Payload{in})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSDKZlibEncodeDecode(b *testing.B) {
+	c := converter.NewZlibCodec(converter.ZlibCodecOptions{})
+	in := realPayload(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		enc, err := c.Encode([]*commonpb.Payload{in})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Decode(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
