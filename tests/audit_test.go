@@ -76,7 +76,7 @@ func auditScenario(t *testing.T, s *stack) {
 	var status approval.Status
 	for _, e := range events {
 		if e.RunID != run.ID || e.Workspace != "prod-network" || e.Environment != "production" || e.Plan.SHA256 != run.Plan.SHA256 ||
-			e.Plan.Destroys != 2 || e.ConfigVersion != run.ConfigVersion || e.WorkflowVersion != "lean-3" || e.ID == "" {
+			e.Plan.Destroys != 2 || e.ConfigVersion != run.ConfigVersion || e.WorkflowVersion != "lean-4" || e.ID == "" {
 			t.Errorf("event %s lacks the run's context: %+v", e.Action, e)
 		}
 		if e.Action != approval.AuditReasonOpened && e.StatusBefore != status {

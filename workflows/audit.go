@@ -118,7 +118,9 @@ func (r *run) version() string {
 	switch {
 	case r.legacy:
 		return "v0"
-	case r.leanAt >= leanV3:
+	case r.leanAt >= leanV4:
+		return versionLean4
+	case r.leanAt == leanV3:
 		return versionLean3
 	case r.leanAt == leanV2:
 		return versionLean2

@@ -57,7 +57,7 @@ func yieldOnce(ctx workflow.Context) error {
 // so the notices of a run cancelled in Temporal, and their audit entries,
 // still go out.
 func (r *run) startDeliverer(ctx workflow.Context) {
-	r.whenSettled(ctx, func() bool { return len(r.pending) > 0 }, func(ctx workflow.Context) {
+	r.deliverer = r.whenSettled(ctx, func() bool { return len(r.pending) > 0 }, func(ctx workflow.Context) {
 		queued := len(r.pending)
 		batch := foldRecords(r.pending)
 		r.pending = nil
@@ -70,12 +70,27 @@ func (r *run) startDeliverer(ctx workflow.Context) {
 	})
 }
 
-// whenSettled starts, in lean runs, a disconnected coroutine that runs do
-// each time ready holds and the task has settled: how both the upsert and
-// the deliverer leave a task once.
-func (r *run) whenSettled(ctx workflow.Context, ready func() bool, do func(workflow.Context)) {
+// settled is a coroutine that runs do each time ready holds and the task
+// has settled: how both the upsert and the deliverer leave a task once.
+type settled struct {
+	ready   func() bool
+	do      func(workflow.Context)
+	running bool
+}
+
+// whenSettled returns, in lean runs, the settled coroutine for ready and
+// do. Before leanV4 it starts it now, for the run's whole life; on leanV4
+// poke starts it when there is work, and it ends once ready no longer
+// holds, so a waiting run keeps no coroutine of it in the worker's cache.
+// It runs disconnected, so the notices and the visibility of a run
+// cancelled in Temporal still go out.
+func (r *run) whenSettled(ctx workflow.Context, ready func() bool, do func(workflow.Context)) *settled {
 	if !r.lean {
-		return
+		return nil
+	}
+	s := &settled{ready: ready, do: do}
+	if r.leanAt >= leanV4 {
+		return s
 	}
 	dctx, _ := workflow.NewDisconnectedContext(ctx)
 	workflow.Go(dctx, func(ctx workflow.Context) {
@@ -87,6 +102,25 @@ func (r *run) whenSettled(ctx workflow.Context, ready func() bool, do func(workf
 				return
 			}
 			do(ctx)
+		}
+	})
+	return s
+}
+
+// poke starts s on leanV4 if it is not running: a step just gave it work.
+func (r *run) poke(ctx workflow.Context, s *settled) {
+	if s == nil || s.running || r.leanAt < leanV4 {
+		return
+	}
+	s.running = true
+	dctx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(dctx, func(ctx workflow.Context) {
+		defer func() { s.running = false }()
+		for s.ready() {
+			if err := r.settle(ctx); err != nil {
+				return
+			}
+			s.do(ctx)
 		}
 	})
 }

@@ -107,8 +107,8 @@ func TestEveryChangeIsAnAuditedNotice(t *testing.T) {
 		}
 		for _, a := range e.Audit {
 			actions = append(actions, a.Action)
-			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "lean-3" {
-				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version lean-3", a, e.ID)
+			if !strings.HasPrefix(a.ID, e.RunID+"/") || ids[a.ID] || a.RunID != e.RunID || a.Workspace != "prod-network" || a.WorkflowVersion != "lean-4" {
+				t.Errorf("entry %+v of notice %s: want a unique ID of the run's, the run and version lean-4", a, e.ID)
 			}
 			ids[a.ID] = true
 			if a.StatusBefore != status && a.Action != approval.AuditReasonOpened {

@@ -317,6 +317,9 @@ type run struct {
 	pending     []activities.Event
 	changes     int
 	localBusy   int
+	// upserter and deliverer are the coroutines that leave a settled task
+	// with its upsert and its notices (see whenSettled).
+	upserter, deliverer *settled
 	// answeredIn names the last workflow task that answered an Update (on
 	// versions before leanV3 also the start's) by the history's length
 	// when it started: its notices are activities. startedIn names the
@@ -351,11 +354,17 @@ const versionLean = "lean"
 // (awaitWake). leanV3, versionLean3, records the start's notice (its audit
 // entries and log line) in a local activity of the start's own task, and
 // leaves only the workspace's channels, if it has any, to an activity.
+// leanV4, versionLean4, starts the coroutines that upsert and deliver
+// only when there is something to upsert or deliver, and lets them end
+// once it is done: a run waiting for people keeps no coroutine but its
+// own in the worker's cache.
 const (
 	leanV2       workflow.Version = 2
 	versionLean2                  = "lean-2"
 	leanV3       workflow.Version = 3
 	versionLean3                  = "lean-3"
+	leanV4       workflow.Version = 4
+	versionLean4                  = "lean-4"
 )
 
 func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
@@ -368,7 +377,7 @@ func newRun(ctx workflow.Context, in RunInput, w Runner) *run {
 		answeredIn: -1,
 		startedIn:  -1,
 	}
-	if lean := workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, leanV3); lean != workflow.DefaultVersion {
+	if lean := workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, leanV4); lean != workflow.DefaultVersion {
 		// Every version before lean is implied, without a marker of its own.
 		// The deliverer (lean.go) serialises the notices. The starter
 		// waits for the first task.
@@ -762,6 +771,7 @@ func (r *run) send(ctx workflow.Context, e activities.Event) {
 		r.delivering++
 		r.changes++
 		r.pending = append(r.pending, e)
+		r.poke(ctx, r.deliverer)
 		return
 	}
 	e = r.stamp(e)

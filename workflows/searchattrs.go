@@ -83,6 +83,7 @@ func (r *run) publish(ctx workflow.Context) {
 		// Upserted once the workflow task has done its work (keepVisible).
 		r.stale = true
 		r.changes++
+		r.poke(ctx, r.upserter)
 		return
 	}
 	r.upsert(ctx)
@@ -95,7 +96,7 @@ func (r *run) publish(ctx workflow.Context) {
 // than one per change. It runs disconnected, so a cancellation in Temporal
 // is still made visible.
 func (r *run) keepVisible(ctx workflow.Context) {
-	r.whenSettled(ctx, func() bool { return r.stale }, r.upsert)
+	r.upserter = r.whenSettled(ctx, func() bool { return r.stale }, r.upsert)
 }
 
 // upsert writes the search attributes that differ from what they show.
