@@ -5,18 +5,28 @@
 // result) and shrink to about a third, and every byte of them is written to
 // the history, read back by every replay and held in the server's caches.
 //
-// Compressed payloads are zlib streams marked "binary/zlib", the format of
-// the Go SDK's converter.NewZlibCodec, so any Temporal client with that
-// codec (a script, `temporal` behind a codec server) reads them. Payloads
-// below MinSize, and those that would not shrink, are left as they are,
-// readable in the Temporal Web UI without a codec server.
+// Compressed payloads are zlib streams primed with a preset dictionary,
+// Gatehouse's vocabulary (vocabulary.jsonl), and marked EncodingDict. Most
+// payloads are small JSON documents whose bytes are mostly field names and
+// enum values that a stream of their own has no earlier copy of: primed,
+// the four payloads of a two-approval run that compress without it take
+// about a third less, and the small ones (Update results, local activity
+// markers) shrink at all. Payloads the Go SDK's converter.NewZlibCodec
+// wrote, and Gatehouse before the dictionary, are plain zlib marked
+// Encoding; Decode reads both. Payloads below MinSize, and those that
+// would not shrink, are left as they are, readable in the Temporal Web UI
+// without a codec server.
 package compression
 
 import (
 	"bytes"
 	"compress/zlib"
+	_ "embed"
+	"encoding/binary"
 	"fmt"
+	"hash/adler32"
 	"io"
+	"strings"
 	"sync"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -24,12 +34,50 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Encoding is the metadata encoding of a compressed payload: the SDK's.
+// Encoding is the metadata encoding of a plain zlib payload: the SDK's,
+// and what Gatehouse wrote before its dictionary. It is read, not written.
 const Encoding = "binary/zlib"
+
+// EncodingDict is the metadata encoding of a payload compressed with a
+// preset dictionary; the stream's header names the dictionary by its
+// Adler-32 (RFC 1950's DICTID), so a later dictionary can be added beside
+// this one without renaming the encoding.
+const EncodingDict = "binary/zlib-dict"
 
 // MinSize is the smallest encoded payload worth compressing: below it the
 // zlib header and the metadata that names the encoding eat the gain.
-const MinSize = 256
+const MinSize = 64
+
+// level is the deflate level. Go's BestSpeed ignores a preset dictionary;
+// the default level costs tens of microseconds on payloads of a few KiB.
+const level = zlib.DefaultCompression
+
+// vocabulary is the JSON of a recorded run's payloads (the start input,
+// notices, decisions, the apply's result, the run's result, local activity
+// markers) with every name, id, time and number blanked: what stays is
+// Gatehouse's field names and enum values. It is frozen: payloads written
+// with it name it, and every later Gatehouse must still read them.
+//
+//go:embed vocabulary.jsonl
+var vocabulary string
+
+// dictionary is the vocabulary as the preset dictionary: each document as
+// the payload the JSON converter makes of it, so that the serialized
+// payload a stream holds matches it from its first byte.
+func dictionary() []byte {
+	var dict []byte
+	for _, doc := range strings.Split(strings.TrimSpace(vocabulary), "\n") {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&commonpb.Payload{
+			Metadata: map[string][]byte{converter.MetadataEncoding: []byte(converter.MetadataEncodingJSON)},
+			Data:     []byte(doc),
+		})
+		if err != nil {
+			panic(err) // a payload of bytes always marshals
+		}
+		dict = append(dict, b...)
+	}
+	return dict
+}
 
 // MaxSize bounds what a payload may inflate to, so that a crafted one
 // posted to the gateway's /codec/decode cannot exhaust its memory.
@@ -48,14 +96,29 @@ type Codec struct {
 	// payloads yet. Decode works either way.
 	DecodeOnly bool
 
-	writers sync.Pool // *zlib.Writer
+	dictOnce sync.Once
+	dict     []byte
+	dictID   uint32
+
+	writers sync.Pool // *zlib.Writer primed with dict
 	readers sync.Pool // io.ReadCloser that is a zlib.Resetter
+}
+
+// primed returns the preset dictionary and its id, made on first use so
+// that the zero Codec is ready to use.
+func (c *Codec) primed() ([]byte, uint32) {
+	c.dictOnce.Do(func() {
+		c.dict = dictionary()
+		c.dictID = adler32.Checksum(c.dict)
+	})
+	return c.dict, c.dictID
 }
 
 var _ converter.PayloadCodec = (*Codec)(nil)
 
 // Encode compresses each payload that is at least MinSize bytes encoded and
-// shrinks; the others pass through.
+// shrinks, counting the metadata that names its encoding; the others pass
+// through.
 func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	if c.DecodeOnly {
 		return payloads, nil
@@ -74,14 +137,15 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 		if err != nil {
 			return nil, fmt.Errorf("compress payload: %w", err)
 		}
-		if len(packed) >= len(plain) {
+		wrapped := &commonpb.Payload{
+			Metadata: map[string][]byte{converter.MetadataEncoding: []byte(EncodingDict)},
+			Data:     packed,
+		}
+		if proto.Size(wrapped) >= len(plain) {
 			out[i] = p
 			continue
 		}
-		out[i] = &commonpb.Payload{
-			Metadata: map[string][]byte{converter.MetadataEncoding: []byte(Encoding)},
-			Data:     packed,
-		}
+		out[i] = wrapped
 	}
 	return out, nil
 }
@@ -91,14 +155,13 @@ func (c *Codec) deflate(plain []byte) ([]byte, error) {
 	buf.Grow(len(plain) / 2)
 	w, _ := c.writers.Get().(*zlib.Writer)
 	if w == nil {
+		dict, _ := c.primed()
 		var err error
-		// BestSpeed: JSON shrinks nearly as much as at the default level,
-		// for a fraction of the time.
-		if w, err = zlib.NewWriterLevel(&buf, zlib.BestSpeed); err != nil {
+		if w, err = zlib.NewWriterLevelDict(&buf, level, dict); err != nil {
 			return nil, err
 		}
 	} else {
-		w.Reset(&buf)
+		w.Reset(&buf) // keeps the level and the dictionary
 	}
 	_, err := w.Write(plain)
 	if cerr := w.Close(); err == nil {
@@ -116,11 +179,19 @@ func (c *Codec) deflate(plain []byte) ([]byte, error) {
 func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
-		if string(p.GetMetadata()[converter.MetadataEncoding]) != Encoding {
+		var dict []byte
+		switch string(p.GetMetadata()[converter.MetadataEncoding]) {
+		case Encoding:
+		case EncodingDict:
+			var err error
+			if dict, err = c.dictionaryOf(p.GetData()); err != nil {
+				return nil, fmt.Errorf("decompress payload: %w", err)
+			}
+		default:
 			out[i] = p
 			continue
 		}
-		plain, err := c.inflate(p.GetData())
+		plain, err := c.inflate(p.GetData(), dict)
 		if err != nil {
 			return nil, fmt.Errorf("decompress payload: %w", err)
 		}
@@ -133,15 +204,28 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	return out, nil
 }
 
-func (c *Codec) inflate(data []byte) ([]byte, error) {
+// dictionaryOf is the preset dictionary a zlib stream's header names
+// (RFC 1950: two header bytes, FDICT set in the second, then DICTID).
+func (c *Codec) dictionaryOf(data []byte) ([]byte, error) {
+	if len(data) < 6 || data[1]&0x20 == 0 {
+		return nil, fmt.Errorf("a %s payload names no dictionary", EncodingDict)
+	}
+	dict, id := c.primed()
+	if got := binary.BigEndian.Uint32(data[2:6]); got != id {
+		return nil, fmt.Errorf("the payload's dictionary %08x is not one this Gatehouse knows (%08x)", got, id)
+	}
+	return dict, nil
+}
+
+func (c *Codec) inflate(data, dict []byte) ([]byte, error) {
 	src := bytes.NewReader(data)
 	r, _ := c.readers.Get().(io.ReadCloser)
 	if r == nil {
 		var err error
-		if r, err = zlib.NewReader(src); err != nil {
+		if r, err = zlib.NewReaderDict(src, dict); err != nil {
 			return nil, err
 		}
-	} else if err := r.(zlib.Resetter).Reset(src, nil); err != nil {
+	} else if err := r.(zlib.Resetter).Reset(src, dict); err != nil {
 		return nil, err
 	}
 	plain, err := io.ReadAll(io.LimitReader(r, MaxSize+1))

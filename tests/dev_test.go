@@ -58,8 +58,8 @@ func TestDevRestartKeepsRuns(t *testing.T) {
 	}
 
 	// The process compresses what it hands Temporal (read raw here).
-	if enc := startInputEncoding(t, dev.TemporalAddr(), dev.Namespace(), run.ID); enc != compression.Encoding {
-		t.Errorf("the run's start input is encoded %q in the history; want %q", enc, compression.Encoding)
+	if enc := startInputEncoding(t, dev.TemporalAddr(), dev.Namespace(), run.ID); enc != compression.EncodingDict {
+		t.Errorf("the run's start input is encoded %q in the history; want %q", enc, compression.EncodingDict)
 	}
 
 	s := &stack{t: t, url: dev.HTTPURL(), applyLog: applyLog}
