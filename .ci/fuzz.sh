@@ -21,10 +21,10 @@ FUZZTIME="${FUZZTIME:-10s}"
 FUZZMINIMIZETIME="${FUZZMINIMIZETIME:-2s}"
 
 # The packages that parse what comes from outside: plans, cost estimates,
-# the configuration, ITSM callbacks, and the gateway's request bodies,
-# Slack payloads and GitHub deliveries. Never ./tests/ (it links a Temporal
-# server).
-packages=(./plan/ ./cost/ ./config/ ./activities/itsm/ ./gateway/)
+# the configuration, ITSM callbacks, the payloads posted to /codec, and the
+# gateway's request bodies, Slack payloads and GitHub deliveries. Never
+# ./tests/ (it links a Temporal server).
+packages=(./plan/ ./cost/ ./config/ ./activities/itsm/ ./gateway/ ./compression/)
 
 gocmd() {
 	if [ -n "${GATEHOUSE_BUILD_LOCK:-}" ]; then
