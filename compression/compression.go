@@ -31,6 +31,7 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -48,6 +49,13 @@ const EncodingDict = "binary/zlib-dict"
 // zlib header and the metadata that names the encoding eat the gain.
 const MinSize = 64
 
+// MaxSize bounds what a payload may inflate to, so that a crafted one
+// posted to the gateway's /codec/decode cannot exhaust its memory.
+// Temporal refuses payloads larger than its blob limit (2 MiB by default)
+// before compression is anyone's concern; 64 MiB leaves room for plans
+// that compress well above that limit.
+const MaxSize = 64 << 20
+
 // level is the deflate level. Go's BestSpeed ignores a preset dictionary;
 // the default level costs tens of microseconds on payloads of a few KiB.
 const level = zlib.DefaultCompression
@@ -62,29 +70,27 @@ const level = zlib.DefaultCompression
 var vocabulary string
 
 // dictionary is the vocabulary as the preset dictionary: each document as
-// the payload the JSON converter makes of it, so that the serialized
-// payload a stream holds matches it from its first byte.
+// the serialized payload the JSON converter makes of it, so that the
+// payload a stream holds matches it from its first byte. The bytes are
+// written field by field in protobuf's wire format (Payload: metadata = 1,
+// a map entry of key = 1 and value = 2; data = 2), not by proto.Marshal,
+// whose output a later protobuf release may order differently: the
+// dictionary must stay byte for byte what older payloads were primed with.
 func dictionary() []byte {
 	var dict []byte
 	for _, doc := range strings.Split(strings.TrimSpace(vocabulary), "\n") {
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&commonpb.Payload{
-			Metadata: map[string][]byte{converter.MetadataEncoding: []byte(converter.MetadataEncodingJSON)},
-			Data:     []byte(doc),
-		})
-		if err != nil {
-			panic(err) // a payload of bytes always marshals
-		}
-		dict = append(dict, b...)
+		var entry []byte
+		entry = protowire.AppendTag(entry, 1, protowire.BytesType)
+		entry = protowire.AppendString(entry, converter.MetadataEncoding)
+		entry = protowire.AppendTag(entry, 2, protowire.BytesType)
+		entry = protowire.AppendString(entry, converter.MetadataEncodingJSON)
+		dict = protowire.AppendTag(dict, 1, protowire.BytesType)
+		dict = protowire.AppendBytes(dict, entry)
+		dict = protowire.AppendTag(dict, 2, protowire.BytesType)
+		dict = protowire.AppendString(dict, doc)
 	}
 	return dict
 }
-
-// MaxSize bounds what a payload may inflate to, so that a crafted one
-// posted to the gateway's /codec/decode cannot exhaust its memory.
-// Temporal refuses payloads larger than its blob limit (2 MiB by default)
-// before compression is anyone's concern; 64 MiB leaves room for plans
-// that compress well above that limit.
-const MaxSize = 64 << 20
 
 // Codec compresses payloads. Its zero value is ready to use; it is safe for
 // concurrent use. Writers and readers are pooled: a zlib writer allocates

@@ -3,6 +3,7 @@ package compression
 import (
 	"bytes"
 	"compress/zlib"
+	"encoding/json"
 	"os"
 	"strings"
 	"sync"
@@ -400,5 +401,25 @@ func BenchmarkEncodeDecodeRun(b *testing.B) {
 		if _, err := c.Decode(enc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// The dictionary's documents are framed as the payloads the JSON converter
+// makes, byte for byte what proto.Marshal writes for them today.
+func TestDictionaryFramesDocumentsAsPayloads(t *testing.T) {
+	var want []byte
+	for _, doc := range strings.Split(strings.TrimSpace(vocabulary), "\n") {
+		p, err := converter.GetDefaultDataConverter().ToPayload(json.RawMessage(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := proto.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, b...)
+	}
+	if got := dictionary(); !bytes.Equal(got, want) {
+		t.Errorf("dictionary of %d bytes differs from the %d bytes of its documents as payloads", len(got), len(want))
 	}
 }
