@@ -11,9 +11,9 @@
 // enum values that a stream of their own has no earlier copy of: primed,
 // a recorded two-approval run's payloads take a quarter less than in plain
 // zlib streams (TestDictionaryShrinksARealRunsPayloads), and the small ones
-// (Update results, local activity markers) shrink at all. Payloads the Go SDK's converter.NewZlibCodec
-// wrote, and Gatehouse before the dictionary, are plain zlib marked
-// Encoding; Decode reads both. Payloads below MinSize, and those that
+// (Update results, local activity markers) shrink at all. Payloads the Go
+// SDK's converter.NewZlibCodec wrote, and Gatehouse before the dictionary,
+// are plain zlib marked Encoding; Decode reads both. Payloads below MinSize, and those that
 // would not shrink, are left as they are, readable in the Temporal Web UI
 // without a codec server.
 package compression

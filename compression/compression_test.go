@@ -297,7 +297,8 @@ func TestDictionaryIsFrozen(t *testing.T) {
 	}
 }
 
-func deflated(t *testing.T, b []byte) []byte {
+// deflated is b in a plain zlib stream at the default level.
+func deflated(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := zlib.NewWriter(&buf)

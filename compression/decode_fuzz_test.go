@@ -1,8 +1,6 @@
 package compression
 
 import (
-	"bytes"
-	"compress/zlib"
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -27,11 +25,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(true, enc[0].GetData())
 		f.Add(true, enc[0].GetData()[:len(enc[0].GetData())/2])
 		b, _ := proto.Marshal(p)
-		var plain bytes.Buffer
-		w := zlib.NewWriter(&plain)
-		w.Write(b)
-		w.Close()
-		f.Add(false, plain.Bytes())
+		f.Add(false, deflated(f, b))
 	}
 	f.Add(true, []byte{0x78, 0xbb, 0x1f, 0xfd, 0x81, 0xfb})
 	f.Add(false, []byte("not zlib at all"))
