@@ -6,7 +6,9 @@ package starter
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base32"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -761,10 +763,10 @@ func withRequest(arg any, req approval.Request) any {
 // the body: a retry lands on the same Update (and gets its first answer),
 // while another caller's or another body's request under the same key is a
 // new Update, which the workflow refuses as a reused key (422) instead of
-// swallowing it. Without a key every request is new.
+// swallowing it. Without a key every request is new, under a random ID.
 func updateID(update string, d DecisionRequest, arg any) (id, key string) {
 	if d.IdempotencyKey == "" {
-		return "d-" + uuid.NewString(), ""
+		return randomDecisionID(), ""
 	}
 	body, _ := json.Marshal(arg) // plain data: cannot fail
 	h := sha256.New()
@@ -775,6 +777,20 @@ func updateID(update string, d DecisionRequest, arg any) (id, key string) {
 	h.Write(body)
 	keySum := sha256.Sum256([]byte("gatehouse-idempotency-key\x00" + d.IdempotencyKey))
 	return "d-" + hex.EncodeToString(h.Sum(nil)[:20]), hex.EncodeToString(keySum[:16])
+}
+
+// randomDecisionID is a fresh decision's ID: "d-" and 80 random bits in
+// lowercase base32, 18 characters. Temporal writes an Update's ID four times
+// into history and the run keeps it in its result, so a UUID's 38
+// characters cost a two-approval run about 200 bytes more; 80 bits still
+// make two of one run's decisions colliding (the second would be answered
+// as a retry of the first) as likely as 2^-80 per pair. Only the IDs of
+// requests without an idempotency key are random: derived ones keep their
+// form, so a retry across an upgrade still lands on its first Update.
+func randomDecisionID() string {
+	var b [10]byte  // a multiple of 5 bytes: base32 without padding
+	rand.Read(b[:]) // never fails (crypto/rand)
+	return "d-" + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 }
 
 func (c *Client) update(ctx context.Context, opts client.UpdateWorkflowOptions) (workflows.DecisionResult, error) {

@@ -92,3 +92,20 @@ func TestSameSubmission(t *testing.T) {
 		}
 	}
 }
+
+// TestRandomDecisionIDsAreShortAndFresh: a decision without an idempotency
+// key gets an 18-character ID ("d-" and 80 random bits in base32), as
+// Temporal writes it four times into history; a UUID took 38.
+func TestRandomDecisionIDsAreShortAndFresh(t *testing.T) {
+	seen := map[string]bool{}
+	for range 10000 {
+		id, key := updateID(workflows.UpdateApprove, DecisionRequest{Actor: approval.Identity{ID: "bob"}}, approval.Request{})
+		if len(id) != 18 || !strings.HasPrefix(id, "d-") || strings.Trim(id[2:], "abcdefghijklmnopqrstuvwxyz234567") != "" || key != "" {
+			t.Fatalf("Update ID %q (key %q); want d- and 16 base32 letters, no key", id, key)
+		}
+		if seen[id] {
+			t.Fatalf("Update ID %s twice in %d", id, len(seen))
+		}
+		seen[id] = true
+	}
+}
