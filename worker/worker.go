@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"golang.org/x/mod/module"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/workflows"
@@ -42,19 +43,17 @@ func Register(r sdkworker.Registry, runner workflows.Runner, acts *activities.Ac
 
 // BuildID names a binary's code to Temporal, which stamps it on every
 // workflow and activity task a worker starts or completes (and keys
-// auto-reset points by it): a release's module version ("v0.5.0"), else
-// the commit it was built from, 12 hex digits with "-dirty" for local
-// changes. An operator reading a history in the Web UI sees which Gatehouse
-// took each task; the SDK's default, a checksum of the executable, says
-// nothing to a reader and takes 32 characters in each of those events
-// (about 13 of them in a two-approval run). Empty when info names neither,
-// as in test binaries: the SDK then uses its checksum.
+// auto-reset points by it): a release's version ("v0.5.0"), else the commit
+// it was built from, 12 hex digits with "-dirty" for local changes. An
+// operator reading a history in the Web UI sees which Gatehouse took each
+// task; the SDK's default, a checksum of the executable, says nothing to a
+// reader and takes 32 characters in each of those events (about 13 in a
+// two-approval run). Empty when info names neither, as for `go run` and
+// test binaries (Go stamps the commit only in `go build` and `go install`):
+// the SDK then uses its checksum.
 func BuildID(info *debug.BuildInfo) string {
 	if info == nil {
 		return ""
-	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
 	}
 	var revision string
 	dirty := false
@@ -65,6 +64,18 @@ func BuildID(info *debug.BuildInfo) string {
 		case "vcs.modified":
 			dirty = s.Value == "true"
 		}
+	}
+	v := info.Main.Version
+	if module.IsPseudoVersion(v) {
+		// A commit without a tag, built from a checkout (Go derives the
+		// version from it) or installed by commit: the commit says it.
+		if rev, err := module.PseudoVersionRev(v); err == nil && revision == "" {
+			revision = rev
+		}
+		v = ""
+	}
+	if v != "" && v != "(devel)" {
+		return v
 	}
 	if revision == "" {
 		return ""
