@@ -149,10 +149,12 @@ type LockInput struct {
 	RunID     string `json:"run_id"`
 }
 
-// LockResult says whether the run holds the lock now, and who does.
+// LockResult says whether the run holds the lock now, and if not, who does.
+// (A granted lock's holder is the run itself: the result stays in the
+// run's history, so it does not say so again.)
 type LockResult struct {
 	Granted bool   `json:"granted"`
-	Holder  string `json:"holder"`
+	Holder  string `json:"holder,omitempty"`
 }
 
 // AcquireApplyLock gives the run its workspace's apply lock, or names the
@@ -165,7 +167,10 @@ func (a *Activities) AcquireApplyLock(ctx context.Context, in LockInput) (LockRe
 	if err != nil {
 		return LockResult{}, fmt.Errorf("acquire apply lock of %s: %w", in.Workspace, err)
 	}
-	return LockResult{Granted: granted, Holder: holder}, nil
+	if granted {
+		return LockResult{Granted: true}, nil
+	}
+	return LockResult{Holder: holder}, nil
 }
 
 // ReleaseApplyLock gives the run's lock back (a no-op if it holds none).

@@ -148,7 +148,9 @@ func (a *Activities) NotifyFrom(ctx context.Context, in NotifyInput) (NotifyResu
 // NotifyOutcome is what a local first attempt of a notice did: its result
 // when it delivered the notice, else why not and how far it got.
 type NotifyOutcome struct {
-	Result NotifyResult `json:"result"`
+	// Result is left out when it is empty, as it mostly is: the outcome
+	// stays in the run's history.
+	Result NotifyResult `json:"result,omitzero"`
 	// Unfinished is what the attempt delivered before it failed (nil when
 	// it delivered everything), for NotifyFrom to go on from.
 	Unfinished *NotifyProgress `json:"unfinished,omitempty"`
