@@ -102,7 +102,8 @@ func (r *run) keepVisible(ctx workflow.Context) {
 // upsert writes the search attributes that differ from what they show.
 // Runs on leanV3 write, after their first upsert, only the attributes that
 // changed: an upsert merges, and the workspace, requester and environment
-// never change.
+// never change. Temporal matches an upsert in replay by its kind alone, so
+// what one writes may change without a version; whether it happens may not.
 func (r *run) upsert(ctx workflow.Context) {
 	r.stale = false
 	v := visibilityOf(r.state)
@@ -115,9 +116,12 @@ func (r *run) upsert(ctx workflow.Context) {
 		updates = append(updates, StatusKey.ValueSet(string(v.status)))
 	}
 	if !delta {
-		updates = append(updates,
-			WorkspaceKey.ValueSet(r.state.Workspace),
-			RequestedByKey.ValueSet(string(r.state.RequestedBy.ID)))
+		// The gateway starts a run with its workspace set (so it can list
+		// the run before this task); lean-3 runs do not write it again.
+		if at, _ := workflow.GetTypedSearchAttributes(ctx).GetKeyword(WorkspaceKey); r.leanAt < leanV3 || at != r.state.Workspace {
+			updates = append(updates, WorkspaceKey.ValueSet(r.state.Workspace))
+		}
+		updates = append(updates, RequestedByKey.ValueSet(string(r.state.RequestedBy.ID)))
 		if r.state.Environment != "" {
 			updates = append(updates, EnvironmentKey.ValueSet(r.state.Environment))
 		}
