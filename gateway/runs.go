@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/labstack/echo/v4"
+	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/approval"
 	"github.com/gatehouse-dev/gatehouse/cost"
@@ -104,6 +105,26 @@ func decodeCreateRun(c echo.Context) (createRunBody, error) {
 	return body, nil
 }
 
+// startedUnread answers a create whose run started but could not be read:
+// 202 with the run's id and Location, so the caller looks rather than
+// retries (without an idempotency key a retry would start a second run).
+func (s *server) startedUnread(c echo.Context, e *starter.StartedUnreadError) error {
+	s.Logger.Warn("run started but not read", zap.String("run_id", e.RunID), zap.Error(e.Err))
+	tagRun(c, e.RunID)
+	run := approval.Run{ID: e.RunID, Workspace: e.Workspace}
+	c.Response().Header().Set(echo.HeaderLocation, runPath(run))
+	c.Response().Header().Set("Retry-After", "5")
+	why := "it could not be read yet"
+	if errors.Is(e.Err, starter.ErrNoWorker) {
+		why = "no Gatehouse worker is polling its task queue to read it"
+	}
+	return c.JSON(http.StatusAccepted, map[string]string{
+		"id":        e.RunID,
+		"workspace": e.Workspace,
+		"detail":    "the run started, but " + why + ": GET its Location for its state; do not submit it again",
+	})
+}
+
 func (s *server) createRun(c echo.Context) error {
 	body, err := decodeCreateRun(c)
 	if err != nil {
@@ -157,6 +178,9 @@ func (s *server) createRun(c echo.Context) error {
 		IdempotencyKey: key,
 		Origin:         origin,
 	})
+	if unread := (*starter.StartedUnreadError)(nil); errors.As(err, &unread) {
+		return s.startedUnread(c, unread)
+	}
 	if err != nil {
 		return err
 	}

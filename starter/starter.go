@@ -170,11 +170,22 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	// it first. A retried start may find it finished (the query then needs
 	// a worker to replay it); GetRun reads such a run from its result.
 	run, err := c.queryState(ctx, wr.GetID())
+	if req.IdempotencyKey == "" && errors.Is(err, ErrNoWorker) {
+		// A fresh id: the run is this request's, and asking again (GetRun
+		// would) only waits out another query bound.
+		return approval.Run{}, &StartedUnreadError{RunID: wr.GetID(), Workspace: req.Workspace, Err: err}
+	}
 	if err != nil || run.Workspace != req.Workspace {
 		run, err = c.GetRun(ctx, req.Workspace, wr.GetID())
 	}
 	if err != nil {
-		return approval.Run{}, fmt.Errorf("read new run %s: %w", wr.GetID(), err)
+		err = fmt.Errorf("read new run %s: %w", wr.GetID(), err)
+		if req.IdempotencyKey == "" {
+			return approval.Run{}, &StartedUnreadError{RunID: wr.GetID(), Workspace: req.Workspace, Err: err}
+		}
+		// A retry with the key lands on this run, and checks that it is
+		// the same submission, which cannot be told now.
+		return approval.Run{}, err
 	}
 	if req.IdempotencyKey != "" && !sameSubmission(run, req) {
 		return approval.Run{}, approval.Errorf(approval.CodeUnprocessable,
@@ -185,6 +196,22 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	}
 	return c.settlePolicy(ctx, run), nil
 }
+
+// StartedUnreadError says that a run without an idempotency key started
+// but could not be read right after (no worker polled its task queue, say).
+// The run exists and goes on once a worker polls: the caller must be told
+// its id, not that the request failed, or a retry would start a second run
+// for the same plan.
+type StartedUnreadError struct {
+	RunID, Workspace string
+	Err              error
+}
+
+func (e *StartedUnreadError) Error() string {
+	return fmt.Sprintf("run %s started but could not be read: %v", e.RunID, e.Err)
+}
+
+func (e *StartedUnreadError) Unwrap() error { return e.Err }
 
 // supersedeOlder ends the workspace's older runs that still wait for
 // approval (or have not asked yet): the newer run replaces them. Each is

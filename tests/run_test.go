@@ -235,3 +235,37 @@ func TestNoWorkerIsServiceUnavailable(t *testing.T) {
 		t.Errorf("with a worker again: %s with %d decisions; want pending with bob's", got.Status, len(got.Decisions))
 	}
 }
+
+// TestCreateWithNoWorkerSaysTheRunStarted: a run started while no worker
+// polls cannot be read, but it exists and will go on once a worker polls.
+// Without an idempotency key a 503 would make the caller retry and start a
+// second run for the same plan; the gateway answers 202 with the run's id
+// and Location instead, after one bounded read, and the run is there once a
+// worker polls again. (With a key a retry lands on the same run, so the
+// 503 with Retry-After stays.)
+func TestCreateWithNoWorkerSaysTheRunStarted(t *testing.T) {
+	s := newStack(t, stackOptions{})
+	s.worker.Stop()
+	body := map[string]any{"plan": readPlan(t, "prod-network.json"), "message": "e2e"}
+
+	began := time.Now()
+	r := s.call("POST", "/api/v1/workspaces/prod-network/runs", "t-alice", body)
+	took := time.Since(began)
+	t.Logf("create with no worker: %d %s after %v", r.status, r.body, took.Round(time.Millisecond))
+	var started gateway.RunView
+	if r.status != http.StatusAccepted {
+		t.Fatalf("create with no worker: %d %s; want 202 with the run's id", r.status, r.body)
+	}
+	r.decode(t, &started)
+	if !strings.HasPrefix(started.ID, "run-") || started.Workspace != "prod-network" || r.header.Get("Location") != s.runPath(started) || r.header.Get("Retry-After") == "" {
+		t.Errorf("202 body %s, Location %q, Retry-After %q; want the run's id, its path and when to look", r.body, r.header.Get("Location"), r.header.Get("Retry-After"))
+	}
+	if took > 40*time.Second {
+		t.Errorf("the 202 took %v; want one bounded read, not two", took)
+	}
+
+	s.startWorker()
+	if got := s.get(started); got.Status != approval.StatusPendingApproval || got.RequestedBy != "alice" {
+		t.Errorf("the accepted run with a worker again: %s by %s; want it waiting for approval, alice's", got.Status, got.RequestedBy)
+	}
+}
