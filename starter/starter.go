@@ -170,10 +170,16 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	// it first. A retried start may find it finished (the query then needs
 	// a worker to replay it); GetRun reads such a run from its result.
 	run, err := c.queryState(ctx, wr.GetID())
-	if req.IdempotencyKey == "" && errors.Is(err, ErrNoWorker) {
-		// A fresh id: the run is this request's, and asking again (GetRun
-		// would) only waits out another query bound.
-		return approval.Run{}, &StartedUnreadError{RunID: wr.GetID(), Workspace: req.Workspace, Err: err}
+	if errors.Is(err, ErrNoWorker) {
+		// Asking GetRun again would only wait out another query bound,
+		// unless a retry's run has finished (its result needs no worker).
+		switch {
+		case req.IdempotencyKey == "":
+			// A fresh id: the run is this request's.
+			return approval.Run{}, &StartedUnreadError{RunID: wr.GetID(), Workspace: req.Workspace, Err: err}
+		case c.stillRunning(ctx, wr.GetID()):
+			return approval.Run{}, fmt.Errorf("read new run %s: %w", wr.GetID(), err)
+		}
 	}
 	if err != nil || run.Workspace != req.Workspace {
 		run, err = c.GetRun(ctx, req.Workspace, wr.GetID())

@@ -241,8 +241,8 @@ func TestNoWorkerIsServiceUnavailable(t *testing.T) {
 // Without an idempotency key a 503 would make the caller retry and start a
 // second run for the same plan; the gateway answers 202 with the run's id
 // and Location instead, after one bounded read, and the run is there once a
-// worker polls again. (With a key a retry lands on the same run, so the
-// 503 with Retry-After stays.)
+// worker polls again. With a key a retry lands on the same run, so the 503
+// with Retry-After stays, after one bounded read too.
 func TestCreateWithNoWorkerSaysTheRunStarted(t *testing.T) {
 	s := newStack(t, stackOptions{})
 	s.worker.Stop()
@@ -264,8 +264,18 @@ func TestCreateWithNoWorkerSaysTheRunStarted(t *testing.T) {
 		t.Errorf("the 202 took %v; want one bounded read, not two", took)
 	}
 
+	began = time.Now()
+	keyed := s.call("POST", "/api/v1/workspaces/prod-network/runs", "t-alice", body, "Idempotency-Key", "no-worker-1")
+	took = time.Since(began)
+	if keyed.status != http.StatusServiceUnavailable || keyed.header.Get("Retry-After") == "" || took > 40*time.Second {
+		t.Errorf("keyed create with no worker: %d %s after %v; want 503 with Retry-After after one bounded read (a retry finds the same run)", keyed.status, keyed.body, took)
+	}
+
 	s.startWorker()
 	if got := s.get(started); got.Status != approval.StatusPendingApproval || got.RequestedBy != "alice" {
 		t.Errorf("the accepted run with a worker again: %s by %s; want it waiting for approval, alice's", got.Status, got.RequestedBy)
+	}
+	if again := s.call("POST", "/api/v1/workspaces/prod-network/runs", "t-alice", body, "Idempotency-Key", "no-worker-1"); again.status != http.StatusCreated {
+		t.Errorf("keyed retry with a worker: %d %s; want 201 with the run the 503'd attempt started", again.status, again.body)
 	}
 }
