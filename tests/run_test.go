@@ -272,7 +272,7 @@ func TestCreateWithNoWorkerSaysTheRunStarted(t *testing.T) {
 	}
 
 	s.startWorker()
-	if got := s.get(started); got.Status != approval.StatusPendingApproval || got.RequestedBy != "alice" {
+	if got := s.readStarted("t-alice", r.header.Get("Location")); got.Status != approval.StatusPendingApproval || got.RequestedBy != "alice" || got.ID != started.ID {
 		t.Errorf("the accepted run with a worker again: %s by %s; want it waiting for approval, alice's", got.Status, got.RequestedBy)
 	}
 	if again := s.call("POST", "/api/v1/workspaces/prod-network/runs", "t-alice", body, "Idempotency-Key", "no-worker-1"); again.status != http.StatusCreated {

@@ -355,12 +355,38 @@ func readPlan(t *testing.T, name string) json.RawMessage {
 func (s *stack) createRun(ws, token, planFile string) gateway.RunView {
 	s.t.Helper()
 	r := s.call("POST", "/api/v1/workspaces/"+ws+"/runs", token, map[string]any{"plan": readPlan(s.t, planFile), "message": "e2e"})
+	if r.status == http.StatusAccepted {
+		// Started but not read (a worker stopped, or Temporal failing a
+		// query under load): look, as the API says, rather than submit
+		// again.
+		s.t.Logf("create run: %d %s; reading %s", r.status, r.body, r.header.Get("Location"))
+		return s.readStarted(token, r.header.Get("Location"))
+	}
 	if r.status != http.StatusCreated {
 		s.t.Fatalf("create run: %d %s", r.status, r.body)
 	}
 	var run gateway.RunView
 	r.decode(s.t, &run)
 	return run
+}
+
+// readStarted reads the run a create answered 202 for, until a worker has
+// it (30 s at most).
+func (s *stack) readStarted(token, location string) gateway.RunView {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := s.call("GET", strings.TrimPrefix(location, s.url), token, nil)
+		if r.status == http.StatusOK {
+			var run gateway.RunView
+			r.decode(s.t, &run)
+			return run
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("read the started run %s: %d %s", location, r.status, r.body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func (s *stack) runPath(run gateway.RunView) string {
