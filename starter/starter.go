@@ -170,18 +170,12 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 	// it first. A retried start may find it finished (the query then needs
 	// a worker to replay it); GetRun reads such a run from its result.
 	run, err := c.queryState(ctx, wr.GetID())
-	if errors.Is(err, ErrNoWorker) {
-		// Asking GetRun again would only wait out another query bound,
-		// unless a retry's run has finished (its result needs no worker).
-		switch {
-		case req.IdempotencyKey == "":
-			// A fresh id: the run is this request's.
-			return approval.Run{}, &StartedUnreadError{RunID: wr.GetID(), Workspace: req.Workspace, Err: err}
-		case c.stillRunning(ctx, wr.GetID()):
-			return approval.Run{}, fmt.Errorf("read new run %s: %w", wr.GetID(), err)
-		}
-	}
-	if err != nil || run.Workspace != req.Workspace {
+	switch {
+	case errors.Is(err, ErrNoWorker) && (req.IdempotencyKey == "" || c.stillRunning(ctx, wr.GetID())):
+		// Asking GetRun would only wait out another query bound. Only a
+		// retry's run may have finished, and its result needs no worker;
+		// a fresh id's run is this request's, just started.
+	case err != nil || run.Workspace != req.Workspace:
 		run, err = c.GetRun(ctx, req.Workspace, wr.GetID())
 	}
 	if err != nil {
