@@ -303,6 +303,25 @@ func TestForgedStartNeverApplies(t *testing.T) {
 	}
 }
 
+// TestNullStartIsRefused starts a run with no input at all (JSON null, which
+// only a client that bypasses the gateway sends): it is refused as an
+// unsigned start, fails and never applies; the workflow task does not fail
+// on a nil input, which Temporal would retry for ever.
+func TestNullStartIsRefused(t *testing.T) {
+	env := newEnv()
+	acts := &activities.Activities{}
+	worker.Register(env, testRunner(), acts)
+	onNotify(env, acts, notifyOK)
+	env.ExecuteWorkflow(workflows.RunWorkflowName, nil)
+	var got approval.Run
+	if err := env.GetWorkflowResult(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != approval.StatusFailed || !strings.HasPrefix(got.Error, "refused: ") || got.Apply != nil {
+		t.Errorf("status %s, error %q, apply %+v; want failed, refused, nothing applied", got.Status, got.Error, got.Apply)
+	}
+}
+
 // TestApplyErrorMapping: only an apply known not to have started fails the
 // run; any other error may have changed the infrastructure, so the outcome
 // is unknown, for a human, and nothing is retried.
