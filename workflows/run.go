@@ -289,7 +289,7 @@ func (r *run) finish(ctx workflow.Context) error {
 
 // run is the workflow's state and its steps.
 type run struct {
-	in     RunInput
+	in     *RunInput // as the SDK decoded it: shared, not copied
 	runner Runner
 	state  approval.Run
 	// legacy marks runs started before versionDurableTime: they keep the
@@ -387,10 +387,9 @@ const (
 	versionLean4                  = "lean-4"
 )
 
-func newRun(ctx workflow.Context, input *RunInput, w Runner) *run {
-	var in RunInput // a start with no input is unsigned, and refused as such
-	if input != nil {
-		in = *input
+func newRun(ctx workflow.Context, in *RunInput, w Runner) *run {
+	if in == nil {
+		in = &RunInput{} // a start with no input is unsigned, and refused as such
 	}
 	r := &run{
 		in:        in,
@@ -471,7 +470,7 @@ func (r *run) verifyStart(ctx workflow.Context) string {
 			return "refused: this worker has no signing keys to verify the run's input"
 		}
 		//workflowcheck:ignore runs inside a side effect, whose answer is recorded and replayed
-		payload, err := StartPayload(info.WorkflowExecution.ID, r.in)
+		payload, err := StartPayload(info.WorkflowExecution.ID, *r.in)
 		if err != nil {
 			return "refused: " + err.Error()
 		}
@@ -729,7 +728,7 @@ func (r *run) drained(ctx workflow.Context) func() bool {
 // continueAsNew hands the run to a fresh workflow run with the same workflow
 // ID (the run id), carrying its whole state.
 func (r *run) continueAsNew(ctx workflow.Context) error {
-	in := r.in
+	in := *r.in
 	in.Resume = &Resume{Run: r.state, Notices: r.notices}
 	if r.audited {
 		mark := r.auditMark
