@@ -55,6 +55,10 @@ type RunView struct {
 	// External is the ticket an external system decides the run in: its
 	// provider, reference, link, last known state and the decision.
 	External *approval.External `json:"external,omitempty"`
+	// Detail is set only in the 202 a create is answered with when its run
+	// started but could not be read yet: it says why, and the run has only
+	// its id and workspace (no status). A run read never has it.
+	Detail string `json:"detail,omitempty"`
 }
 
 // PlanView is the plan's summary with the resources it changes, read from

@@ -105,7 +105,14 @@ func readSubmission(cmd *cobra.Command, args []string, costPath, planFilePath st
 
 // printRun prints a run for people.
 func printRun(out io.Writer, c *gateway.Client, run gateway.RunView) {
-	fmt.Fprintf(out, "run:    %s\nstatus: %s\n", run.ID, run.Status)
+	status := string(run.Status)
+	if status == "" {
+		status = "not read yet" // a create answered 202: see Detail
+	}
+	fmt.Fprintf(out, "run:    %s\nstatus: %s\n", run.ID, status)
+	if run.Detail != "" {
+		fmt.Fprintf(out, "note:   %s\n", run.Detail)
+	}
 	if run.Plan.SHA256 != "" {
 		fmt.Fprintf(out, "plan:   +%d ~%d -%d (%d replaced) sha256 %s\n",
 			run.Plan.Adds, run.Plan.Changes, run.Plan.Destroys, run.Plan.Replaces, run.Plan.SHA256)
