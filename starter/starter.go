@@ -122,6 +122,7 @@ func (c *Client) StartRun(ctx context.Context, req StartRequest) (approval.Run, 
 		Origin:        &origin,
 		ChangedSince:  req.ChangedSince,
 		Paths:         req.Paths,
+		Lean:          workflows.StartLean,
 	}
 	switch {
 	case req.Plan.SHA256 == "" && ws.Terraform == nil:

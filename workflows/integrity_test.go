@@ -3,6 +3,8 @@ package workflows_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/gatehouse-dev/gatehouse/activities"
 	"github.com/gatehouse-dev/gatehouse/approval"
@@ -361,4 +364,81 @@ func TestApplyErrorMapping(t *testing.T) {
 			env.AssertNumberOfCalls(t, "Apply", 1)
 		})
 	}
+}
+
+// TestStartNamesItsVersion: a run whose input names its version (as every
+// gateway's start now does) follows it without asking GetVersion, which
+// would record a marker and a search-attribute upsert in every run's
+// history. A version no gateway wrote is refused; one newer than the
+// worker knows holds the run, its task failing to be retried by a worker
+// that knows it, instead of running it under other behaviour.
+func TestStartNamesItsVersion(t *testing.T) {
+	start := func(h *harness, lean workflow.Version) {
+		in := input(destroysNeedTwo).input(t, testWorkflowID, h.env.Now())
+		in.Lean = lean // not signed: see RunInput.Lean
+		h.env.ExecuteWorkflow(workflows.RunWorkflowName, in)
+	}
+	result := func(h *harness) approval.Run {
+		t.Helper()
+		var got approval.Run
+		if err := h.env.GetWorkflowResult(&got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	t.Run("the gateway's", func(t *testing.T) {
+		h := newHarness(t)
+		asked := false
+		h.env.OnGetVersion("lean", workflow.DefaultVersion, workflows.StartLean).
+			Run(func(mock.Arguments) { asked = true }).Return(workflows.StartLean).Maybe()
+		h.update(time.Minute, workflows.UpdateApprove, "u-bob", approval.Request{Actor: bob})
+		h.update(2*time.Minute, workflows.UpdateApprove, "u-carol", approval.Request{Actor: carol})
+		start(h, workflows.StartLean)
+		if got := result(h); got.Status != approval.StatusApplied || len(h.applies) != 1 {
+			t.Errorf("status %s with %d applies; want applied once", got.Status, len(h.applies))
+		}
+		if asked {
+			t.Error("the run asked GetVersion for the version its input names: every run records a marker and an upsert for nothing")
+		}
+		var versions []string
+		for _, e := range h.events {
+			for _, a := range e.Audit {
+				versions = append(versions, a.WorkflowVersion)
+			}
+		}
+		if len(versions) == 0 || slices.ContainsFunc(versions, func(v string) bool { return v != "lean-4" }) {
+			t.Errorf("the trail's entries name workflow versions %q; want lean-4 throughout", versions)
+		}
+	})
+	t.Run("none, from an older gateway", func(t *testing.T) {
+		h := newHarness(t)
+		asked := false
+		h.env.OnGetVersion("lean", workflow.DefaultVersion, workflows.StartLean).
+			Run(func(mock.Arguments) { asked = true }).Return(workflows.StartLean)
+		h.update(time.Minute, workflows.UpdateApprove, "u-bob", approval.Request{Actor: bob})
+		h.update(2*time.Minute, workflows.UpdateApprove, "u-carol", approval.Request{Actor: carol})
+		start(h, 0)
+		if got := result(h); got.Status != approval.StatusApplied || !asked {
+			t.Errorf("status %s, asked GetVersion: %v; want applied, and the version asked for", got.Status, asked)
+		}
+	})
+	t.Run("one no gateway writes", func(t *testing.T) {
+		for _, lean := range []workflow.Version{workflow.DefaultVersion, 2} {
+			h := newHarness(t)
+			start(h, lean)
+			if got := result(h); got.Status != approval.StatusFailed || !strings.Contains(got.Error, fmt.Sprintf("lean-%d,", lean)) || len(h.applies) != 0 {
+				t.Errorf("lean %d: status %s, error %q, %d applies; want failed, refused naming the version, none", lean, got.Status, got.Error, len(h.applies))
+			}
+		}
+	})
+	t.Run("a newer one", func(t *testing.T) {
+		h := newHarness(t)
+		start(h, workflows.StartLean+1)
+		err := h.env.GetWorkflowError()
+		var panicked *temporal.PanicError
+		if !errors.As(err, &panicked) || !strings.Contains(err.Error(), "newer than this worker knows") || len(h.applies) != 0 {
+			t.Errorf("workflow error %v, %d applies; want its task failed on the version, nothing applied", err, len(h.applies))
+		}
+	})
 }

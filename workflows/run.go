@@ -112,6 +112,17 @@ type RunInput struct {
 	// LockRetry overrides how often a queued run asks for the lock again
 	// (tests set it low).
 	LockRetry time.Duration `json:"lock_retry,omitempty"`
+	// Lean is the version of versionLean the starter chose for the run
+	// (StartLean), which the run then follows without a version marker:
+	// a marker costs every run two history events (the marker and the SDK's
+	// TemporalChangeVersion upsert) and a visibility write. Runs started
+	// without it (by an older gateway, or before it) ask GetVersion, as
+	// they always did. It is not signed, so that gateways and workers can
+	// be rolled in either order (a worker that predates it verifies the
+	// signature over the fields it knows, and picks leanV4 with a marker,
+	// which behaves the same); a value other than those a worker knows is
+	// refused, or waits for a worker that knows it (see leanOf).
+	Lean workflow.Version `json:"lean,omitempty"`
 	// IssuedAt and Signature are the gateway's: see StartPayload.
 	IssuedAt  time.Time `json:"issued_at"`
 	Signature string    `json:"signature,omitempty"`
@@ -133,7 +144,7 @@ type InputPlan struct {
 // the input without its signature. Resume is never signed: a run may resume
 // only from its own continue-as-new.
 func StartPayload(workflowID string, in RunInput) ([]byte, error) {
-	in.Signature, in.Resume = "", nil
+	in.Signature, in.Resume, in.Lean = "", nil, 0
 	data, err := json.Marshal(in)
 	if err != nil {
 		return nil, fmt.Errorf("encode run input: %w", err)
@@ -366,7 +377,9 @@ const versionAudit = "audit"
 // versionLean guards the run's lighter use of Temporal: one version marker
 // standing for every version before it, the apply lock taken and given back
 // in local activities, and the search attributes upserted once per workflow
-// task (see keepVisible). Runs started before it replay as they ran.
+// task (see keepVisible). Runs started before it replay as they ran. A
+// run whose input names its version (RunInput.Lean, StartLean) records
+// no marker at all.
 const versionLean = "lean"
 
 // leanV2 is versionLean's second version, named versionLean2 in the trail:
@@ -387,6 +400,30 @@ const (
 	versionLean4                  = "lean-4"
 )
 
+// StartLean is the version of versionLean the starter writes into a new
+// run's input (RunInput.Lean). It stays leanV4 until a later version's
+// workers are everywhere: a worker that does not know the version a run
+// asks for holds the run (see leanOf) until one that does polls.
+const StartLean = leanV4
+
+// leanOf is the run's version of versionLean: the one its input names, or,
+// for a run started without one, what GetVersion recorded (replay) or
+// records now (a start by an older gateway).
+func leanOf(ctx workflow.Context, in *RunInput) workflow.Version {
+	switch {
+	case in.Lean == 0: // not named
+		return workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, leanV4)
+	case in.Lean > leanV4:
+		// As GetVersion does for a version newer than the code: the task
+		// fails, and is retried until a worker that knows it takes it. The
+		// run neither goes on under behaviour it did not ask for nor ends.
+		panic(fmt.Sprintf("run input asks for workflow version %s-%d, newer than this worker knows (%s-%d)", versionLean, in.Lean, versionLean, leanV4))
+	}
+	// leanV4 itself, or an older version no gateway ever wrote: verifyStart
+	// refuses the latter, and the run runs on leanV4 until it ends.
+	return leanV4
+}
+
 func newRun(ctx workflow.Context, in *RunInput, w Runner) *run {
 	if in == nil {
 		in = &RunInput{} // a start with no input is unsigned, and refused as such
@@ -400,7 +437,7 @@ func newRun(ctx workflow.Context, in *RunInput, w Runner) *run {
 		answeredIn: -1,
 		startedIn:  -1,
 	}
-	if lean := workflow.GetVersion(ctx, versionLean, workflow.DefaultVersion, leanV4); lean != workflow.DefaultVersion {
+	if lean := leanOf(ctx, in); lean != workflow.DefaultVersion {
 		// Every version before lean is implied, without a marker of its own.
 		// The deliverer (lean.go) serialises the notices. The starter
 		// waits for the first task.
@@ -463,6 +500,9 @@ func (r *run) verifyStart(ctx workflow.Context) string {
 	info := workflow.GetInfo(ctx)
 	if r.in.Resume != nil {
 		return "refused: the run was started with resume state, which only its own continue-as-new may carry"
+	}
+	if r.in.Lean != 0 && r.in.Lean < leanV4 {
+		return fmt.Sprintf("refused: the run's input asks for workflow version %s-%d, which no gateway writes", versionLean, r.in.Lean)
 	}
 	var why string
 	check := func(workflow.Context) any {
