@@ -604,6 +604,6 @@ func idempotencyKey(c echo.Context) (string, error) {
 	return key, nil
 }
 
-func runPath(run approval.Run) string {
-	return "/api/v1/workspaces/" + run.Workspace + "/runs/" + run.ID
-}
+// runPath is a run's API path, for Location headers: the one the client
+// builds too (runPathOf), escaped the same way.
+func runPath(run approval.Run) string { return runPathOf(run.Workspace, run.ID) }
